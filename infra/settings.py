@@ -1,0 +1,59 @@
+"""Every address and knob paycenter uses, read from environment variables.
+
+Defaults point at the embedded services that `make run` / the test session start on loopback;
+production sets the variables to a real Kafka cluster and ClickHouse server, no code changes.
+The table in docs/operators.md lists each variable.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Kafka: a librdkafka-style bootstrap list, "host:port[,host:port]".
+    kafka_bootstrap: str = field(default_factory=lambda: _env("PAYCENTER_KAFKA_BOOTSTRAP", "127.0.0.1:19092"))
+    # Prefix for every topic name, so several environments (or test sessions) share one cluster.
+    topic_prefix: str = field(default_factory=lambda: _env("PAYCENTER_TOPIC_PREFIX", ""))
+    clickhouse_host: str = field(default_factory=lambda: _env("PAYCENTER_CLICKHOUSE_HOST", "127.0.0.1"))
+    clickhouse_port: int = field(default_factory=lambda: int(_env("PAYCENTER_CLICKHOUSE_PORT", "19000")))
+    clickhouse_http_port: int = field(default_factory=lambda: int(_env("PAYCENTER_CLICKHOUSE_HTTP_PORT", "18123")))
+    clickhouse_database: str = field(default_factory=lambda: _env("PAYCENTER_CLICKHOUSE_DATABASE", "paycenter"))
+    clickhouse_user: str = field(default_factory=lambda: _env("PAYCENTER_CLICKHOUSE_USER", "default"))
+    clickhouse_password: str = field(default_factory=lambda: _env("PAYCENTER_CLICKHOUSE_PASSWORD", ""))
+    # Where the embedded broker / ClickHouse keep files, pids and logs (git-ignored).
+    data_dir: Path = field(default_factory=lambda: Path(_env("PAYCENTER_DATA_DIR", str(REPO_ROOT / ".data"))))
+    # Routing configuration (channels, banks, fees, limits) as YAML.
+    routing_config: Path = field(
+        default_factory=lambda: Path(_env("PAYCENTER_ROUTING_CONFIG", str(REPO_ROOT / "infra" / "routing.demo.yaml")))
+    )
+    # Calendar of the daily limits when a channel does not name its own.
+    timezone: str = field(default_factory=lambda: _env("PAYCENTER_TIMEZONE", "Asia/Shanghai"))
+    # Session timeout for consumer groups; Tansu makes a first join wait about half of it.
+    session_timeout_s: float = field(default_factory=lambda: float(_env("PAYCENTER_SESSION_TIMEOUT_S", "6")))
+    # Executor: how many channel calls may be in flight per worker.
+    executor_concurrency: int = field(default_factory=lambda: int(_env("PAYCENTER_EXECUTOR_CONCURRENCY", "200")))
+    # Executor: how long a PENDING attempt is polled at the channel before it is reported as pending.
+    pending_poll_deadline_s: float = field(default_factory=lambda: float(_env("PAYCENTER_PENDING_POLL_DEADLINE_S", "15")))
+    # Key used to turn card numbers into tokens (HMAC); never logged.
+    card_token_key: str = field(default_factory=lambda: _env("PAYCENTER_CARD_TOKEN_KEY", "dev-only-card-token-key"))
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def broker_url(self) -> str:
+        """faust's form of the bootstrap list."""
+        return ";".join(f"kafka://{h}" for h in self.kafka_bootstrap.split(","))
+
+
+def load() -> Settings:
+    return Settings()

@@ -1,0 +1,164 @@
+"""Typed records for every topic (pydantic), mirroring the Avro schemas in schemas/avro.
+
+`to_avro()` gives the dict fastavro writes; `from_avro()` validates what fastavro read. Money is
+integer fen everywhere; times are epoch milliseconds.
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.codec import codec
+
+
+class Operation(StrEnum):
+    PAY_IN = "PAY_IN"
+    PAYOUT = "PAYOUT"
+    AUTHENTICATE = "AUTHENTICATE"
+
+
+class CardType(StrEnum):
+    DEBIT = "DEBIT"
+    CREDIT = "CREDIT"
+
+
+class AttemptStatus(StrEnum):
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+    PENDING = "PENDING"
+
+
+class FailureKind(StrEnum):
+    NONE = "NONE"
+    CHANNEL = "CHANNEL"  # channel-side: another channel may succeed
+    CUSTOMER = "CUSTOMER"  # customer-side: retrying elsewhere would fail too, or worse, charge
+
+
+class OutcomeStatus(StrEnum):
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    REJECTED = "REJECTED"
+    PARTIAL = "PARTIAL"
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, use_enum_values=False)
+    schema_name: ClassVar[str]
+
+    def to_avro(self) -> dict:
+        return self.model_dump(mode="json")
+
+    def encode(self) -> bytes:
+        return codec(self.schema_name).encode(self.to_avro())
+
+    @classmethod
+    def from_avro(cls, data: dict):
+        return cls.model_validate(data)
+
+    @classmethod
+    def decode(cls, payload: bytes):
+        return cls.from_avro(codec(cls.schema_name).decode(payload))
+
+
+class PaymentCommand(Record):
+    schema_name: ClassVar[str] = "payment_command"
+    order_id: str = Field(min_length=1, max_length=64)
+    business_line: str
+    operation: Operation
+    amount_fen: int
+    currency: str = "CNY"
+    card_token: str = Field(min_length=1)
+    bank_code: str
+    card_type: CardType
+    user_present: bool = False
+    funder: str | None = None
+    requested_at_ms: int
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class Attempt(Record):
+    schema_name: ClassVar[str] = "attempt"
+    attempt_id: str
+    order_id: str
+    attempt_no: int
+    business_line: str
+    operation: Operation
+    card_token: str
+    bank_code: str
+    card_type: CardType
+    channel_id: str
+    amount_fen: int
+    expected_fee_fen: int
+    created_at_ms: int
+    decision: str = ""
+
+
+class AttemptResult(Record):
+    schema_name: ClassVar[str] = "attempt_result"
+    attempt_id: str
+    order_id: str
+    attempt_no: int
+    business_line: str
+    operation: Operation
+    card_token: str
+    bank_code: str
+    channel_id: str
+    amount_fen: int
+    status: AttemptStatus
+    failure_kind: FailureKind
+    channel_code: str
+    channel_message: str = ""
+    channel_txn_id: str | None = None
+    fee_fen: int = 0
+    latency_ms: int
+    started_at_ms: int
+    finished_at_ms: int
+
+
+class OutcomePart(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    attempt_id: str
+    channel_id: str
+    bank_code: str
+    amount_fen: int
+    fee_fen: int
+    status: AttemptStatus
+    channel_txn_id: str | None = None
+
+
+class Outcome(Record):
+    schema_name: ClassVar[str] = "outcome"
+    order_id: str
+    business_line: str
+    operation: Operation
+    card_token: str
+    status: OutcomeStatus
+    amount_fen: int
+    succeeded_amount_fen: int
+    fee_fen: int
+    attempts: int
+    reason_code: str = ""
+    reason: str = ""
+    parts: list[OutcomePart] = Field(default_factory=list)
+    duplicate: bool = False
+    requested_at_ms: int
+    decided_at_ms: int
+
+
+class DeadLetter(Record):
+    schema_name: ClassVar[str] = "dead_letter"
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    key: bytes | None = None
+    payload: bytes | None = None
+    reason_code: str
+    reason: str
+    order_id: str | None = None
+    failed_at_ms: int
+
+    def to_avro(self) -> dict:
+        # bytes must stay bytes for fastavro (json mode would base64 them)
+        return self.model_dump(mode="python")
