@@ -1,0 +1,197 @@
+"""`paycenter`: the command line. Every subcommand has --help."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+
+from infra.settings import load as load_settings
+
+
+def cmd_worker(args) -> int:
+    settings = load_settings()
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.role == "journal":
+        from streams import journal
+        return journal.run(settings)
+    import faust
+    from processors.routing_config import load as load_config
+    config = load_config(settings.routing_config)
+    if args.role == "router":
+        from streams import router as module
+    else:
+        from streams import executor as module
+    app = module.build(settings, config)
+    worker = faust.Worker(app, loglevel=args.log_level.upper(), quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
+def cmd_run(args) -> int:
+    from infra import services
+    from paycenter import demo
+    from paycenter.supervisor import Supervisor
+    from processors.routing_config import load as load_config
+
+    os.environ.setdefault("PAYCENTER_ALLOW_DEV_SECRETS", "1")
+    settings = load_settings()
+    config = load_config(settings.routing_config)
+    print(f"starting broker and ClickHouse (data under {settings.data_dir}) ...", flush=True)
+    services.start_all(settings)
+    sup = Supervisor(settings)
+    try:
+        print("starting channel simulators: " + ", ".join(config.channels), flush=True)
+        sup.start_simulators(config)
+        print("starting workers: router, executor, journal (logs in "
+              f"{sup.log_dir}) ...", flush=True)
+        sup.start_workers()
+        print(f"demo traffic at {args.rate:g} commands/s; journal in ClickHouse "
+              f"{settings.clickhouse_host}:{settings.clickhouse_port} database {settings.clickhouse_database}",
+              flush=True)
+        summary = demo.run(settings, args.rate, args.duration)
+        print(f"\nstopping: {summary.outcomes} outcomes, {dict(summary.by_status)}", flush=True)
+        sup.check_alive()
+        return 0
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+        return 0
+    finally:
+        sup.stop_all()
+        if not args.keep_services:
+            services.stop_all(settings)
+        print("stopped: no paycenter process left running", flush=True)
+
+
+def cmd_demo(args) -> int:
+    from paycenter import demo
+    demo.run(load_settings(), args.rate, args.duration)
+    return 0
+
+
+def cmd_submit(args) -> int:
+    from confluent_kafka import Producer
+    from paycenter.demo import outcome_consumer
+    from processors.pan import tokenize
+    from schemas.records import Outcome, PaymentCommand
+
+    settings = load_settings()
+    if bool(args.card_number) == bool(args.card_token):
+        print("give exactly one of --card-number (tokenized here, never sent) or --card-token", file=sys.stderr)
+        return 2
+    token = args.card_token or tokenize(args.card_number, settings.card_token_key)
+    cmd = PaymentCommand(order_id=args.order_id, business_line=args.business_line, operation=args.operation,
+                         amount_fen=args.amount_fen, card_token=token, bank_code=args.bank,
+                         card_type=args.card_type, user_present=args.user_present,
+                         requested_at_ms=time.time_ns() // 1_000_000)
+    consumer = outcome_consumer(settings) if args.wait else None
+    p = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True})
+    p.produce(settings.topic("pay.commands"), key=token.encode(), value=cmd.encode())
+    p.flush(10)
+    print(f"submitted {cmd.order_id} ({cmd.operation.value} {cmd.amount_fen} fen, card {token})")
+    if consumer is None:
+        return 0
+    end = time.monotonic() + args.wait
+    try:
+        while time.monotonic() < end:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            out = Outcome.decode(msg.value())
+            if out.order_id == cmd.order_id:
+                print(json.dumps(out.to_avro(), indent=2))
+                return 0
+    finally:
+        consumer.close()
+    print(f"no outcome for {cmd.order_id} within {args.wait} s: are the workers running (`make run`)?",
+          file=sys.stderr)
+    return 1
+
+
+def cmd_config(args) -> int:
+    from pydantic import ValidationError
+    from processors.routing_config import load as load_config
+    path = args.file or load_settings().routing_config
+    try:
+        config = load_config(path)
+    except (ValidationError, ValueError, OSError) as exc:
+        print(f"invalid routing config {path}:\n{exc}", file=sys.stderr)
+        return 1
+    if args.action == "validate":
+        print(f"{path}: valid ({len(config.channels)} channels, {len(config.business_lines)} business lines)")
+    else:
+        print(json.dumps(config.model_dump(mode="json"), indent=2))
+    return 0
+
+
+def cmd_infra(args) -> int:
+    from infra import services
+    return services.main(args.infra_args)
+
+
+def cmd_simulator(args) -> int:
+    from connectors.simulator.__main__ import main as sim_main
+    return sim_main(args.sim_args)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="paycenter", description="Payment routing center: route payment commands "
+                                "from Kafka to payment channels, watch their health, journal to ClickHouse.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="start everything (broker, ClickHouse, simulators, workers) and demo traffic")
+    r.add_argument("--rate", type=float, default=300.0, help="demo commands per second (default 300)")
+    r.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
+    r.add_argument("--keep-services", action="store_true", help="leave broker and ClickHouse running on exit")
+    r.set_defaults(func=cmd_run)
+
+    w = sub.add_parser("worker", help="run one stream worker")
+    w.add_argument("role", choices=("router", "executor", "journal"))
+    w.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
+    w.set_defaults(func=cmd_worker)
+
+    d = sub.add_parser("demo", help="publish demo traffic and show the live summary (workers must be running)")
+    d.add_argument("--rate", type=float, default=300.0)
+    d.add_argument("--duration", type=float, default=None)
+    d.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("submit", help="submit one payment command, optionally wait for its outcome")
+    s.add_argument("--order-id", required=True)
+    s.add_argument("--business-line", default="card_repayment")
+    s.add_argument("--operation", default="PAY_IN", choices=("PAY_IN", "PAYOUT", "AUTHENTICATE"))
+    s.add_argument("--amount-fen", type=int, required=True, help="amount in fen (integer minor units)")
+    s.add_argument("--card-number", help="tokenized locally with PAYCENTER_CARD_TOKEN_KEY; never published")
+    s.add_argument("--card-token")
+    s.add_argument("--bank", required=True, help="bank code, e.g. ICBC")
+    s.add_argument("--card-type", default="DEBIT", choices=("DEBIT", "CREDIT"))
+    s.add_argument("--user-present", action="store_true")
+    s.add_argument("--wait", type=float, default=0, help="seconds to wait for the outcome (0: don't wait)")
+    s.set_defaults(func=cmd_submit)
+
+    c = sub.add_parser("config", help="validate or show a routing configuration")
+    c.add_argument("action", choices=("validate", "show"))
+    c.add_argument("file", nargs="?", help="YAML file (default: PAYCENTER_ROUTING_CONFIG)")
+    c.set_defaults(func=cmd_config)
+
+    i = sub.add_parser("infra", help="embedded broker and ClickHouse: up, down, status, provision, migrate",
+                       add_help=False)
+    i.add_argument("infra_args", nargs=argparse.REMAINDER)
+    i.set_defaults(func=cmd_infra)
+
+    m = sub.add_parser("simulator", help="run a channel simulator (see `paycenter simulator --help`)",
+                       add_help=False)
+    m.add_argument("sim_args", nargs=argparse.REMAINDER)
+    m.set_defaults(func=cmd_simulator)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""What every stream role shares: the faust app factory, topic handles, dead letters, clocks."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+import faust
+
+from infra.settings import Settings
+from schemas.records import DeadLetter
+
+log = logging.getLogger("paycenter.streams")
+
+PARTITIONS = 6  # pay.commands / attempts / results / outcomes; infra/topics.yaml is the source of truth
+Clock = Callable[[], int]
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def make_app(role: str, settings: Settings, **overrides) -> faust.App:
+    """One faust app (and so one consumer group) per role.
+
+    Topics are provisioned by infra (never declared or auto-created by faust), and faust's leader
+    topic is not used. The router's app id is plain "paycenter" so its table changelogs are
+    "paycenter-<table>-changelog" as provisioned.
+    """
+    app_id = settings.topic_prefix + ("paycenter" if role == "router" else f"paycenter-{role}")
+    conf = dict(
+        broker=settings.broker_url,
+        store="memory://",
+        topic_partitions=PARTITIONS,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        table_standby_replicas=0,
+        web_enabled=False,
+        producer_linger_ms=2,
+        broker_commit_interval=1.0,
+    )
+    conf.update(overrides)
+    return faust.App(app_id, **conf)
+
+
+def raw_topic(app: faust.App, settings: Settings, *names: str):
+    return app.topic(*(settings.topic(n) for n in names), key_type=bytes, value_type=bytes,
+                     key_serializer="raw", value_serializer="raw")
+
+
+def dead_letter(event, reason_code: str, reason: str, order_id: str | None = None,
+                keep_payload: bool = True) -> DeadLetter:
+    msg = event.message
+    return DeadLetter(source_topic=msg.topic, source_partition=msg.partition, source_offset=msg.offset,
+                      key=msg.key, payload=msg.value if keep_payload else None, reason_code=reason_code,
+                      reason=reason, order_id=order_id, failed_at_ms=wall_clock_ms())
