@@ -1,0 +1,50 @@
+"""Command validation: reject what no routing could ever satisfy, saying what to fix."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from processors.routing_config import RoutingConfig
+from schemas.records import Operation, PaymentCommand
+
+SUPPORTED_CURRENCIES = frozenset({"CNY"})
+# 10^12 fen = 10 billion CNY: far above any real payment; larger values are a unit or parsing bug.
+MAX_AMOUNT_FEN = 10**12
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason_code: str
+    reason: str
+
+
+def validate_command(cmd: PaymentCommand, config: RoutingConfig) -> Rejection | None:
+    """None when the command can be routed; otherwise the first problem found."""
+    if cmd.operation == Operation.AUTHENTICATE:
+        if cmd.amount_fen != 0:
+            return Rejection(
+                "INVALID_AMOUNT",
+                f"AUTHENTICATE moves no money: amount_fen must be 0, got {cmd.amount_fen}",
+            )
+    elif cmd.amount_fen <= 0:
+        return Rejection(
+            "INVALID_AMOUNT",
+            f"{cmd.operation.value} needs a positive amount_fen (integer fen, 1 CNY = 100), got {cmd.amount_fen}",
+        )
+    elif cmd.amount_fen > MAX_AMOUNT_FEN:
+        return Rejection(
+            "INVALID_AMOUNT",
+            f"amount_fen {cmd.amount_fen} exceeds the sanity cap {MAX_AMOUNT_FEN}; "
+            "amounts are integer fen (1 CNY = 100), check the unit",
+        )
+    if cmd.currency not in SUPPORTED_CURRENCIES:
+        return Rejection(
+            "UNSUPPORTED_CURRENCY",
+            f"currency {cmd.currency!r} is not supported; send CNY amounts in fen",
+        )
+    if cmd.business_line not in config.business_lines:
+        known = ", ".join(sorted(config.business_lines))
+        return Rejection(
+            "UNKNOWN_BUSINESS_LINE",
+            f"business_line {cmd.business_line!r} is not configured; use one of: {known}",
+        )
+    return None
