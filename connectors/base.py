@@ -1,0 +1,108 @@
+"""The channel interface and the typed records every channel speaks.
+
+A *channel* is a payment company (or its simulator). The executor only sees this interface, so a
+new channel protocol is a new `Channel` implementation, nothing else changes.
+
+Money is integer fen. A `ChannelResponse` is always returned for money movements, never an
+exception: an unexpected failure is turned into a PENDING answer ("we do not know whether money
+moved"), which the executor resolves with `query_status`.
+"""
+from __future__ import annotations
+
+import datetime
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from schemas.records import AttemptStatus, CardType, FailureKind, Operation
+
+
+class ChannelError(Exception):
+    """A call that is not a money movement (statement download) could not be completed."""
+
+
+@dataclass(frozen=True)
+class ChannelRequest:
+    attempt_id: str  # `order_id.attempt_no`; the channel is idempotent on it
+    order_id: str
+    operation: Operation
+    card_token: str  # never a card number
+    bank_code: str
+    card_type: CardType
+    amount_fen: int
+
+    def __post_init__(self) -> None:
+        # bool is an int subclass; reject it and floats so money can never be fractional.
+        if not isinstance(self.amount_fen, int) or isinstance(self.amount_fen, bool):
+            raise TypeError(f"amount_fen must be int fen, got {type(self.amount_fen).__name__}")
+
+
+@dataclass(frozen=True)
+class ChannelResponse:
+    status: AttemptStatus
+    failure_kind: FailureKind
+    channel_code: str  # the channel's code, or a local one: TIMEOUT, NETWORK, CONNECT, BAD_SIGNATURE...
+    message: str
+    channel_txn_id: str | None = None
+    fee_fen: int = 0
+
+    @property
+    def is_final(self) -> bool:
+        return self.status is not AttemptStatus.PENDING
+
+    @classmethod
+    def pending(cls, code: str, message: str) -> ChannelResponse:
+        """Outcome unknown: money may or may not have moved."""
+        return cls(AttemptStatus.PENDING, FailureKind.NONE, code, message)
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    attempt_id: str
+    channel_txn_id: str | None
+    operation: Operation
+    bank_code: str
+    amount_fen: int
+    fee_fen: int
+    status: AttemptStatus
+    credited: bool  # the money actually arrived (a SUCCESS that is not credited is a discrepancy)
+    booked_at_ms: int
+
+
+class Channel(ABC):
+    """One payment channel. Implementations must be safe to call concurrently."""
+
+    channel_id: str
+
+    @abstractmethod
+    async def debit(self, req: ChannelRequest) -> ChannelResponse:
+        """PAY_IN: take money from the customer's card."""
+
+    @abstractmethod
+    async def payout(self, req: ChannelRequest) -> ChannelResponse:
+        """PAYOUT: send money to the customer's card."""
+
+    @abstractmethod
+    async def authenticate(self, req: ChannelRequest) -> ChannelResponse:
+        """AUTHENTICATE: verify the card (may carry a fee, moves no principal)."""
+
+    @abstractmethod
+    async def query_status(self, attempt_id: str) -> ChannelResponse:
+        """The channel's current view of an attempt; PENDING if it (or we) cannot tell yet."""
+
+    @abstractmethod
+    async def fetch_statement(self, day: datetime.date) -> list[StatementLine]:
+        """The channel's final entries booked on `day` (its calendar). Raises ChannelError."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections. Idempotent."""
+
+    async def execute(self, req: ChannelRequest) -> ChannelResponse:
+        """Dispatch on `req.operation`."""
+        if req.operation is Operation.PAY_IN:
+            return await self.debit(req)
+        if req.operation is Operation.PAYOUT:
+            return await self.payout(req)
+        if req.operation is Operation.AUTHENTICATE:
+            return await self.authenticate(req)
+        raise ValueError(f"unsupported operation {req.operation!r}")

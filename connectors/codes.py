@@ -1,0 +1,95 @@
+"""The simulator protocol's channel codes and what each means for the order.
+
+The failure kind decides what the router may do next:
+* CUSTOMER - the card/customer is the problem; another channel would fail the same way (or, for a
+  card reported lost, must not be tried at all). Never retried elsewhere.
+* CHANNEL - this channel could not do it; another channel may, and nothing moved here.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from schemas.records import AttemptStatus, FailureKind
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CodeMeaning:
+    status: AttemptStatus
+    failure_kind: FailureKind
+    description: str
+
+
+def _ok(d: str) -> CodeMeaning:
+    return CodeMeaning(AttemptStatus.SUCCESS, FailureKind.NONE, d)
+
+
+def _pending(d: str) -> CodeMeaning:
+    return CodeMeaning(AttemptStatus.PENDING, FailureKind.NONE, d)
+
+
+def _customer(d: str) -> CodeMeaning:
+    return CodeMeaning(AttemptStatus.FAILED, FailureKind.CUSTOMER, d)
+
+
+def _channel(d: str) -> CodeMeaning:
+    return CodeMeaning(AttemptStatus.FAILED, FailureKind.CHANNEL, d)
+
+
+SUCCESS = "0000"
+PROCESSING = "P001"
+INSUFFICIENT_BALANCE = "E101"
+CARD_FROZEN = "E102"
+INVALID_CARD = "E103"
+CARD_LIMIT = "E104"
+BANK_BUSY = "E201"
+CHANNEL_LIMIT = "E202"
+BANK_NOT_SUPPORTED = "E203"
+MAINTENANCE = "E204"
+BAD_REQUEST = "E400"
+BAD_SIGNATURE = "E401"
+UNKNOWN_ATTEMPT = "E404"
+CONFLICT = "E409"
+INTERNAL_ERROR = "E500"
+UNAVAILABLE = "E503"
+
+CODES: dict[str, CodeMeaning] = {
+    SUCCESS: _ok("success"),
+    PROCESSING: _pending("processing; final result later (query the status)"),
+    INSUFFICIENT_BALANCE: _customer("insufficient balance"),
+    CARD_FROZEN: _customer("card frozen or reported lost"),
+    INVALID_CARD: _customer("invalid card or card information mismatch"),
+    CARD_LIMIT: _customer("exceeds the card's limit at the issuing bank"),
+    BANK_BUSY: _channel("bank system busy"),
+    CHANNEL_LIMIT: _channel("channel limit exceeded (per payment or per card per day)"),
+    BANK_NOT_SUPPORTED: _channel("bank not supported by the channel"),
+    MAINTENANCE: _channel("under maintenance"),
+    # E400/E401: the channel refused the request before processing it, so nothing was booked.
+    BAD_REQUEST: _channel("malformed request rejected by the channel"),
+    BAD_SIGNATURE: _channel("request signature rejected by the channel"),
+    # Query only. The channel has no trace of the attempt, so nothing moved there. Callers should
+    # only query after the original call has returned (a request still in flight is not booked yet).
+    UNKNOWN_ATTEMPT: _channel("unknown attempt: the channel never booked it"),
+    # The attempt_id exists at the channel with other details (a bug on our side). The original
+    # attempt may well have moved money, so only its status query can tell.
+    CONFLICT: _pending("attempt_id already used with different details; query its status"),
+    INTERNAL_ERROR: _channel("channel internal error"),
+    UNAVAILABLE: _channel("service unavailable (outage)"),
+}
+
+
+def classify(code: str) -> CodeMeaning:
+    """Map a channel code to a standard outcome.
+
+    An unknown code is *not* treated as a failure. The request reached the channel, which may
+    have moved money before replying with a code we do not know. Calling that FAILED would let
+    the router retry on another channel and could charge the customer twice. PENDING is the safe
+    answer; the executor resolves it with a status query (and reconciliation catches the rest).
+    """
+    meaning = CODES.get(code)
+    if meaning is None:
+        log.warning("unknown channel code %r: treating the attempt as PENDING until queried", code)
+        return _pending(f"unknown channel code {code!r}")
+    return meaning

@@ -1,0 +1,82 @@
+"""Unsigned admin endpoints for tests and the demo. Loopback clients only.
+
+    GET  /admin/ledger                   every final entry, in booking order
+    GET  /admin/stats                    calls per endpoint, duplicates, requests per attempt
+    POST /admin/banks/{bank_code}        patch a bank profile, e.g. {"outage": true}
+    POST /admin/discrepancies/{attempt}  plant a statement lie: {"credited": false} / {"omit": true}
+    POST /admin/reset                    forget everything, back to the start-up configuration
+"""
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from connectors.simulator.ledger import Discrepancy
+
+if TYPE_CHECKING:
+    from connectors.simulator.server import SimulatorServer
+
+
+def _loopback_only(request: web.Request) -> None:
+    # The admin API can rewrite the channel's behaviour and books: never expose it off-host,
+    # even if the simulator was bound to 0.0.0.0 by mistake.
+    try:
+        ok = request.remote is not None and ipaddress.ip_address(request.remote).is_loopback
+    except ValueError:
+        ok = False
+    if not ok:
+        raise web.HTTPForbidden(text="admin endpoints are loopback-only")
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text="body must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text="body must be a JSON object")
+    return data
+
+
+def add_routes(app: web.Application, sim: SimulatorServer) -> None:
+    async def ledger(request: web.Request) -> web.Response:
+        _loopback_only(request)
+        sim.books.settle(sim.clock())
+        return web.json_response([e.to_json() for e in sim.books.entries])
+
+    async def stats(request: web.Request) -> web.Response:
+        _loopback_only(request)
+        return web.json_response(sim.stats())
+
+    async def patch_bank(request: web.Request) -> web.Response:
+        _loopback_only(request)
+        changes = await _json_object(request)
+        try:
+            profile = sim.set_bank(request.match_info["bank_code"], changes)
+        except ValidationError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        return web.json_response(profile.model_dump())
+
+    async def discrepancy(request: web.Request) -> web.Response:
+        _loopback_only(request)
+        data = await _json_object(request)
+        try:
+            planted = Discrepancy(credited=data.get("credited"), omit=bool(data.get("omit", False)))
+        except TypeError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        sim.books.discrepancies[request.match_info["attempt_id"]] = planted
+        return web.json_response({"attempt_id": request.match_info["attempt_id"], **planted.__dict__})
+
+    async def reset(request: web.Request) -> web.Response:
+        _loopback_only(request)
+        sim.reset()
+        return web.json_response({"reset": True})
+
+    app.router.add_get("/admin/ledger", ledger)
+    app.router.add_get("/admin/stats", stats)
+    app.router.add_post("/admin/banks/{bank_code}", patch_bank)
+    app.router.add_post("/admin/discrepancies/{attempt_id}", discrepancy)
+    app.router.add_post("/admin/reset", reset)

@@ -1,0 +1,152 @@
+"""The simulator's books: every attempt it accepted, and the ledger of final entries.
+
+Pure state, no HTTP: the server asks it questions and records answers. Pending attempts resolve
+lazily: `settle(now)` books every attempt whose resolve time has passed, with `booked_at_ms` set
+to that resolve time (not to when someone looked), so the books do not depend on polling.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import heapq
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from connectors import codes
+from schemas.records import AttemptStatus, CardType, Operation
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    attempt_id: str
+    order_id: str
+    card_token: str
+    operation: Operation
+    bank_code: str
+    amount_fen: int
+    fee_fen: int
+    status: AttemptStatus  # SUCCESS (money moved) or FAILED (nothing moved)
+    code: str
+    txn_id: str
+    booked_at_ms: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class AttemptRecord:
+    attempt_id: str
+    order_id: str
+    card_token: str
+    bank_code: str
+    card_type: CardType
+    operation: Operation
+    amount_fen: int
+    fee_fen: int  # charged only if the attempt succeeds
+    txn_id: str
+    final_code: str
+    received_at_ms: int
+    resolve_at_ms: int  # == received_at_ms unless first answered P001
+    requests: int = 1
+    booked: bool = False
+
+    def code_at(self, now: int) -> str:
+        return codes.PROCESSING if now < self.resolve_at_ms else self.final_code
+
+
+@dataclass(frozen=True)
+class Discrepancy:
+    """Planted for reconciliation tests: how the statement should lie about an attempt."""
+
+    credited: bool | None = None  # False: listed as SUCCESS but the money never arrived
+    omit: bool = False  # missing from the statement altogether
+
+
+@dataclass
+class Books:
+    channel_id: str
+    seed: int
+    timezone: str
+    attempts: dict[str, AttemptRecord] = field(default_factory=dict)
+    entries: list[LedgerEntry] = field(default_factory=list)
+    discrepancies: dict[str, Discrepancy] = field(default_factory=dict)
+    # Indexes so each request costs O(log n) / O(attempts of that card), not O(all attempts).
+    _unbooked: list[tuple[int, str]] = field(default_factory=list)  # heap of (resolve_at_ms, attempt_id)
+    _by_card: dict[tuple[str, Operation], list[AttemptRecord]] = field(default_factory=dict)
+
+    def txn_id(self, attempt_id: str) -> str:
+        digest = hashlib.sha256(f"{self.channel_id}:{self.seed}:{attempt_id}".encode()).hexdigest()
+        return f"{self.channel_id}-{digest[:20]}"
+
+    def day_of(self, ms: int) -> datetime.date:
+        return datetime.datetime.fromtimestamp(ms / 1000, ZoneInfo(self.timezone)).date()
+
+    def add(self, record: AttemptRecord, now: int) -> None:
+        self.attempts[record.attempt_id] = record
+        self._by_card.setdefault((record.card_token, record.operation), []).append(record)
+        heapq.heappush(self._unbooked, (record.resolve_at_ms, record.attempt_id))
+        self.settle(now)
+
+    def settle(self, now: int) -> None:
+        """Book every attempt that has become final (idempotent: each attempt is booked once)."""
+        while self._unbooked and self._unbooked[0][0] <= now:
+            _, attempt_id = heapq.heappop(self._unbooked)
+            rec = self.attempts[attempt_id]
+            if not rec.booked:
+                rec.booked = True
+                self.entries.append(self._entry(rec))
+
+    def _entry(self, rec: AttemptRecord) -> LedgerEntry:
+        ok = rec.final_code == codes.SUCCESS
+        return LedgerEntry(
+            attempt_id=rec.attempt_id,
+            order_id=rec.order_id,
+            card_token=rec.card_token,
+            operation=rec.operation,
+            bank_code=rec.bank_code,
+            amount_fen=rec.amount_fen,
+            fee_fen=rec.fee_fen if ok else 0,
+            status=AttemptStatus.SUCCESS if ok else AttemptStatus.FAILED,
+            code=rec.final_code,
+            txn_id=rec.txn_id,
+            booked_at_ms=rec.resolve_at_ms,
+        )
+
+    def daily_used_fen(self, card_token: str, operation: Operation, day: datetime.date, now: int) -> int:
+        """Amount counted against the card's daily limit: successes plus still-pending attempts
+        (a pending attempt reserves its amount; it is released if it ends FAILED)."""
+        total = 0
+        for rec in self._by_card.get((card_token, operation), []):
+            if self.day_of(rec.received_at_ms) != day:
+                continue
+            if rec.code_at(now) in (codes.SUCCESS, codes.PROCESSING):
+                total += rec.amount_fen
+        return total
+
+    def statement(self, day: datetime.date) -> list[dict[str, Any]]:
+        lines = []
+        for e in self.entries:
+            if self.day_of(e.booked_at_ms) != day:
+                continue
+            planted = self.discrepancies.get(e.attempt_id, Discrepancy())
+            if planted.omit:
+                continue
+            credited = e.status is AttemptStatus.SUCCESS
+            if planted.credited is not None:
+                credited = planted.credited
+            lines.append(
+                {
+                    "attempt_id": e.attempt_id,
+                    "txn_id": e.txn_id,
+                    "operation": e.operation.value,
+                    "bank_code": e.bank_code,
+                    "amount_fen": e.amount_fen,
+                    "fee_fen": e.fee_fen,
+                    "status": e.status.value,
+                    "credited": credited,
+                    "booked_at_ms": e.booked_at_ms,
+                }
+            )
+        return lines
