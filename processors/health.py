@@ -1,0 +1,563 @@
+"""Channel-bank health: detect an abnormal channel-bank from its attempt results, demote it, restore it.
+
+Pure logic: no Kafka, no I/O, no clock reads. Time is always passed in as epoch milliseconds. The
+streams layer feeds every `AttemptResult` to `HealthMonitor.on_result`, calls `tick` on a timer,
+publishes the returned `HealthEvent`s (to the compacted `channel.health` topic keyed
+`channel_id:bank_code`, and to `pay.alerts`), and persists `to_dict()` (or one channel-bank at a
+time with `entry_to_dict`) in a changelog-backed table. Routers rebuild their view from the events
+alone with `ChannelBankHealth.apply_event`.
+
+The state machine (docs/health.md has the full description):
+
+    NORMAL --(20 consecutive channel failures | 800 consecutive pending)--> DEMOTED (level 1, 30 min)
+    DEMOTED --(demoted_until reached)--> PROBATION (routable; runs start from zero)
+    PROBATION --(probation_ms without a trip | enough successes)--> NORMAL (level back to 0)
+    PROBATION --(trip again)--> DEMOTED (level + 1, 30 min x 2^(level-1), capped at 4 h)
+    any --(operator demote)--> DEMOTED ; DEMOTED/PROBATION --(operator restore)--> NORMAL (level 0)
+
+Counting rules (per channel-bank):
+* SUCCESS resets both runs (consecutive failures and consecutive pending);
+* FAILED with a channel-side failure counts one failure and resets the pending run;
+* FAILED with FailureKind.CUSTOMER (e.g. insufficient balance) neither counts nor resets the failure
+  run (the channel worked; the customer could not pay) but, being a final answer, resets the pending run;
+* PENDING counts one pending and leaves the failure run alone.
+A result seen again (same attempt_id and status, within the last `dedupe_window` results of that
+channel-bank) is ignored: delivery is at-least-once and a replay must not count twice.
+"""
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any, Iterable, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from schemas.records import AttemptResult, AttemptStatus, FailureKind
+
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+STATE_VERSION = 1
+
+Key = tuple[str, str]  # (channel_id, bank_code)
+
+
+class HealthState(StrEnum):
+    NORMAL = "NORMAL"
+    DEMOTED = "DEMOTED"  # routers must avoid it
+    PROBATION = "PROBATION"  # routable again, but a new trip escalates the next demotion
+
+
+class HealthReason(StrEnum):
+    CONSECUTIVE_FAILURES = "CONSECUTIVE_FAILURES"
+    CONSECUTIVE_PENDING = "CONSECUTIVE_PENDING"
+    RESTORE_TIMER = "RESTORE_TIMER"
+    PROBATION_PASSED = "PROBATION_PASSED"
+    OPERATOR_DEMOTE = "OPERATOR_DEMOTE"
+    OPERATOR_RESTORE = "OPERATOR_RESTORE"
+
+
+class HealthPolicy(BaseModel):
+    """Thresholds and timings for one channel (or the default for every channel)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    failure_threshold: int = Field(20, ge=1, description="consecutive channel-side failures that trip")
+    pending_threshold: int = Field(800, ge=1, description="consecutive PENDING results that trip")
+    demotion_ms: int = Field(30 * MINUTE_MS, gt=0, description="first demotion's length")
+    escalation_factor: float = Field(2.0, ge=1.0, description="each trip in probation multiplies the length")
+    max_demotion_ms: int = Field(4 * HOUR_MS, gt=0, description="cap on an automatic demotion's length")
+    probation_ms: int = Field(
+        30 * MINUTE_MS, ge=0, description="after a restore: this long without a trip returns it to NORMAL"
+    )
+    probation_pass_successes: int | None = Field(
+        None, ge=1, description="if set: this many successes in probation also return it to NORMAL early"
+    )
+    dedupe_window: int = Field(64, ge=0, description="recent (attempt_id, status) remembered per channel-bank")
+
+    @model_validator(mode="after")
+    def _cap(self):
+        if self.max_demotion_ms < self.demotion_ms:
+            raise ValueError("max_demotion_ms must be at least demotion_ms")
+        return self
+
+    def demotion_for_level(self, level: int) -> int:
+        """Length of an automatic demotion at escalation `level` (1 = first): demotion_ms *
+        factor^(level-1), capped at max_demotion_ms."""
+        if level <= 1 or self.escalation_factor == 1.0:
+            return min(self.demotion_ms, self.max_demotion_ms)
+        length = float(self.demotion_ms)
+        for _ in range(level - 1):  # ends early: each step multiplies by >1 until the cap
+            length *= self.escalation_factor
+            if length >= self.max_demotion_ms:
+                return self.max_demotion_ms
+        return int(round(length))
+
+
+class HealthEvent(BaseModel):
+    """One transition of one channel-bank. Carries the state *after* the transition, so the latest
+    event of a key (what the compacted `channel.health` topic keeps) is a complete view."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    channel_id: str
+    bank_code: str
+    seq: int = Field(ge=1, description="per channel-bank transition number; views ignore seq <= theirs")
+    from_state: HealthState
+    to_state: HealthState
+    reason_code: HealthReason
+    reason: str = ""
+    consecutive_failures: int
+    consecutive_pending: int
+    at_ms: int
+    demoted_at_ms: int | None = Field(None, description="while DEMOTED: when this demotion began")
+    demoted_until_ms: int | None = Field(None, description="None while DEMOTED = until an operator restores")
+    demotion_level: int
+    probation_until_ms: int | None = None
+
+    @property
+    def key(self) -> str:
+        """The `channel.health` topic key."""
+        return f"{self.channel_id}:{self.bank_code}"
+
+    @property
+    def is_alert(self) -> bool:
+        """Worth a `pay.alerts` message: the channel-bank left service, or an operator acted."""
+        return self.to_state == HealthState.DEMOTED or self.reason_code == HealthReason.OPERATOR_RESTORE
+
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "HealthEvent":
+        return cls.model_validate(dict(data))
+
+
+@dataclass(slots=True)
+class ChannelBankHealth:
+    """The health of one channel-bank. The monitor keeps one per key; a router can keep its own,
+    built from `channel.health` events alone with `apply_event`."""
+
+    channel_id: str
+    bank_code: str
+    state: HealthState = HealthState.NORMAL
+    consecutive_failures: int = 0
+    consecutive_pending: int = 0
+    demotion_level: int = 0  # 0 in NORMAL; n = the n-th demotion in a row without a clean probation
+    demoted_at_ms: int | None = None
+    demoted_until_ms: int | None = None  # None while DEMOTED = indefinite (operator)
+    probation_until_ms: int | None = None
+    probation_successes: int = 0
+    last_reason_code: HealthReason | None = None
+    last_reason: str = ""
+    updated_at_ms: int | None = None
+    seq: int = 0
+
+    @property
+    def key(self) -> Key:
+        return (self.channel_id, self.bank_code)
+
+    def is_demoted(self, now_ms: int) -> bool:
+        """Must routers avoid it at `now_ms`? A timed demotion ends at demoted_until_ms exactly, even
+        if the RESTORE_TIMER event has not been produced yet."""
+        if self.state != HealthState.DEMOTED:
+            return False
+        return self.demoted_until_ms is None or now_ms < self.demoted_until_ms
+
+    def apply_event(self, event: HealthEvent) -> bool:
+        """Bring this view up to `event`; returns False (and changes nothing) for an event of another
+        key or one already applied (seq not newer), so replays and duplicates are harmless."""
+        if (event.channel_id, event.bank_code) != self.key or event.seq <= self.seq:
+            return False
+        self.state = event.to_state
+        self.consecutive_failures = event.consecutive_failures
+        self.consecutive_pending = event.consecutive_pending
+        self.demotion_level = event.demotion_level
+        self.demoted_at_ms = event.demoted_at_ms
+        self.demoted_until_ms = event.demoted_until_ms
+        self.probation_until_ms = event.probation_until_ms
+        if event.to_state != HealthState.PROBATION or event.from_state != HealthState.PROBATION:
+            self.probation_successes = 0
+        self.last_reason_code = event.reason_code
+        self.last_reason = event.reason
+        self.updated_at_ms = event.at_ms
+        self.seq = event.seq
+        return True
+
+    @classmethod
+    def from_events(cls, channel_id: str, bank_code: str, events: Iterable[HealthEvent]) -> "ChannelBankHealth":
+        view = cls(channel_id, bank_code)
+        for event in events:
+            view.apply_event(event)
+        return view
+
+    def to_dict(self) -> dict:
+        return {
+            "channel_id": self.channel_id,
+            "bank_code": self.bank_code,
+            "state": self.state.value,
+            "consecutive_failures": self.consecutive_failures,
+            "consecutive_pending": self.consecutive_pending,
+            "demotion_level": self.demotion_level,
+            "demoted_at_ms": self.demoted_at_ms,
+            "demoted_until_ms": self.demoted_until_ms,
+            "probation_until_ms": self.probation_until_ms,
+            "probation_successes": self.probation_successes,
+            "last_reason_code": None if self.last_reason_code is None else self.last_reason_code.value,
+            "last_reason": self.last_reason,
+            "updated_at_ms": self.updated_at_ms,
+            "seq": self.seq,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ChannelBankHealth":
+        reason = data.get("last_reason_code")
+        health = cls(
+            channel_id=str(data["channel_id"]),
+            bank_code=str(data["bank_code"]),
+            state=HealthState(data.get("state", HealthState.NORMAL)),
+            consecutive_failures=int(data.get("consecutive_failures", 0)),
+            consecutive_pending=int(data.get("consecutive_pending", 0)),
+            demotion_level=int(data.get("demotion_level", 0)),
+            demoted_at_ms=_opt_int(data.get("demoted_at_ms")),
+            demoted_until_ms=_opt_int(data.get("demoted_until_ms")),
+            probation_until_ms=_opt_int(data.get("probation_until_ms")),
+            probation_successes=int(data.get("probation_successes", 0)),
+            last_reason_code=None if reason is None else HealthReason(reason),
+            last_reason=str(data.get("last_reason", "")),
+            updated_at_ms=_opt_int(data.get("updated_at_ms")),
+            seq=int(data.get("seq", 0)),
+        )
+        if health.consecutive_failures < 0 or health.consecutive_pending < 0 or health.demotion_level < 0:
+            raise ValueError(f"negative count in health state of {health.key}")
+        if health.state == HealthState.PROBATION and health.probation_until_ms is None:
+            raise ValueError(f"PROBATION without probation_until_ms for {health.key}")
+        return health
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+class _Entry:
+    """Monitor-side state of one channel-bank: the health plus the recent results seen (dedupe)."""
+
+    __slots__ = ("health", "recent", "recent_set")
+
+    def __init__(self, health: ChannelBankHealth, recent: Iterable[tuple[str, str]] = ()):
+        self.health = health
+        self.recent: deque[tuple[str, str]] = deque(recent)
+        self.recent_set: set[tuple[str, str]] = set(self.recent)
+
+    def seen(self, mark: tuple[str, str], window: int) -> bool:
+        """True if `mark` was among the last `window` results; otherwise remembers it."""
+        if window <= 0:
+            return False
+        if mark in self.recent_set:
+            return True
+        self.recent.append(mark)
+        self.recent_set.add(mark)
+        while len(self.recent) > window:
+            self.recent_set.discard(self.recent.popleft())
+        return False
+
+
+class HealthMonitor:
+    """Channel-bank health for every channel-bank seen. `on_result` is O(1) (a transition, which is
+    rare, also pushes one timer onto a heap); `tick` costs O(due timers x log n)."""
+
+    def __init__(self, policies: Mapping[str, HealthPolicy] | None = None, default: HealthPolicy | None = None):
+        self._policies: dict[str, HealthPolicy] = dict(policies or {})
+        self._default = default if default is not None else HealthPolicy()
+        self._entries: dict[Key, _Entry] = {}
+        self._timers: list[tuple[int, int, str, str]] = []  # (due_ms, seq, channel_id, bank_code), lazy
+        self._demoted: set[Key] = set()
+
+    # -- configuration -------------------------------------------------------------------------
+
+    def policy_for(self, channel_id: str) -> HealthPolicy:
+        return self._policies.get(channel_id, self._default)
+
+    def set_policies(self, policies: Mapping[str, HealthPolicy] | None, default: HealthPolicy | None = None) -> None:
+        """Swap the configuration. Running demotions keep the length they were given; new
+        thresholds apply from the next result."""
+        self._policies = dict(policies or {})
+        if default is not None:
+            self._default = default
+
+    # -- inputs --------------------------------------------------------------------------------
+
+    def on_result(self, result: AttemptResult, now_ms: int) -> list[HealthEvent]:
+        """Account one attempt result; returns the transitions it (and any timer due by `now_ms`
+        for this channel-bank) caused, in order."""
+        key = (result.channel_id, result.bank_code)
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = _Entry(ChannelBankHealth(*key))
+        health = entry.health
+        policy = self._policies.get(result.channel_id, self._default)
+        events: list[HealthEvent] = []
+        if health.state != HealthState.NORMAL:
+            self._advance(entry, policy, now_ms, events)
+        status = result.status
+        if entry.seen((result.attempt_id, status.value), policy.dedupe_window):
+            return events
+        if status == AttemptStatus.SUCCESS:
+            health.consecutive_failures = 0
+            health.consecutive_pending = 0
+            if health.state == HealthState.PROBATION:
+                health.probation_successes += 1
+                wanted = policy.probation_pass_successes
+                if wanted is not None and health.probation_successes >= wanted:
+                    self._to_normal(
+                        entry, now_ms, HealthReason.PROBATION_PASSED,
+                        f"{health.probation_successes} successes in probation", events,
+                    )
+        elif status == AttemptStatus.FAILED:
+            health.consecutive_pending = 0
+            if result.failure_kind != FailureKind.CUSTOMER:
+                health.consecutive_failures += 1
+                if health.consecutive_failures >= policy.failure_threshold and health.state != HealthState.DEMOTED:
+                    self._trip(
+                        entry, policy, now_ms, HealthReason.CONSECUTIVE_FAILURES,
+                        f"{health.consecutive_failures} consecutive channel-side failures"
+                        f" (threshold {policy.failure_threshold}), last {result.channel_code}",
+                        events,
+                    )
+        else:  # PENDING
+            health.consecutive_pending += 1
+            if health.consecutive_pending >= policy.pending_threshold and health.state != HealthState.DEMOTED:
+                self._trip(
+                    entry, policy, now_ms, HealthReason.CONSECUTIVE_PENDING,
+                    f"{health.consecutive_pending} consecutive pending results (threshold {policy.pending_threshold})",
+                    events,
+                )
+        return events
+
+    def tick(self, now_ms: int) -> list[HealthEvent]:
+        """Fire every timer due by `now_ms` (restore after a demotion, end of probation), oldest
+        first. Timer events carry the time they were due, not `now_ms`, so the outcome does not
+        depend on how often tick runs."""
+        events: list[HealthEvent] = []
+        timers = self._timers
+        while timers and timers[0][0] <= now_ms:
+            _, _, channel_id, bank_code = heapq.heappop(timers)
+            entry = self._entries.get((channel_id, bank_code))
+            if entry is not None:  # stale timers (superseded by a later transition) do nothing here
+                self._advance(entry, self.policy_for(channel_id), now_ms, events)
+        return events
+
+    def next_due_ms(self) -> int | None:
+        """When `tick` next has something to do (may be a stale timer: then tick does nothing)."""
+        return self._timers[0][0] if self._timers else None
+
+    def force_demote(
+        self, channel_id: str, bank_code: str, reason: str, now_ms: int, duration_ms: int | None = None
+    ) -> list[HealthEvent]:
+        """Operator demotion, from any state (a demoted channel-bank gets the new end time).
+        duration_ms=None: until `restore`. The escalation level is left as it is; when a timed
+        operator demotion ends, the channel-bank goes to PROBATION like after any demotion."""
+        if duration_ms is not None and duration_ms <= 0:
+            raise ValueError("duration_ms must be positive (or None for 'until restored')")
+        if not reason:
+            raise ValueError("an operator demotion needs a reason")
+        key = (channel_id, bank_code)
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = _Entry(ChannelBankHealth(*key))
+        events: list[HealthEvent] = []
+        policy = self.policy_for(channel_id)
+        self._advance(entry, policy, now_ms, events)
+        until = None if duration_ms is None else now_ms + duration_ms
+        self._to_demoted(entry, now_ms, until, entry.health.demotion_level, HealthReason.OPERATOR_DEMOTE, reason, events)
+        return events
+
+    def restore(self, channel_id: str, bank_code: str, reason: str, now_ms: int) -> list[HealthEvent]:
+        """Operator restore: DEMOTED or PROBATION -> NORMAL, escalation reset, runs from zero.
+        A channel-bank already NORMAL is left alone (no event): repeating the command is harmless."""
+        entry = self._entries.get((channel_id, bank_code))
+        events: list[HealthEvent] = []
+        if entry is None:
+            return events
+        self._advance(entry, self.policy_for(channel_id), now_ms, events)
+        if entry.health.state != HealthState.NORMAL:
+            entry.health.consecutive_failures = 0
+            entry.health.consecutive_pending = 0
+            self._to_normal(entry, now_ms, HealthReason.OPERATOR_RESTORE, reason or "operator restore", events)
+        return events
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def demoted(self, now_ms: int) -> frozenset[Key]:
+        """The channel-banks routers must avoid at `now_ms` (O(number demoted))."""
+        return frozenset(k for k in self._demoted if self._entries[k].health.is_demoted(now_ms))
+
+    def is_demoted(self, channel_id: str, bank_code: str, now_ms: int) -> bool:
+        entry = self._entries.get((channel_id, bank_code))
+        return entry is not None and entry.health.is_demoted(now_ms)
+
+    def state_of(self, channel_id: str, bank_code: str) -> ChannelBankHealth:
+        """A copy of the channel-bank's health (NORMAL and zero counts if never seen). Timers that
+        are due but not yet fired by `tick`/`on_result` are not applied here; use `is_demoted`."""
+        entry = self._entries.get((channel_id, bank_code))
+        if entry is None:
+            return ChannelBankHealth(channel_id, bank_code)
+        return replace(entry.health)
+
+    def keys(self) -> frozenset[Key]:
+        return frozenset(self._entries)
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def entry_to_dict(self, channel_id: str, bank_code: str) -> dict | None:
+        """One channel-bank's full state (health + dedupe memory), for a table keyed by channel-bank."""
+        entry = self._entries.get((channel_id, bank_code))
+        if entry is None:
+            return None
+        data = entry.health.to_dict()
+        data["recent"] = [list(mark) for mark in entry.recent]
+        return data
+
+    def load_entry(self, data: Mapping[str, Any]) -> None:
+        """Put back one channel-bank's state saved with `entry_to_dict` (replaces what is there)."""
+        health = ChannelBankHealth.from_dict(data)
+        recent = [(str(a), str(s)) for a, s in data.get("recent", ())]
+        window = self.policy_for(health.channel_id).dedupe_window
+        recent = recent[-window:] if window > 0 else []
+        entry = _Entry(health, recent)
+        self._entries[health.key] = entry
+        self._demoted.discard(health.key)
+        if health.state == HealthState.DEMOTED:
+            self._demoted.add(health.key)
+        self._schedule(entry)
+
+    def to_dict(self) -> dict:
+        """The whole monitor state, JSON-friendly (policies are configuration, not state)."""
+        return {
+            "version": STATE_VERSION,
+            "channel_banks": [self.entry_to_dict(*key) for key in sorted(self._entries)],
+        }
+
+    @classmethod
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        policies: Mapping[str, HealthPolicy] | None = None,
+        default: HealthPolicy | None = None,
+    ) -> "HealthMonitor":
+        if data.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported health state version {data.get('version')!r}")
+        monitor = cls(policies, default)
+        for item in data.get("channel_banks", ()):
+            monitor.load_entry(item)
+        return monitor
+
+    # -- transitions ---------------------------------------------------------------------------
+
+    def _advance(self, entry: _Entry, policy: HealthPolicy, now_ms: int, events: list[HealthEvent]) -> None:
+        """Apply the timers of this channel-bank that are due by now_ms, each at its due time."""
+        health = entry.health
+        while True:
+            if health.state == HealthState.DEMOTED:
+                due = health.demoted_until_ms
+                if due is None or due > now_ms:
+                    return
+                health.consecutive_failures = 0
+                health.consecutive_pending = 0
+                health.probation_successes = 0
+                self._emit(
+                    entry, HealthState.PROBATION, HealthReason.RESTORE_TIMER, due,
+                    f"demotion ended; probation for {policy.probation_ms} ms", events,
+                    demoted_until_ms=None, probation_until_ms=due + policy.probation_ms,
+                )
+                self._demoted.discard(health.key)
+                self._schedule(entry)
+            elif health.state == HealthState.PROBATION:
+                due = health.probation_until_ms
+                if due is None or due > now_ms:
+                    return
+                self._to_normal(entry, due, HealthReason.PROBATION_PASSED, f"no trip in {policy.probation_ms} ms", events)
+            else:
+                return
+
+    def _trip(
+        self, entry: _Entry, policy: HealthPolicy, now_ms: int, code: HealthReason, reason: str,
+        events: list[HealthEvent],
+    ) -> None:
+        level = entry.health.demotion_level + 1  # 0 in NORMAL, so a first trip is level 1
+        self._to_demoted(entry, now_ms, now_ms + policy.demotion_for_level(level), level, code, reason, events)
+
+    def _to_demoted(
+        self, entry: _Entry, now_ms: int, until: int | None, level: int, code: HealthReason, reason: str,
+        events: list[HealthEvent],
+    ) -> None:
+        health = entry.health
+        health.demotion_level = level
+        health.probation_successes = 0
+        self._emit(entry, HealthState.DEMOTED, code, now_ms, reason, events,
+                   demoted_until_ms=until, probation_until_ms=None)
+        self._demoted.add(health.key)
+        self._schedule(entry)
+
+    def _to_normal(self, entry: _Entry, now_ms: int, code: HealthReason, reason: str, events: list[HealthEvent]) -> None:
+        health = entry.health
+        health.demotion_level = 0
+        health.probation_successes = 0
+        self._emit(entry, HealthState.NORMAL, code, now_ms, reason, events, demoted_until_ms=None, probation_until_ms=None)
+        self._demoted.discard(health.key)
+
+    def _emit(
+        self, entry: _Entry, to_state: HealthState, code: HealthReason, at_ms: int, reason: str,
+        events: list[HealthEvent], *, demoted_until_ms: int | None, probation_until_ms: int | None,
+    ) -> None:
+        health = entry.health
+        from_state = health.state
+        health.state = to_state
+        if to_state != HealthState.DEMOTED:
+            health.demoted_at_ms = None
+        elif from_state != HealthState.DEMOTED or health.demoted_at_ms is None:
+            health.demoted_at_ms = at_ms  # an operator re-demoting keeps the original start
+        health.demoted_until_ms = demoted_until_ms
+        health.probation_until_ms = probation_until_ms
+        health.last_reason_code = code
+        health.last_reason = reason
+        health.updated_at_ms = at_ms
+        health.seq += 1
+        events.append(HealthEvent(
+            channel_id=health.channel_id,
+            bank_code=health.bank_code,
+            seq=health.seq,
+            from_state=from_state,
+            to_state=to_state,
+            reason_code=code,
+            reason=reason,
+            consecutive_failures=health.consecutive_failures,
+            consecutive_pending=health.consecutive_pending,
+            at_ms=at_ms,
+            demoted_at_ms=health.demoted_at_ms,
+            demoted_until_ms=demoted_until_ms,
+            demotion_level=health.demotion_level,
+            probation_until_ms=probation_until_ms,
+        ))
+
+    def _schedule(self, entry: _Entry) -> None:
+        health = entry.health
+        if health.state == HealthState.DEMOTED:
+            due = health.demoted_until_ms
+        elif health.state == HealthState.PROBATION:
+            due = health.probation_until_ms
+        else:
+            return
+        if due is not None:
+            heapq.heappush(self._timers, (due, health.seq, health.channel_id, health.bank_code))
+
+
+__all__ = [
+    "ChannelBankHealth",
+    "HealthEvent",
+    "HealthMonitor",
+    "HealthPolicy",
+    "HealthReason",
+    "HealthState",
+]
