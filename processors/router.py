@@ -1,12 +1,23 @@
 """The router: availability (may this channel take this payment at all?) then optimality (which one).
 
-Pure and deterministic: time comes in as `now_ms`, randomness only from the request's seed.
+Pure and deterministic: time comes in as `now_ms`, randomness only from the attempt id and seed.
 `Router(config)` precomputes an index (operation, bank_code) -> channel-banks, so a decision only
 looks at the channel-banks that reach the card's bank for that operation.
+
+Optimality: without statistics (v1), lowest fee, then higher priority, then channel id. With
+`stats` (v2, processors/scoring.py), highest expected value p_success * value - fee, same
+tie-breaks, and a configured share of decisions explores by Thompson sampling.
+
+Health: channel-banks in `RouteRequest.demoted` are excluded (DEMOTED), except (a) in an exploring
+decision, where they compete on their sampled score so a recovered channel-bank gets a chance to
+show it, and (b) as a last resort when nothing else is available (`scoring.demoted_last_resort`):
+the talk's demotion lowers a channel's priority, it does not switch it off, and a payment that may
+succeed beats one that is sure to be refused.
 """
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -14,6 +25,7 @@ from processors.fees import fee_fen, fee_schedule
 from processors.limits import CardUsage, channel_day
 from processors.maintenance import CompiledWindow, any_active, compile_windows, local_ms_of_day
 from processors.routing_config import Fee, RoutingConfig
+from processors.scoring import ChannelBankStats, attempt_rng, expected_value, success_value_fen, unit_draw
 from schemas.records import CardType, Operation
 
 # Exclusion reason codes, in the order the rules are checked. A channel is reported with the first
@@ -46,6 +58,7 @@ class RouteRequest:
     tried_channels: frozenset[str] = frozenset()
     agreements: frozenset[str] = frozenset()  # channel ids the card has signed a protocol-payment agreement with
     seed: int = 0
+    demoted: frozenset[tuple[str, str]] = frozenset()  # (channel_id, bank_code) demoted by health
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +69,8 @@ class Candidate:
     priority: int
     score: float  # higher is better; v1: -fee_fen
     remaining_daily_fen: int  # before this payment
+    p_success: float | None = None  # v2 estimate; None without statistics
+    demoted: bool = False  # only in exploring or last-resort decisions
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +86,7 @@ class Decision:
     candidates: tuple[Candidate, ...]  # best first
     excluded: tuple[Exclusion, ...]
     note: str = ""  # set when no channel reaches the bank for the operation at all
+    mode: str = "fee"  # "fee" (v1), "ev" (expected value), "explore" (Thompson sampling)
 
     @property
     def reason_code(self) -> str:
@@ -96,7 +112,10 @@ class Decision:
         """Compact JSON of the decision, for the attempt record and the journal."""
         out = {
             "chosen": self.chosen.channel_id if self.chosen else None,
-            "cand": [[c.channel_id, c.fee_fen, c.priority, round(c.score, 4), c.remaining_daily_fen]
+            "mode": self.mode,
+            # [channel, fee, priority, score, remaining daily, p_success, demoted]
+            "cand": [[c.channel_id, c.fee_fen, c.priority, round(c.score, 4), c.remaining_daily_fen,
+                      None if c.p_success is None else round(c.p_success, 4), int(c.demoted)]
                      for c in self.candidates],
             "excl": [[e.channel_id, e.reason_code, e.detail] for e in self.excluded],
         }
@@ -125,6 +144,13 @@ class RouteEntry:
     fee: Fee
     tz: ZoneInfo
     windows: tuple[CompiledWindow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Screened:
+    ok: list[tuple[RouteEntry, int]]  # available, with the card's remaining daily amount
+    held: list[tuple[RouteEntry, int]]  # available but demoted
+    excluded: list[Exclusion]
 
 
 class Router:
@@ -157,12 +183,14 @@ class Router:
     def entries(self, operation: Operation, bank_code: str) -> tuple[RouteEntry, ...]:
         return self._index.get((operation, bank_code), ())
 
-    def screen(self, req: RouteRequest, check_amount: bool = True) -> tuple[list[tuple[RouteEntry, int]], list[Exclusion]]:
-        """Availability. Returns (available entries with the card's remaining daily amount on each,
-        exclusions). With check_amount=False the per-payment and daily limits are not applied
-        (split planning applies them per part)."""
+    def screen(self, req: RouteRequest, check_amount: bool = True) -> Screened:
+        """Availability. Available entries come with the card's remaining daily amount on each;
+        demoted ones that pass every other rule are held apart. With check_amount=False the
+        per-payment and daily limits are not applied (split planning applies them per part)."""
         ok: list[tuple[RouteEntry, int]] = []
+        held: list[tuple[RouteEntry, int]] = []
         excluded: list[Exclusion] = []
+        demoted = req.demoted
         amount = req.amount_fen
         card_type = req.card_type
         now = req.now_ms
@@ -196,18 +224,66 @@ class Router:
             if cid in req.tried_channels:
                 excluded.append(Exclusion(cid, ALREADY_TRIED, "already tried for this order"))
                 continue
+            if demoted and (cid, e.bank_code) in demoted:
+                held.append((e, left))
+                continue
             ok.append((e, left))
-        return ok, excluded
+        return Screened(ok, held, excluded)
 
-    def route(self, req: RouteRequest) -> Decision:
-        ok, excluded = self.screen(req)
-        if not ok and not excluded:
+    def route(self, req: RouteRequest, stats: ChannelBankStats | None = None) -> Decision:
+        """Choose a channel-bank for `req`. Without `stats`: v1 (lowest fee). With: v2 (see module doc)."""
+        sc = self.screen(req)
+        if not sc.ok and not sc.held and not sc.excluded:
             return Decision(None, (), (), note=f"no channel supports {req.operation} for bank {req.bank_code}")
-        amount = req.amount_fen
+        scoring = self.config.scoring
+        explore = (stats is not None and scoring.exploration_share > 0
+                   and unit_draw(req.order_id, req.attempt_no, req.seed) < scoring.exploration_share)
+        pool, excluded = sc.ok, sc.excluded
+        if sc.held:
+            if explore or (not pool and scoring.demoted_last_resort):
+                pool = pool + sc.held
+            else:
+                excluded = excluded + [Exclusion(e.channel_id, DEMOTED, "demoted by channel health") for e, _ in sc.held]
+        if stats is None:
+            return Decision(*self._rank_by_fee(req, pool), tuple(excluded))
+        cands = self._rank_by_value(req, pool, stats)
+        if not explore or not cands:
+            return Decision(cands[0] if cands else None, tuple(cands), tuple(excluded), mode="ev")
+        return Decision(self._thompson(req, cands, stats), tuple(cands), tuple(excluded), mode="explore")
+
+    def _rank_by_fee(self, req: RouteRequest, pool) -> tuple[Candidate | None, tuple[Candidate, ...]]:
+        amount, demoted = req.amount_fen, req.demoted
         cands = []
-        for e, left in ok:
+        for e, left in pool:
             fee = fee_fen(e.fee, amount)
-            cands.append(Candidate(e.channel_id, e.bank_code, fee, e.priority, float(-fee), left))
+            cands.append(Candidate(e.channel_id, e.bank_code, fee, e.priority, float(-fee), left,
+                                   demoted=bool(demoted) and (e.channel_id, e.bank_code) in demoted))
         # v1 optimality: lowest fee, then higher priority, then channel id (deterministic)
         cands.sort(key=lambda c: (c.fee_fen, -c.priority, c.channel_id))
-        return Decision(cands[0] if cands else None, tuple(cands), tuple(excluded))
+        return (cands[0] if cands else None), tuple(cands)
+
+    def _rank_by_value(self, req: RouteRequest, pool, stats: ChannelBankStats) -> list[Candidate]:
+        amount, now, demoted = req.amount_fen, req.now_ms, req.demoted
+        value = success_value_fen(self.config.scoring, self.config.business_lines.get(req.business_line), amount)
+        cands = []
+        for e, left in pool:
+            fee = fee_fen(e.fee, amount)
+            p = stats.p_success(e.channel_id, e.bank_code, now)
+            # rounded so that equal estimates compare equal and the tie-breaks decide
+            score = round(expected_value(p, value, fee), 6)
+            cands.append(Candidate(e.channel_id, e.bank_code, fee, e.priority, score, left, p,
+                                   bool(demoted) and (e.channel_id, e.bank_code) in demoted))
+        cands.sort(key=lambda c: (-c.score, -c.priority, c.channel_id))
+        return cands
+
+    def _thompson(self, req: RouteRequest, cands: list[Candidate], stats: ChannelBankStats) -> Candidate:
+        rng = attempt_rng(req.order_id, req.attempt_no, req.seed)
+        value = success_value_fen(self.config.scoring, self.config.business_lines.get(req.business_line),
+                                  req.amount_fen)
+        best, best_score = cands[0], -math.inf
+        for c in cands:  # in ranked order, so ties keep the ranked order
+            a, b = stats.posterior(c.channel_id, c.bank_code, req.now_ms)
+            drawn = expected_value(rng.betavariate(a, b), value, c.fee_fen)
+            if drawn > best_score:
+                best, best_score = c, drawn
+        return best

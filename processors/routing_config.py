@@ -83,6 +83,23 @@ class BusinessLine(Strict):
     allow_split: bool = False
     max_attempts: int = Field(3, ge=1)
     deadline_ms: int = Field(60_000, gt=0)
+    max_split_parts: int = Field(4, ge=2, le=10, description="most parts one payment may be split into")
+    # Value of a successful payment for the expected-value score (see processors/scoring.py);
+    # None = the routing-wide default in `scoring`.
+    success_value_fen: int | None = Field(None, ge=0)
+    success_value_ppm: int | None = Field(None, ge=0)
+
+
+class ScoringConfig(Strict):
+    """Optimality v2 (processors/scoring.py): score = p_success * value - fee."""
+
+    half_life_ms: int = Field(1_800_000, gt=0, description="outcome weight halves every half-life (30 min)")
+    prior_successes: float = Field(19.0, gt=0, description="Beta prior: a new channel-bank starts at 95%")
+    prior_failures: float = Field(1.0, gt=0)
+    success_value_fen: int = Field(1_000, ge=0, description="value of a success, fixed part (fen)")
+    success_value_ppm: int = Field(10_000, ge=0, description="value of a success, share of the amount (1%)")
+    exploration_share: float = Field(0.03, ge=0, le=1, description="decisions made by Thompson sampling")
+    demoted_last_resort: bool = Field(True, description="use demoted channel-banks when nothing else is available")
 
 
 class RoutingConfig(Strict):
@@ -90,6 +107,7 @@ class RoutingConfig(Strict):
     timezone: str = "Asia/Shanghai"
     business_lines: dict[str, BusinessLine]
     channels: dict[str, Channel]
+    scoring: ScoringConfig = ScoringConfig()
 
     @model_validator(mode="before")
     @classmethod
