@@ -1,0 +1,79 @@
+"""Bring the local platform up and down in one call: broker, ClickHouse, topics, migrations.
+
+Used by `paycenter infra up/down/status`, `make run` and the test session (tests/conftest.py).
+Every step says what it does and how long it took; a failure says what to do next.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, TypeVar
+
+from infra import broker, clickhouse, migrate, topics
+from infra._proc import Progress, ServiceError
+from infra.settings import Settings
+
+T = TypeVar("T")
+
+__all__ = ["ServiceError", "UpReport", "start_all", "stop_all", "status", "step"]
+
+
+@dataclass
+class UpReport:
+    broker_started: bool = False  # False: an already running broker was reused
+    clickhouse_started: bool = False
+    topics: topics.ProvisionReport | None = None
+    migrations_applied: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def step(name: str, fn: Callable[[], T], progress: Progress) -> tuple[T, float]:
+    """Run one step, report its duration; errors keep their message and name the step."""
+    progress(f"[{name}] ...")
+    t0 = time.monotonic()
+    try:
+        out = fn()
+    except ServiceError as exc:
+        raise ServiceError(f"[{name}] failed after {time.monotonic() - t0:.1f} s: {exc}") from None
+    took = time.monotonic() - t0
+    progress(f"[{name}] done in {took:.1f} s")
+    return out, took
+
+
+def start_all(settings: Settings, progress: Progress = print, timeout: float = 30.0) -> UpReport:
+    """Start (or reuse) broker and ClickHouse, provision topics, apply migrations. Idempotent."""
+    report = UpReport()
+    t0 = time.monotonic()
+    started, report.seconds["broker"] = step("broker", lambda: broker.start(settings, progress, timeout), progress)
+    report.broker_started = started.started
+    report.clickhouse_started, report.seconds["clickhouse"] = step(
+        "clickhouse", lambda: clickhouse.start(settings, progress, timeout), progress)
+
+    def provision() -> topics.ProvisionReport:
+        r = topics.provision(settings, timeout=timeout, progress=progress)
+        progress(r.summary())
+        return r
+
+    report.topics, report.seconds["topics"] = step("topics", provision, progress)
+    applied, report.seconds["migrations"] = step("migrations", lambda: migrate.migrate(settings, progress), progress)
+    report.migrations_applied = [m.name for m in applied]
+    progress(f"platform up in {time.monotonic() - t0:.1f} s: Kafka {settings.kafka_bootstrap}, ClickHouse "
+             f"{settings.clickhouse_host}:{settings.clickhouse_port} (database {settings.clickhouse_database})")
+    return report
+
+
+def stop_all(settings: Settings, progress: Progress = print) -> None:
+    """Stop what this data dir started (ClickHouse first: it holds no Kafka state). Never touches
+    services started by someone else; the broker's topics are gone after this (memory storage)."""
+    errors: list[str] = []
+    for name, stop in (("clickhouse", clickhouse.stop), ("broker", broker.stop)):
+        try:
+            step(name + " stop", lambda stop=stop: stop(settings, progress), progress)
+        except ServiceError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise ServiceError("; ".join(errors))
+
+
+def status(settings: Settings) -> list[str]:
+    return [broker.status(settings), clickhouse.status(settings)]

@@ -1,0 +1,214 @@
+"""Topic catalogue (infra/topics.yaml) and provisioning.
+
+`spec()` gives typed `TopicSpec` records (look up partitions, names, schema, key); `provision()`
+makes the cluster match them as far as it can without losing data: it creates missing topics,
+adds partitions, and sets cleanup.policy / retention.ms on existing topics; what it cannot fix
+(more partitions than the spec; a broker refusing a change) is reported as a warning, never hidden.
+Running it twice is a no-op.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import yaml
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, NewTopic
+
+from infra import broker
+from infra._proc import ServiceError
+from infra.settings import Settings
+
+SPEC_FILE = Path(__file__).resolve().parent / "topics.yaml"
+
+COMMANDS = "pay.commands"
+ATTEMPTS = "pay.attempts"
+RESULTS = "pay.results"
+OUTCOMES = "pay.outcomes"
+DEADLETTER = "pay.deadletter"
+CONFIG = "pay.config"
+CHANNEL_HEALTH = "channel.health"
+ALERTS = "pay.alerts"
+CAPABILITY_CHANGES = "capability.changes"
+SETTLEMENT_RECORDS = "settlement.records"
+DISCREPANCIES = "reconcile.discrepancies"
+ORDERS_CHANGELOG = "paycenter-orders-changelog"
+CARD_USAGE_CHANGELOG = "paycenter-card_usage-changelog"
+
+_FIELDS = {"partitions", "cleanup_policy", "retention_ms", "replication_factor", "schema", "key", "description"}
+_POLICIES = {"delete", "compact", "compact,delete"}
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str  # without the prefix; `full_name(settings)` is what the cluster sees
+    partitions: int
+    cleanup_policy: str
+    retention_ms: int
+    replication_factor: int = -1
+    schema: str | None = None
+    key: str = ""
+    description: str = ""
+
+    def full_name(self, settings: Settings) -> str:
+        return settings.topic(self.name)
+
+    def config(self) -> dict[str, str]:
+        return {"cleanup.policy": self.cleanup_policy, "retention.ms": str(self.retention_ms)}
+
+
+class SpecError(ValueError):
+    """topics.yaml is malformed; the message names the topic and field."""
+
+
+def load(path: Path = SPEC_FILE) -> dict[str, TopicSpec]:
+    doc = yaml.safe_load(path.read_text()) or {}
+    defaults = doc.get("defaults", {})
+    out: dict[str, TopicSpec] = {}
+    for name, fields in (doc.get("topics") or {}).items():
+        merged = {**defaults, **(fields or {})}
+        unknown = set(merged) - _FIELDS
+        if unknown:
+            raise SpecError(f"{path}: topic {name}: unknown field(s) {sorted(unknown)}; allowed {sorted(_FIELDS)}")
+        try:
+            t = TopicSpec(name=name, partitions=int(merged["partitions"]), cleanup_policy=str(merged["cleanup_policy"]),
+                          retention_ms=int(merged["retention_ms"]),
+                          replication_factor=int(merged.get("replication_factor", -1)),
+                          schema=merged.get("schema"), key=str(merged.get("key", "")),
+                          description=str(merged.get("description", "")))
+        except KeyError as exc:
+            raise SpecError(f"{path}: topic {name}: missing {exc.args[0]} (and no default)") from None
+        if t.partitions < 1 or t.cleanup_policy not in _POLICIES:
+            raise SpecError(f"{path}: topic {name}: partitions must be >= 1 and cleanup_policy one of {sorted(_POLICIES)}")
+        out[name] = t
+    return out
+
+
+@lru_cache(maxsize=1)
+def spec() -> dict[str, TopicSpec]:
+    """Every topic of infra/topics.yaml, by unprefixed name, in file order."""
+    return load()
+
+
+def get(name: str) -> TopicSpec:
+    try:
+        return spec()[name]
+    except KeyError:
+        raise KeyError(f"topic {name!r} is not in {SPEC_FILE}; add it there") from None
+
+
+@dataclass
+class ProvisionReport:
+    created: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)  # "name: what was changed"
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.warnings
+
+    def summary(self) -> str:
+        lines = [f"topics: {len(self.created)} created, {len(self.changed)} changed, "
+                 f"{len(self.unchanged)} already as specified, {len(self.warnings)} warning(s)"]
+        lines += [f"  created {n}" for n in self.created] + [f"  changed {c}" for c in self.changed]
+        lines += [f"  WARNING {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+def _result(future) -> KafkaError | None:
+    try:
+        future.result()
+        return None
+    except KafkaException as exc:
+        return exc.args[0]
+
+
+def provision(settings: Settings, specs: dict[str, TopicSpec] | None = None, timeout: float = 30.0,
+              progress: Callable[[str], None] = lambda _m: None) -> ProvisionReport:
+    """Make the cluster match the spec (see the module doc). Raises only if the broker is unreachable."""
+    specs = spec() if specs is None else specs
+    report = ProvisionReport()
+    admin = broker.admin(settings, **{"socket.timeout.ms": int(timeout * 1000)})
+    try:
+        md = admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise ServiceError(f"cannot list topics at {settings.kafka_bootstrap} ({exc.args[0]}); "
+                                  f"is the broker up? try `paycenter infra up`") from None
+    existing = {name: len(t.partitions) for name, t in md.topics.items()}
+    by_full = {s.full_name(settings): s for s in specs.values()}
+
+    missing = [NewTopic(full, s.partitions, s.replication_factor, config=s.config())
+               for full, s in by_full.items() if full not in existing]
+    if missing:
+        progress(f"creating {len(missing)} topic(s)")
+        for full, fut in admin.create_topics(missing, operation_timeout=timeout, request_timeout=timeout).items():
+            err = _result(fut)
+            if err is None:
+                report.created.append(full)
+            elif err.code() == KafkaError.TOPIC_ALREADY_EXISTS:  # someone else was faster: check it below
+                existing[full] = by_full[full].partitions
+            else:
+                report.warnings.append(f"{full}: could not be created: {err.str()}")
+
+    present = [full for full in by_full if full in existing]
+    _fix_partitions(admin, by_full, existing, present, report, timeout)
+    _fix_configs(admin, by_full, present, report, timeout)
+    touched = set(report.created) | {c.split(":")[0] for c in report.changed} | {w.split(":")[0] for w in report.warnings}
+    report.unchanged = [full for full in by_full if full not in touched]
+    return report
+
+
+def _fix_partitions(admin, by_full: dict[str, TopicSpec], existing: dict[str, int], present: list[str],
+                    report: ProvisionReport, timeout: float) -> None:
+    grow = []
+    for full in present:
+        have, want = existing[full], by_full[full].partitions
+        if have > want:
+            # Kafka cannot shrink a topic; keyed data would move partitions anyway. Needs a human.
+            report.warnings.append(f"{full}: has {have} partitions, spec says {want}; Kafka cannot remove "
+                                   f"partitions: recreate the topic or change infra/topics.yaml")
+        elif have < want:
+            grow.append(NewPartitions(full, want))
+    if not grow:
+        return
+    for full, fut in admin.create_partitions(grow, operation_timeout=timeout, request_timeout=timeout).items():
+        err = _result(fut)
+        if err is None:
+            report.changed.append(f"{full}: partitions {existing[full]} -> {by_full[full].partitions}")
+        else:
+            report.warnings.append(f"{full}: has {existing[full]} partitions, spec says {by_full[full].partitions}, "
+                                   f"and the broker refused to add them ({err.str()}); recreate the topic")
+
+
+def _fix_configs(admin, by_full: dict[str, TopicSpec], present: list[str], report: ProvisionReport,
+                 timeout: float) -> None:
+    if not present:
+        return
+    described = admin.describe_configs([ConfigResource("topic", f) for f in present], request_timeout=timeout)
+    to_alter: list[tuple[str, dict[str, str]]] = []
+    for res, fut in described.items():
+        try:
+            actual = {k: v.value for k, v in fut.result().items()}
+        except KafkaException as exc:
+            report.warnings.append(f"{res.name}: cannot read its configuration ({exc.args[0].str()})")
+            continue
+        # An absent key means the broker default, which is not what the spec asks for: set it.
+        diff = {k: v for k, v in by_full[res.name].config().items() if actual.get(k) != v}
+        if diff:
+            to_alter.append((res.name, diff))
+    if not to_alter:
+        return
+    resources = [ConfigResource("topic", name, incremental_configs=[
+        ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in diff.items()])
+        for name, diff in to_alter]
+    diffs = dict(to_alter)
+    for res, fut in admin.incremental_alter_configs(resources, request_timeout=timeout).items():
+        err = _result(fut)
+        change = ", ".join(f"{k}={v}" for k, v in diffs[res.name].items())
+        if err is None:
+            report.changed.append(f"{res.name}: set {change}")
+        else:
+            report.warnings.append(f"{res.name}: could not set {change} ({err.str()})")
