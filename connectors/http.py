@@ -173,7 +173,8 @@ class HttpChannel(Channel):
             if status >= 500:
                 log.warning("%s: HTTP %d without a signed body on %s %s", self.channel_id, status, method, path)
                 raise _Untrusted(f"HTTP_{status}", f"HTTP {status} without a valid body") from None
-            log.error("%s: response signature invalid on %s %s (HTTP %d): %s", self.channel_id, method, path, status, exc)
+            log.error("%s: response signature invalid on %s %s (HTTP %d): %s",
+                      self.channel_id, method, path, status, exc)
             raise _Untrusted(BAD_SIGNATURE, f"response signature invalid: {exc}") from None
         try:
             body = json.loads(raw)

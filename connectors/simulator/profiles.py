@@ -65,7 +65,8 @@ class SimulatorConfig(BaseModel):
 def load_profile_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML profile file: `{seed?, timezone?, default?: BankProfile, banks?: {CODE: BankProfile}}`.
 
-    Returns keyword arguments for SimulatorConfig (validated there), e.g.
+    Each bank inherits every field it does not set from `default`. Returns keyword arguments for
+    SimulatorConfig (validated there), e.g.
 
         seed: 7
         default: {success_rate: 0.9, latency_ms_mean: 40, latency_ms_jitter: 20}
@@ -79,7 +80,9 @@ def load_profile_file(path: str | Path) -> dict[str, Any]:
     unknown = set(data) - {"seed", "timezone", "default", "banks"}
     if unknown:
         raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
-    out: dict[str, Any] = {k: data[k] for k in ("seed", "timezone", "banks") if k in data}
-    if "default" in data:
-        out["default_bank"] = data["default"]
+    out: dict[str, Any] = {k: data[k] for k in ("seed", "timezone") if k in data}
+    default = data.get("default") or {}
+    out["default_bank"] = default
+    # In a file a bank lists only what differs from `default` (in Python, each BankProfile is whole).
+    out["banks"] = {code: {**default, **(bank or {})} for code, bank in (data.get("banks") or {}).items()}
     return out
