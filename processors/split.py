@@ -10,8 +10,9 @@ not its daily limit, is what binds). Order of preference: fewest parts, then the
 Fewest parts is exact: think of each channel's room as chunks (full per-payment limits plus the
 rest of its daily room); k parts can carry at most the k largest chunks, so the minimum k is where
 the running sum of the largest chunks reaches the amount. Cheapest is a bounded branch-and-bound
-over how many parts each channel takes, filling cheaper channels first; it is exact for fees that
-are linear in the amount and a good, deterministic answer with min/max clamps.
+over how many parts each channel takes, filling lower-rate channels first (each as full as the
+parts after it allow). For fixed + rate fees that is the cheapest plan up to the per-part rounding
+of a fen; with min/max clamps it is a good, deterministic plan, not a proven optimum.
 """
 from __future__ import annotations
 

@@ -132,6 +132,13 @@ def test_authenticate_amount_zero_pays_fixed_fee():
     assert route(c, op=Operation.AUTHENTICATE, amount=0).chosen.fee_fen == 30
 
 
+def test_authenticate_allowed_when_daily_limit_used_up():
+    c = cfg({"a": chan({"ICBC": bank(daily=100)})})
+    over = CardUsage().add("a", "2024-03-01", 150)  # e.g. the limit was lowered after paying
+    assert route(c, op=Operation.AUTHENTICATE, amount=0, usage=over).chosen.channel_id == "a"
+    assert route(c, amount=1, usage=over).chosen is None
+
+
 def test_no_route_names_closest_miss():
     c = cfg({"a": chan({"ICBC": bank(card_types=["CREDIT"])}), "b": chan({"ICBC": bank(daily=100)})})
     d = route(c, amount=101)
