@@ -136,3 +136,10 @@ def tail(path: Path, lines: int = 15) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def short_error(exc: BaseException, limit: int = 300) -> str:
+    """One line for humans: ClickHouse server errors carry a stack trace nobody should have to read."""
+    text = str(exc).split("Stack trace:")[0]
+    text = " ".join(text.split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:limit]

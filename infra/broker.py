@@ -83,7 +83,7 @@ def wait_healthy(settings: Settings, timeout: float = 20.0) -> None:
     host, port = address(settings)
     if not _proc.wait_until(lambda: is_healthy(settings, timeout=1.0), timeout, interval=0.2):
         raise ServiceError(
-            f"broker did not answer on {host}:{port} within {timeout:.0f} s; see {log_file(settings)}"
+            f"broker did not answer on {host}:{port} within {timeout:g} s; see {log_file(settings)}"
         )
 
 

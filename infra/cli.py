@@ -6,6 +6,7 @@ returning an exit code. Standalone: `main(argv) -> int`.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Callable
 
@@ -73,6 +74,8 @@ def _migrate(args: argparse.Namespace) -> int:
 def _cmd(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """A ServiceError (a service down, a port taken, ...) becomes its message and exit code 1."""
     def wrapped(args: argparse.Namespace) -> int:
+        # The driver logs a traceback for every refused connection; our error already says it in one line.
+        logging.getLogger("clickhouse_driver").setLevel(logging.CRITICAL)
         try:
             return fn(args)
         except ServiceError as exc:

@@ -81,7 +81,7 @@ def is_healthy(settings: Settings) -> bool:
 def wait_healthy(settings: Settings, timeout: float = 30.0) -> None:
     where = f"{settings.clickhouse_host}:{settings.clickhouse_port}"
     if not _proc.wait_until(lambda: is_healthy(settings), timeout, interval=0.2):
-        raise ServiceError(f"ClickHouse did not answer SELECT 1 on {where} within {timeout:.0f} s; "
+        raise ServiceError(f"ClickHouse did not answer SELECT 1 on {where} within {timeout:g} s; "
                            f"see {ch_dir(settings) / 'log' / 'error.log'} and {log_file(settings)}")
 
 

@@ -23,7 +23,7 @@ from typing import Protocol, Sequence
 from clickhouse_driver import Client
 
 from infra import clickhouse
-from infra._proc import Progress, ServiceError
+from infra._proc import Progress, ServiceError, short_error
 from infra.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -132,7 +132,8 @@ def apply(runner: Runner, progress: Progress = print, directory: Path = MIGRATIO
                 runner.query(statement)
             except Exception as exc:
                 first = statement.splitlines()[0][:80]
-                raise ServiceError(f"migration {mg.name}, statement {i} ({first} ...) failed: {exc}") from exc
+                raise ServiceError(f"migration {mg.name}, statement {i} ({first} ...) failed: {short_error(exc)}; "
+                                   f"fix the file (it was not recorded as applied) and run migrate again") from exc
         runner.insert("schema_migrations", ("version", "name", "checksum"), [(mg.version, mg.name, mg.checksum)])
         progress(f"migration {mg.name}: applied {len(mg.statements)} statement(s) in {time.monotonic() - t0:.2f} s")
         applied.append(mg)
@@ -159,7 +160,7 @@ def migrate(settings: Settings, progress: Progress = print) -> list[Migration]:
     try:
         boot.execute(f"CREATE DATABASE IF NOT EXISTS {_quote_ident(db)}")
     except Exception as exc:
-        raise ServiceError(f"cannot create database {db!r} on ClickHouse at {where} ({exc}); "
+        raise ServiceError(f"cannot create database {db!r} on ClickHouse at {where} ({short_error(exc)}); "
                            f"is it up? try `paycenter infra up`") from exc
     finally:
         boot.disconnect()

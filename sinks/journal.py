@@ -22,6 +22,7 @@ from typing import Iterable, Sequence
 from clickhouse_driver import Client
 
 from infra import clickhouse
+from infra._proc import short_error
 from infra.settings import Settings
 from sinks.rows import JOURNAL_COLUMNS
 
@@ -125,7 +126,7 @@ class JournalWriter:
     def _failed(self, exc: Exception, n: int) -> None:
         self._failures += 1
         self._retry_at = time.monotonic() + self.backoff_s()
-        self.last_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        self.last_error = short_error(exc)
         if self._client is not None:
             self._client.disconnect()  # next attempt reconnects from scratch
         where = f"{self.settings.clickhouse_host}:{self.settings.clickhouse_port}"
