@@ -190,11 +190,12 @@ class Router:
         ok: list[tuple[RouteEntry, int]] = []
         held: list[tuple[RouteEntry, int]] = []
         excluded: list[Exclusion] = []
-        demoted = req.demoted
+        # locals: this loop is the hot path of every decision
+        demoted, tried, agreements = req.demoted, req.tried_channels, req.agreements
         amount = req.amount_fen
         card_type = req.card_type
         now = req.now_ms
-        usage = req.usage
+        used = req.usage.entries.get
         # day and local time per zone, computed once per decision (channels share a few zones)
         zone_cache: dict[ZoneInfo, tuple[str, int]] = {}
         for e in self._index.get((req.operation, req.bank_code), ()):
@@ -202,7 +203,7 @@ class Router:
             if card_type not in e.card_types:
                 excluded.append(Exclusion(cid, UNSUPPORTED_CARD_TYPE, f"{card_type} cards not supported for {e.bank_code}"))
                 continue
-            if e.needs_agreement and cid not in req.agreements:
+            if e.needs_agreement and cid not in agreements:
                 excluded.append(Exclusion(cid, NO_AGREEMENT, "protocol payment: card has not signed an agreement with this channel"))
                 continue
             zl = zone_cache.get(e.tz)
@@ -211,7 +212,7 @@ class Router:
             if e.windows and any_active(e.windows, now, zl[1]):
                 excluded.append(Exclusion(cid, MAINTENANCE, f"in a maintenance window for {e.bank_code}"))
                 continue
-            left = e.daily_limit_fen - usage.used(cid, zl[0])
+            left = e.daily_limit_fen - used((cid, zl[0]), 0)
             if left < 0:
                 left = 0
             if check_amount:
@@ -221,7 +222,7 @@ class Router:
                 if amount > left:
                     excluded.append(Exclusion(cid, OVER_DAILY_LIMIT, f"amount {amount} > remaining daily {left} of {e.daily_limit_fen} on {zl[0]}"))
                     continue
-            if cid in req.tried_channels:
+            if cid in tried:
                 excluded.append(Exclusion(cid, ALREADY_TRIED, "already tried for this order"))
                 continue
             if demoted and (cid, e.bank_code) in demoted:
@@ -266,9 +267,10 @@ class Router:
         amount, now, demoted = req.amount_fen, req.now_ms, req.demoted
         value = success_value_fen(self.config.scoring, self.config.business_lines.get(req.business_line), amount)
         cands = []
+        p_success = stats.p_success
         for e, left in pool:
             fee = fee_fen(e.fee, amount)
-            p = stats.p_success(e.channel_id, e.bank_code, now)
+            p = p_success(e.channel_id, e.bank_code, now)
             # rounded so that equal estimates compare equal and the tie-breaks decide
             score = round(expected_value(p, value, fee), 6)
             cands.append(Candidate(e.channel_id, e.bank_code, fee, e.priority, score, left, p,
