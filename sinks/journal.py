@@ -8,6 +8,10 @@ dropped. An insert that failed after the server stored it is retried too; the co
 event_id and collapse in the ReplacingMergeTree (reports use FINAL), so the outcome is
 at-least-once storage with exactly-once counting.
 
+A batch the server refuses for its content (a wrong type) is retried like an outage and logged
+every 20 failures with the server's message: rows come from sinks/rows.py, so that is a bug to fix,
+and dropping the batch would silently lose journal entries.
+
 `JournalWriter` is the synchronous core (flushes inline in the caller's thread).
 `AsyncJournalWriter` wraps it for asyncio: inserts run in a worker thread, the loop never blocks.
 """
