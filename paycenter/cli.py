@@ -128,8 +128,8 @@ def cmd_config(args) -> int:
 
 
 def cmd_infra(args) -> int:
-    from infra import services
-    return services.main(args.infra_args)
+    from infra.cli import main as infra_main
+    return infra_main(args.infra_args)
 
 
 def cmd_simulator(args) -> int:
@@ -188,7 +188,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+PASS_THROUGH = {"infra": cmd_infra, "simulator": cmd_simulator}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in PASS_THROUGH:  # their own parsers, --help included
+        return PASS_THROUGH[argv[0]](argparse.Namespace(infra_args=argv[1:], sim_args=argv[1:])) or 0
     args = parser().parse_args(argv)
     return args.func(args) or 0
 

@@ -57,8 +57,7 @@ class Traffic:
 
 
 def producer(settings: Settings) -> Producer:
-    return Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 5, "enable.idempotence": True,
-                     "compression.type": "lz4"})
+    return Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 5, "enable.idempotence": True})
 
 
 @dataclass

@@ -70,13 +70,11 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
     attempts_in = raw_topic(app, settings, "pay.attempts")
     results_out = raw_topic(app, settings, "pay.results")
     dlq_out = raw_topic(app, settings, "pay.deadletter")
-    registry: dict[str, Channel] = {}
+    # Built now, before any event can arrive (connectors open their HTTP sessions lazily): an
+    # attempt must never meet a half-filled registry and be failed as "no connector".
+    registry: dict[str, Channel] = channels if channels is not None else build_channels(config)
 
-    @app.on_startup.connect
-    async def _open(app, **kwargs) -> None:
-        registry.update(channels if channels is not None else build_channels(config))
-
-    @app.on_shutdown.connect
+    @app.on_before_shutdown.connect
     async def _close(app, **kwargs) -> None:
         for ch in registry.values():
             await ch.close()

@@ -26,10 +26,8 @@ log = logging.getLogger("paycenter.router")
 def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_ms) -> faust.App:
     app = make_app("router", settings)
     planner = RoutingPlanner(config)
-    order_table = app.Table("orders", default=None, key_type=str, value_type=dict,
-                            key_serializer="raw", value_serializer="json")
-    usage_table = app.Table("card_usage", default=None, key_type=str, value_type=dict,
-                            key_serializer="raw", value_serializer="json")
+    order_table = app.Table("orders", default=None, key_type=str)  # json-encoded in the changelog
+    usage_table = app.Table("card_usage", default=None, key_type=str)  # json-encoded in the changelog
     commands_topic = settings.topic("pay.commands")
     source = raw_topic(app, settings, "pay.commands", "pay.results")
     attempts_out = raw_topic(app, settings, "pay.attempts")
@@ -38,7 +36,7 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
 
     async def emit(step: orders.Step, key: bytes, card_token: str) -> None:
         if step.usage:
-            usage = CardUsage.from_dict(usage_table[card_token] or {})
+            usage = CardUsage.from_dict(usage_table.get(card_token))
             for d in step.usage:
                 usage = apply_delta(usage, d.channel_id, d.day, d.delta_fen)
             usage_table[card_token] = usage.to_dict()
@@ -50,11 +48,11 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
             await outcomes_out.send(key=key, value=out.encode())
 
     def load_state(order_id: str) -> orders.OrderState | None:
-        raw = order_table[order_id]
+        raw = order_table.get(order_id)
         return orders.OrderState.from_dict(raw) if raw else None
 
     def load_usage(card_token: str) -> CardUsage:
-        return CardUsage.from_dict(usage_table[card_token] or {})
+        return CardUsage.from_dict(usage_table.get(card_token))
 
     async def on_command(event) -> None:
         try:
@@ -85,10 +83,16 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
     @app.agent(source, name="route")
     async def route(stream):
         async for event in stream.events():
-            if event.message.topic == commands_topic:
-                await on_command(event)
-            else:
-                await on_result(event)
+            try:
+                if event.message.topic == commands_topic:
+                    await on_command(event)
+                else:
+                    await on_result(event)
+            except Exception as exc:  # a poison record must not stop the partition: park it, loudly
+                log.exception("could not process %s", _origin(event))
+                await dlq_out.send(key=event.message.key, value=dead_letter(
+                    event, "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}; fix and replay from the dead letter",
+                    keep_payload=not contains_pan(event.message.value)).encode())
 
     return app
 
