@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import pkgutil
 import json
 import logging
 import os
@@ -9,6 +11,7 @@ import sys
 import time
 
 from infra.settings import load as load_settings
+from paycenter import commands as commands_pkg
 
 
 def cmd_worker(args) -> int:
@@ -185,6 +188,11 @@ def parser() -> argparse.ArgumentParser:
                        add_help=False)
     m.add_argument("sim_args", nargs=argparse.REMAINDER)
     m.set_defaults(func=cmd_simulator)
+
+    # More subcommands live in paycenter/commands/<name>.py, each with register(subparsers):
+    # one file per area (report, reconcile, health, ...), so they grow without touching this one.
+    for info in sorted(pkgutil.iter_modules(commands_pkg.__path__), key=lambda m: m.name):
+        importlib.import_module(f"paycenter.commands.{info.name}").register(sub)
     return p
 
 

@@ -76,7 +76,9 @@ class Supervisor:
         self.children.append(child)
         return child
 
-    def start_simulators(self, config: RoutingConfig, zero_latency: bool = False) -> list[Child]:
+    def start_simulators(self, config: RoutingConfig, zero_latency: bool = False,
+                         profile: Path | None = None) -> list[Child]:
+        """One simulator per configured channel, on the port of its base_url."""
         started = []
         for ch in config.channels.values():
             port = urlparse(ch.base_url).port
@@ -84,6 +86,8 @@ class Supervisor:
                     "--secret-env", ch.secret_env]
             if zero_latency:
                 argv.append("--zero-latency")
+            if profile is not None:
+                argv += ["--profile", str(profile)]
             started.append(self.spawn(f"simulator-{ch.id}", argv))
         return started
 
