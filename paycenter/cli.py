@@ -12,26 +12,14 @@ import time
 
 from infra.settings import load as load_settings
 from paycenter import commands as commands_pkg
+from streams.roles import ROLES
 
 
 def cmd_worker(args) -> int:
-    settings = load_settings()
+    from streams.roles import run
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    if args.role == "journal":
-        from streams import journal
-        return journal.run(settings)
-    import faust
-    from processors.routing_config import load as load_config
-    config = load_config(settings.routing_config)
-    if args.role == "router":
-        from streams import router as module
-    else:
-        from streams import executor as module
-    app = module.build(settings, config)
-    worker = faust.Worker(app, loglevel=args.log_level.upper(), quiet=True)
-    worker.execute_from_commandline()
-    return 0
+    return run(args.role, load_settings())
 
 
 def cmd_run(args) -> int:
@@ -152,7 +140,7 @@ def parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
 
     w = sub.add_parser("worker", help="run one stream worker")
-    w.add_argument("role", choices=("router", "executor", "journal"))
+    w.add_argument("role", choices=sorted(ROLES))
     w.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
     w.set_defaults(func=cmd_worker)
 

@@ -17,8 +17,8 @@ from urllib.parse import urlparse
 
 from infra.settings import Settings
 from processors.routing_config import RoutingConfig
+from streams.roles import ROLES
 
-ROLES = ("router", "executor", "journal")
 
 
 @dataclass

@@ -57,3 +57,15 @@ def dead_letter(event, reason_code: str, reason: str, order_id: str | None = Non
     return DeadLetter(source_topic=msg.topic, source_partition=msg.partition, source_offset=msg.offset,
                       key=msg.key, payload=msg.value if keep_payload else None, reason_code=reason_code,
                       reason=reason, order_id=order_id, failed_at_ms=wall_clock_ms())
+
+
+def run_faust(app: faust.App, loglevel: str = "WARNING") -> int:
+    """Run a faust app as a worker in this process until SIGTERM/SIGINT."""
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
+def load_routing_config(settings: Settings):
+    from processors.routing_config import load
+    return load(settings.routing_config)

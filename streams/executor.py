@@ -19,7 +19,7 @@ from infra.settings import Settings
 from processors.routing_config import RoutingConfig
 from schemas.codec import DecodeError
 from schemas.records import Attempt, AttemptResult, AttemptStatus, FailureKind
-from streams.common import Clock, dead_letter, make_app, raw_topic, wall_clock_ms
+from streams.common import Clock, dead_letter, load_routing_config, make_app, raw_topic, run_faust, wall_clock_ms
 
 log = logging.getLogger("paycenter.executor")
 
@@ -107,3 +107,7 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
                                 att.attempt_id, att.channel_id, settings.pending_poll_deadline_s)
 
     return app
+
+
+def main(settings: Settings) -> int:
+    return run_faust(build(settings, load_routing_config(settings)))

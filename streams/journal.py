@@ -105,7 +105,7 @@ class JournalLoop:
             log.warning("offset commit failed (%s); the batch may be journaled again, harmlessly", exc)
 
 
-def run(settings: Settings) -> int:
+def main(settings: Settings) -> int:
     loop = JournalLoop(settings)
     signal.signal(signal.SIGTERM, loop.stop)
     signal.signal(signal.SIGINT, loop.stop)

@@ -18,7 +18,7 @@ from processors.planner import RoutingPlanner, apply_delta
 from processors.routing_config import RoutingConfig
 from schemas.codec import DecodeError
 from schemas.records import AttemptResult, PaymentCommand
-from streams.common import Clock, dead_letter, make_app, raw_topic, wall_clock_ms
+from streams.common import Clock, dead_letter, load_routing_config, make_app, raw_topic, run_faust, wall_clock_ms
 
 log = logging.getLogger("paycenter.router")
 
@@ -100,3 +100,7 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
 def _origin(event) -> str:
     msg = event.message
     return f"{msg.topic}:{msg.partition}:{msg.offset}"
+
+
+def main(settings: Settings) -> int:
+    return run_faust(build(settings, load_routing_config(settings)))

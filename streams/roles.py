@@ -1,0 +1,20 @@
+"""Every stream role `paycenter worker ROLE` can run, and how to run it.
+
+A role is a module with `main(settings) -> int`. Add a role here (one line) and `paycenter worker`,
+the supervisor (`paycenter run`) and the end-to-end tests pick it up.
+"""
+from __future__ import annotations
+
+import importlib
+
+from infra.settings import Settings
+
+ROLES: dict[str, str] = {
+    "router": "streams.router",
+    "executor": "streams.executor",
+    "journal": "streams.journal",
+}
+
+
+def run(role: str, settings: Settings) -> int:
+    return importlib.import_module(ROLES[role]).main(settings)
