@@ -43,6 +43,8 @@ class Settings:
     executor_concurrency: int = field(default_factory=lambda: int(_env("PAYCENTER_EXECUTOR_CONCURRENCY", "200")))
     # Executor: how long a PENDING attempt is polled at the channel before it is reported as pending.
     pending_poll_deadline_s: float = field(default_factory=lambda: float(_env("PAYCENTER_PENDING_POLL_DEADLINE_S", "15")))
+    # Longest a stream worker's fetch waits on an idle partition (latency vs idle polling).
+    fetch_max_wait_ms: int = field(default_factory=lambda: int(_env("PAYCENTER_FETCH_MAX_WAIT_MS", "50")))
     # Key used to turn card numbers into tokens (HMAC); never logged.
     card_token_key: str = field(default_factory=lambda: _env("PAYCENTER_CARD_TOKEN_KEY", "dev-only-card-token-key"))
 

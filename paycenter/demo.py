@@ -149,7 +149,7 @@ def run(settings: Settings, rate: float, duration_s: float | None, out=sys.stdou
                     drawn = len(lines)
                     next_draw = time.monotonic() + 1
                 else:
-                    out.write(" | ".join(lines[1:3]) + "\n")
+                    out.write(" | ".join(lines[1:3] + lines[4:5]) + "\n")
                     next_draw = time.monotonic() + 5
                 out.flush()
     except KeyboardInterrupt:
