@@ -34,6 +34,7 @@ from typing import Any, Iterable, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.codec import codec
 from schemas.records import AttemptResult, AttemptStatus, FailureKind
 
 MINUTE_MS = 60_000
@@ -132,6 +133,15 @@ class HealthEvent(BaseModel):
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "HealthEvent":
         return cls.model_validate(dict(data))
+
+    def encode(self) -> bytes:
+        """Avro single-object encoding (schemas/avro/health_event.avsc), the channel.health value."""
+        return codec("health_event").encode(self.to_dict())
+
+    @classmethod
+    def decode(cls, payload: bytes) -> "HealthEvent":
+        """Raises schemas.codec.DecodeError (a ValueError) on bytes that are not a health event."""
+        return cls.from_dict(codec("health_event").decode(payload))
 
 
 @dataclass(slots=True)

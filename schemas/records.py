@@ -162,3 +162,47 @@ class DeadLetter(Record):
     def to_avro(self) -> dict:
         # bytes must stay bytes for fastavro (json mode would base64 them)
         return self.model_dump(mode="python")
+
+
+# -- health (issue 4): pay.alerts and health.commands; channel.health carries processors.health.HealthEvent --
+
+
+class AlertSeverity(StrEnum):
+    INFO = "INFO"
+    WARNING = "WARNING"
+    CRITICAL = "CRITICAL"
+
+
+class Alert(Record):
+    schema_name: ClassVar[str] = "alert"
+    alert_id: str
+    kind: str
+    severity: AlertSeverity
+    subject: str
+    channel_id: str | None = None
+    bank_code: str | None = None
+    business_line: str | None = None
+    what: str
+    reason: str = ""
+    counts: dict[str, int] = Field(default_factory=dict)
+    at_ms: int
+
+
+class HealthAction(StrEnum):
+    DEMOTE = "DEMOTE"
+    RESTORE = "RESTORE"
+    TICK = "TICK"
+    CLOCK = "CLOCK"
+
+
+class HealthCommand(Record):
+    schema_name: ClassVar[str] = "health_command"
+    command_id: str
+    action: HealthAction
+    channel_id: str = ""
+    bank_code: str = ""
+    reason: str = ""
+    duration_ms: int | None = None
+    clock_offset_ms: int | None = None
+    operator: str = ""
+    issued_at_ms: int
