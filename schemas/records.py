@@ -19,6 +19,16 @@ class Operation(StrEnum):
     AUTHENTICATE = "AUTHENTICATE"
 
 
+class AuthStep(StrEnum):
+    """What an AUTHENTICATE command asks for (PAY_IN/PAYOUT keep VERIFY, the default).
+    UNKNOWN is what a newer, unknown step decodes to (the Avro enum default): it is rejected."""
+
+    UNKNOWN = "UNKNOWN"
+    VERIFY = "VERIFY"  # 4/6-element verification through an authentication channel
+    BIND = "BIND"  # bind the card: protocol-payment signing preferred (the channel sends an SMS code)
+    CONFIRM = "CONFIRM"  # confirm a BIND's signing with the SMS code
+
+
 class CardType(StrEnum):
     DEBIT = "DEBIT"
     CREDIT = "CREDIT"
@@ -76,6 +86,10 @@ class PaymentCommand(Record):
     funder: str | None = None
     requested_at_ms: int
     metadata: dict[str, str] = Field(default_factory=dict)
+    auth_step: AuthStep = AuthStep.VERIFY
+    auth_elements: int = 0  # 4 or 6; 0 = by card type (DEBIT 4, CREDIT 6)
+    sign_order_id: str | None = None  # CONFIRM: the BIND order whose SMS code this confirms
+    sms_code: str | None = Field(None, repr=False)  # CONFIRM only; kept out of logs and the journal
 
 
 class Attempt(Record):
