@@ -18,6 +18,9 @@ EXPECTED = {  # name: (partitions, cleanup.policy, retention.ms) as the brief as
     "capability.changes": (3, "delete", 7 * 86_400_000), "settlement.records": (6, "delete", 30 * 86_400_000),
     "reconcile.discrepancies": (3, "delete", 7 * 86_400_000),
     "paycenter-orders-changelog": (6, "compact", -1), "paycenter-card_usage-changelog": (6, "compact", -1),
+    "health.results": (6, "delete", 7 * 86_400_000), "health.commands": (6, "delete", 7 * 86_400_000),
+    "health.metrics": (3, "compact,delete", 7 * 86_400_000), "pay.notifications": (6, "delete", 7 * 86_400_000),
+    "paycenter-health-health-changelog": (6, "compact", -1), "paycenter-pending-pending-changelog": (6, "compact", -1),
 }
 
 
