@@ -37,9 +37,11 @@ def cmd_run(args) -> int:
     try:
         print("starting channel simulators: " + ", ".join(config.channels), flush=True)
         sup.start_simulators(config)
-        print("starting workers: router, executor, journal (logs in "
-              f"{sup.log_dir}) ...", flush=True)
-        sup.start_workers()
+        base = int(os.environ.get("PAYCENTER_METRICS_BASE_PORT", "19100"))
+        ports = {role: base + i for i, role in enumerate(sorted(ROLES))}
+        print(f"starting workers: {', '.join(sorted(ROLES))} (logs in {sup.log_dir}; metrics on "
+              + ", ".join(f"{r} :{p}" for r, p in ports.items()) + ") ...", flush=True)
+        sup.start_workers(metrics_ports=ports)
         print(f"demo traffic at {args.rate:g} commands/s; journal in ClickHouse "
               f"{settings.clickhouse_host}:{settings.clickhouse_port} database {settings.clickhouse_database}",
               flush=True)

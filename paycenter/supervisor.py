@@ -26,6 +26,7 @@ class Child:
     name: str
     proc: subprocess.Popen
     log_path: Path
+    metrics_port: int | None = None
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -91,11 +92,15 @@ class Supervisor:
             started.append(self.spawn(f"simulator-{ch.id}", argv))
         return started
 
-    def start_worker(self, role: str, name: str | None = None) -> Child:
-        return self.spawn(name or role, [sys.executable, "-m", "paycenter.cli", "worker", role])
+    def start_worker(self, role: str, name: str | None = None, metrics_port: int | None = None) -> Child:
+        extra = {"PAYCENTER_METRICS_PORT": str(metrics_port)} if metrics_port else None
+        child = self.spawn(name or role, [sys.executable, "-m", "paycenter.cli", "worker", role], extra)
+        child.metrics_port = metrics_port
+        return child
 
-    def start_workers(self) -> list[Child]:
-        return [self.start_worker(role) for role in ROLES]
+    def start_workers(self, metrics_ports: dict[str, int] | None = None) -> list[Child]:
+        ports = metrics_ports or {}
+        return [self.start_worker(role, metrics_port=ports.get(role)) for role in ROLES]
 
     def check_alive(self) -> None:
         for child in self.children:

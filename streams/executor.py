@@ -15,6 +15,7 @@ import faust
 
 from connectors.base import Channel, ChannelRequest, ChannelResponse
 from connectors.registry import build_channels
+from paycenter import metrics
 from infra.settings import Settings
 from processors.routing_config import RoutingConfig
 from schemas.codec import DecodeError
@@ -79,17 +80,23 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
         for ch in registry.values():
             await ch.close()
 
+    results_topic = settings.topic("pay.results")
+
     async def publish(att: Attempt, resp: ChannelResponse, started: int) -> None:
         result = to_result(att, resp, started, clock())
         await results_out.send(key=att.card_token.encode(), value=result.encode())
+        metrics.PRODUCED.labels("executor", results_topic).inc()
+        metrics.CHANNEL_CALLS.labels(att.channel_id, resp.status.value).observe(result.latency_ms / 1000)
 
     @app.agent(attempts_in, name="execute", concurrency=settings.executor_concurrency)
     async def execute(stream):
         async for event in stream.events():
+            metrics.CONSUMED.labels("executor", event.message.topic).inc()
             try:
                 att = Attempt.decode(event.message.value)
             except (DecodeError, ValueError) as exc:
                 await dlq_out.send(key=event.message.key, value=dead_letter(event, "UNDECODABLE", str(exc)).encode())
+                metrics.DEAD_LETTERS.labels("executor", "UNDECODABLE").inc()
                 continue
             channel = registry.get(att.channel_id)
             started = clock()
@@ -110,4 +117,5 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
 
 
 def main(settings: Settings) -> int:
+    metrics.serve("executor")
     return run_faust(build(settings, load_routing_config(settings)))

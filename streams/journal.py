@@ -15,6 +15,7 @@ import time
 from confluent_kafka import Consumer, KafkaException
 
 from infra.settings import Settings
+from paycenter import metrics
 from schemas.codec import DecodeError
 from schemas.records import Attempt, AttemptResult, DeadLetter, Outcome, PaymentCommand
 from sinks.journal import JournalWriter
@@ -39,13 +40,19 @@ def row_of(record_type, msg):
     return to_row(record)
 
 
+class CountingWriter(JournalWriter):
+    def _failed(self, exc: Exception, n: int) -> None:
+        metrics.SINK_ERRORS.labels("journal").inc()
+        super()._failed(exc, n)
+
+
 class JournalLoop:
     def __init__(self, settings: Settings, batch_rows: int = 1000, flush_interval_s: float = 1.0):
         self.settings = settings
         self.batch_rows = batch_rows
         self.flush_interval_s = flush_interval_s
         self.types = {settings.topic(name): t for name, t in SOURCES.items()}
-        self.writer = JournalWriter(settings, batch_rows=batch_rows, flush_interval_s=flush_interval_s)
+        self.writer = CountingWriter(settings, batch_rows=batch_rows, flush_interval_s=flush_interval_s)
         self.consumer = Consumer({
             "bootstrap.servers": settings.kafka_bootstrap,
             "group.id": settings.topic_prefix + "paycenter-journal",
@@ -56,6 +63,7 @@ class JournalLoop:
             "max.poll.interval.ms": 3_600_000,
         })
         self.running = True
+        self._lag_at = 0.0
         self.undecodable = 0
         self.rows_written = 0
 
@@ -74,6 +82,7 @@ class JournalLoop:
                     if msg.error():
                         log.warning("consume error: %s", msg.error())
                         continue
+                    metrics.CONSUMED.labels("journal", msg.topic()).inc()
                     try:
                         rows.append(row_of(self.types[msg.topic()], msg))
                     except (DecodeError, ValueError) as exc:
@@ -90,13 +99,28 @@ class JournalLoop:
                     self._flush_and_commit()
                     self.rows_written += buffered
                     buffered, first_at = 0, None
+                    self._report_lag()
             if buffered:
                 self._flush_and_commit()
         finally:
             self.consumer.close()
             self.writer.disconnect()
 
+    def _report_lag(self) -> None:
+        now = time.monotonic()
+        if now - self._lag_at < 5:
+            return
+        self._lag_at = now
+        lag: dict[str, int] = {}
+        for tp in self.consumer.position(self.consumer.assignment()):
+            _low, high = self.consumer.get_watermark_offsets(tp, cached=True) or (0, 0)
+            if tp.offset >= 0 and high >= 0:
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, high - tp.offset)
+        for topic, n in lag.items():
+            metrics.LAG.labels("journal", topic).set(n)
+
     def _flush_and_commit(self) -> None:
+        metrics.SINK_BATCH_ROWS.labels("journal").observe(self.writer.pending)
         self.writer.flush()  # retries until ClickHouse has the rows
         try:
             self.consumer.commit(asynchronous=False)
@@ -106,6 +130,7 @@ class JournalLoop:
 
 
 def main(settings: Settings) -> int:
+    metrics.serve("journal")
     loop = JournalLoop(settings)
     signal.signal(signal.SIGTERM, loop.stop)
     signal.signal(signal.SIGINT, loop.stop)

@@ -22,6 +22,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from infra import _proc
 from infra.settings import REPO_ROOT, Settings
 from paycenter.supervisor import Supervisor, wait_for
+from streams.roles import ROLES
 from processors.routing_config import load as load_config
 from schemas.records import DeadLetter, Outcome, PaymentCommand
 
@@ -107,6 +108,11 @@ class Stack:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return json.loads(resp.read())
 
+    def metrics(self, role: str) -> str:
+        child = next(c for c in self.sup.children if c.name == role)
+        with urllib.request.urlopen(f"http://127.0.0.1:{child.metrics_port}/metrics", timeout=10) as resp:
+            return resp.read().decode()
+
     def ledger(self) -> list[dict]:
         return [dict(e, channel_id=ch) for ch in self.sim_ports for e in self.admin(ch, "/admin/ledger")]
 
@@ -134,7 +140,8 @@ def stack(services: Settings, tmp_path_factory) -> Iterator[Stack]:
     settings = Settings()
     sup = Supervisor(settings)
     sup.start_simulators(load_config(config_path), profile=profile)
-    sup.start_workers()
+    metrics_ports = {role: _proc.free_port() for role in ROLES}
+    sup.start_workers(metrics_ports=metrics_ports)
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "linger.ms": 5})
     st = Stack(settings, sup, config_path, ports, producer)
     try:

@@ -1,0 +1,37 @@
+"""Prometheus metrics of every worker (prometheus-client), served on PAYCENTER_METRICS_PORT.
+
+Names follow Prometheus conventions (`_total` counters, base units). Labels stay low-cardinality:
+roles, topics, channels, banks, statuses — never order ids or card tokens.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+log = logging.getLogger("paycenter.metrics")
+
+CONSUMED = Counter("paycenter_consumed_total", "Records consumed", ["role", "topic"])
+PRODUCED = Counter("paycenter_produced_total", "Records produced", ["role", "topic"])
+DEAD_LETTERS = Counter("paycenter_dead_letters_total", "Records parked in the dead-letter topic", ["role", "reason_code"])
+DECISIONS = Counter("paycenter_routing_decisions_total", "Attempts routed, by channel-bank", ["channel_id", "bank_code"])
+OUTCOMES = Counter("paycenter_outcomes_total", "Final outcomes", ["business_line", "status"])
+CHANNEL_CALLS = Histogram("paycenter_channel_call_seconds", "Channel call latency", ["channel_id", "status"],
+                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+DEMOTIONS = Counter("paycenter_demotions_total", "Channel-bank demotions", ["channel_id", "bank_code", "reason"])
+SINK_BATCH_ROWS = Histogram("paycenter_sink_batch_rows", "Rows per ClickHouse insert", ["table"],
+                            buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000, 50000, 100000))
+SINK_ERRORS = Counter("paycenter_sink_errors_total", "Failed ClickHouse inserts (retried)", ["table"])
+LAG = Gauge("paycenter_consumer_lag", "Records not yet consumed", ["role", "topic"])
+
+
+def serve(role: str) -> int | None:
+    """Start the /metrics endpoint when PAYCENTER_METRICS_PORT is set (0 or unset: off)."""
+    port = int(os.environ.get("PAYCENTER_METRICS_PORT", "0") or 0)
+    if not port:
+        return None
+    addr = os.environ.get("PAYCENTER_METRICS_ADDR", "127.0.0.1")
+    start_http_server(port, addr=addr)
+    log.info("%s metrics on http://%s:%d/metrics", role, addr, port)
+    return port
