@@ -9,21 +9,34 @@ an outcome, a dead letter; move the card's used-today amounts). Rules a payments
 * a CHANNEL failure is retried on another channel within the business line's attempts and deadline;
   a CUSTOMER failure ends the part (another channel would fail too, or charge twice);
 * a PENDING attempt is never re-routed: the money may have moved; the order waits for its result;
-* a split order's outcome waits for every part: all succeeded → SUCCEEDED, none → FAILED, else PARTIAL.
+* a split order's outcome waits for every part: all succeeded → SUCCEEDED, none → FAILED, else PARTIAL;
+* protocol-payment signing (BIND's SMS request, CONFIRM, a user-present debit that signs on the
+  way) is executed by the signer role, not the executor: those attempts come out in `Step.signing`;
+  a confirmed signing comes out as an agreement for the card × channel (`Step.agreements`);
+* only the first attempt of each part is evidence about a channel-bank's success rate (a failover
+  attempt is made *because* another channel failed): those results come out in `Step.observed`.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
-from typing import Protocol
+from typing import Callable, Protocol
 
 from processors.limits import CardUsage
 from schemas.records import (
-    Attempt, AttemptResult, AttemptStatus, FailureKind, Operation, Outcome, OutcomePart, OutcomeStatus,
+    Attempt, AttemptResult, AttemptStatus, AuthStep, FailureKind, Operation, Outcome, OutcomePart, OutcomeStatus,
     PaymentCommand,
 )
 
 IN_FLIGHT = "IN_FLIGHT"
+
+# How an attempt is executed. PAY goes to the executor (pay.attempts); the others need the channel's
+# protocol-payment signing API and go to the signer (pay.signing).
+PAY = "pay"
+SIGN_REQUEST = "sign_request"  # BIND: the channel verifies the card and sends the customer an SMS code
+SIGN_CONFIRM = "sign_confirm"  # CONFIRM: the code goes back to the same channel; success = agreement
+SIGN_AND_PAY = "sign_and_pay"  # user-present debit on a channel the card has not signed: signs on the way
+SIGNING_KINDS = frozenset({SIGN_REQUEST, SIGN_CONFIRM, SIGN_AND_PAY})
 
 
 @dataclass(frozen=True)
@@ -36,6 +49,8 @@ class Routed:
     fee_fen: int
     day: str  # the channel's calendar day, for the card's daily usage
     decision: str = ""  # JSON explanation, journaled with the attempt
+    kind: str = PAY
+    sign_ref: str | None = None  # SIGN_CONFIRM: the channel's id of the signing request
 
 
 @dataclass(frozen=True)
@@ -45,13 +60,27 @@ class NoRoute:
     decision: str = ""
 
 
+@dataclass(frozen=True)
+class Settled:
+    """Nothing to execute and nothing wrong (e.g. BIND for a card that already signed every
+    protocol channel of its bank): the order succeeds at once with this reason."""
+
+    reason_code: str
+    reason: str
+
+
 class Planner(Protocol):
     """Routing as the order machine needs it (processors.planner adapts the router)."""
 
     def validate(self, cmd: PaymentCommand) -> NoRoute | None: ...
 
     def plan(self, cmd: PaymentCommand, amount_fen: int, attempt_no: int, tried: frozenset[str],
-             usage: CardUsage, now_ms: int, allow_split: bool) -> list[Routed] | NoRoute: ...
+             usage: CardUsage, now_ms: int, allow_split: bool,
+             agreements: frozenset[str] = frozenset()) -> list[Routed] | NoRoute | Settled: ...
+
+    def confirm(self, cmd: PaymentCommand, bind: OrderState | None, now_ms: int) -> list[Routed] | NoRoute:
+        """CONFIRM: the route is the channel that sent the SMS code for `bind` (the BIND order)."""
+        ...
 
     def policy(self, business_line: str) -> tuple[int, int]:
         """(max attempts per part, deadline ms after the command was requested)"""
@@ -74,6 +103,8 @@ class AttemptState:
     reason: str = ""
     expected_fee_fen: int = 0
     origin: str = ""  # "topic:partition:offset" of the event that launched it (see replay)
+    kind: str = PAY
+    sign_ref: str | None = None
 
 
 @dataclass
@@ -116,6 +147,25 @@ class DeadLetterReason:
     reason: str
 
 
+@dataclass(frozen=True)
+class SigningTask:
+    """An attempt for the signer: the attempt record plus what only the signing API needs."""
+
+    attempt: Attempt
+    kind: str
+    sign_ref: str | None = None
+    sms_code: str | None = None
+    auth_elements: int = 0
+
+
+@dataclass(frozen=True)
+class AgreementSigned:
+    channel_id: str
+    signed_at_ms: int
+    ref: str
+    via: str
+
+
 @dataclass
 class Step:
     """What one input did: the new state and the effects to carry out, in order."""
@@ -125,6 +175,9 @@ class Step:
     outcomes: list[Outcome] = field(default_factory=list)
     usage: list[UsageDelta] = field(default_factory=list)
     dead_letter: DeadLetterReason | None = None
+    signing: list[SigningTask] = field(default_factory=list)
+    agreements: list[AgreementSigned] = field(default_factory=list)
+    observed: list[AttemptResult] = field(default_factory=list)  # first-attempt final results
 
 
 def apply_delta(usage: CardUsage, channel_id: str, day: str, delta_fen: int) -> CardUsage:
@@ -147,7 +200,9 @@ def attempt_id(order_id: str, attempt_no: int) -> str:
 
 
 def on_command(state: OrderState | None, cmd: PaymentCommand, usage: CardUsage, now_ms: int,
-               planner: Planner, origin: str = "") -> Step:
+               planner: Planner, origin: str = "", agreements: frozenset[str] = frozenset(),
+               lookup: Callable[[str], OrderState | None] | None = None) -> Step:
+    """`agreements`: channels the card has signed; `lookup`: the order table (CONFIRM finds its BIND)."""
     if state is not None:
         replayed = replay(state, origin, now_ms)
         if replayed is not None:
@@ -159,10 +214,16 @@ def on_command(state: OrderState | None, cmd: PaymentCommand, usage: CardUsage, 
         step = _finish(state, now_ms, origin, reject=rejection)
         step.dead_letter = DeadLetterReason(rejection.reason_code, rejection.reason)
         return step
-    business = cmd.business_line
-    plan = planner.plan(cmd, cmd.amount_fen, 1, frozenset(), usage, now_ms, _allow_split(planner, business))
+    if cmd.operation == Operation.AUTHENTICATE and cmd.auth_step == AuthStep.CONFIRM:
+        bind = lookup(cmd.sign_order_id) if lookup is not None and cmd.sign_order_id else None
+        plan = planner.confirm(cmd, bind, now_ms)
+    else:
+        plan = planner.plan(cmd, cmd.amount_fen, 1, frozenset(), usage, now_ms,
+                            _allow_split(planner, cmd.business_line), agreements=agreements)
     if isinstance(plan, NoRoute):
         return _finish(state, now_ms, origin, reject=plan)
+    if isinstance(plan, Settled):
+        return _finish(state, now_ms, origin, note=plan)
     step = Step(state)
     for part, routed in enumerate(plan):
         _launch(state, step, routed, part, now_ms, origin)
@@ -170,7 +231,7 @@ def on_command(state: OrderState | None, cmd: PaymentCommand, usage: CardUsage, 
 
 
 def on_result(state: OrderState | None, result: AttemptResult, usage: CardUsage, now_ms: int,
-              planner: Planner, origin: str = "") -> Step:
+              planner: Planner, origin: str = "", agreements: frozenset[str] = frozenset()) -> Step:
     if state is not None:
         replayed = replay(state, origin, now_ms)
         if replayed is not None:
@@ -190,11 +251,18 @@ def on_result(state: OrderState | None, result: AttemptResult, usage: CardUsage,
     att.channel_txn_id = result.channel_txn_id
     att.reason = f"{result.channel_code} {result.channel_message}".strip()
     step = Step(state)
+    if _is_first_of_part(state, att) and att.kind == PAY and result.operation != Operation.AUTHENTICATE:
+        step.observed.append(result)
+    if result.status == AttemptStatus.SUCCESS and att.kind in (SIGN_CONFIRM, SIGN_AND_PAY):
+        step.agreements.append(AgreementSigned(att.channel_id, result.finished_at_ms,
+                                               result.channel_txn_id or "", state.command["order_id"]))
     if result.status == AttemptStatus.FAILED:
         # the reservation made at routing time is released: no money moved
-        step.usage.append(UsageDelta(att.channel_id, att.day, -att.amount_fen))
-        if result.failure_kind == FailureKind.CHANNEL:
-            _failover(state, step, att, usage, now_ms, planner, origin)
+        if att.amount_fen:
+            step.usage.append(UsageDelta(att.channel_id, att.day, -att.amount_fen))
+        # a confirmation belongs to the channel that sent the code: no other channel can take it
+        if result.failure_kind == FailureKind.CHANNEL and att.kind != SIGN_CONFIRM:
+            _failover(state, step, att, usage, now_ms, planner, origin, agreements)
     if _all_parts_final(state):
         done = _finish(state, now_ms, origin)
         step.outcomes.extend(done.outcomes)
@@ -205,15 +273,32 @@ def _allow_split(planner: Planner, business_line: str) -> bool:
     return bool(getattr(planner, "allow_split", lambda _b: False)(business_line))
 
 
+def _is_first_of_part(state: OrderState, att: AttemptState) -> bool:
+    return next(a for a in state.attempts if a.part == att.part) is att
+
+
 def _launch(state: OrderState, step: Step, routed: Routed, part: int, now_ms: int, origin: str) -> None:
     no = len(state.attempts) + 1
     att = AttemptState(attempt_id(state.command["order_id"], no), no, part, routed.channel_id, routed.bank_code,
-                       routed.amount_fen, routed.day, expected_fee_fen=routed.fee_fen, origin=origin)
+                       routed.amount_fen, routed.day, expected_fee_fen=routed.fee_fen, origin=origin,
+                       kind=routed.kind, sign_ref=routed.sign_ref)
     state.attempts.append(att)
     # Reserve the amount on the card's daily usage now: the next command of this card (same
     # partition, processed after this one) must see it, whatever the channel answers later.
-    step.usage.append(UsageDelta(routed.channel_id, routed.day, routed.amount_fen))
-    step.attempts.append(_attempt_record(state, att, now_ms, routed.decision))
+    if routed.amount_fen:
+        step.usage.append(UsageDelta(routed.channel_id, routed.day, routed.amount_fen))
+    _emit(state, step, att, now_ms, routed.decision)
+
+
+def _emit(state: OrderState, step: Step, att: AttemptState, now_ms: int, decision: str) -> None:
+    record = _attempt_record(state, att, now_ms, decision)
+    if att.kind == PAY:
+        step.attempts.append(record)
+        return
+    cmd = state.command
+    step.signing.append(SigningTask(record, att.kind, att.sign_ref,
+                                    cmd.get("sms_code") if att.kind == SIGN_CONFIRM else None,
+                                    cmd.get("auth_elements", 0)))
 
 
 def _attempt_record(state: OrderState, att: AttemptState, now_ms: int, decision: str) -> Attempt:
@@ -234,14 +319,16 @@ def replay(state: OrderState, origin: str, now_ms: int) -> Step | None:
     launched = [a for a in state.attempts if a.origin == origin]
     if not launched and state.outcome_origin != origin:
         return None
-    step = Step(state, attempts=[_attempt_record(state, a, now_ms, "") for a in launched])
+    step = Step(state)
+    for a in launched:
+        _emit(state, step, a, now_ms, "")
     if state.outcome is not None and state.outcome_origin == origin:
         step.outcomes.append(Outcome.from_avro(state.outcome))
     return step
 
 
 def _failover(state: OrderState, step: Step, failed: AttemptState, usage: CardUsage, now_ms: int,
-              planner: Planner, origin: str) -> None:
+              planner: Planner, origin: str, agreements: frozenset[str]) -> None:
     cmd = state.cmd
     max_attempts, deadline_ms = planner.policy(cmd.business_line)
     part_attempts = [a for a in state.attempts if a.part == failed.part]
@@ -250,8 +337,9 @@ def _failover(state: OrderState, step: Step, failed: AttemptState, usage: CardUs
     tried = frozenset(a.channel_id for a in part_attempts)
     for d in step.usage:  # the released reservation is not yet in `usage`
         usage = apply_delta(usage, d.channel_id, d.day, d.delta_fen)
-    plan = planner.plan(cmd, failed.amount_fen, len(state.attempts) + 1, tried, usage, now_ms, False)
-    if isinstance(plan, NoRoute) or not plan:
+    plan = planner.plan(cmd, failed.amount_fen, len(state.attempts) + 1, tried, usage, now_ms, False,
+                        agreements=agreements)
+    if not isinstance(plan, list) or not plan:
         return
     _launch(state, step, plan[0], failed.part, now_ms, origin)
 
@@ -272,14 +360,17 @@ def _all_parts_final(state: OrderState) -> bool:
     return all(_part_final(atts) for atts in _parts(state).values())
 
 
-def _finish(state: OrderState, now_ms: int, origin: str, reject: NoRoute | None = None) -> Step:
+def _finish(state: OrderState, now_ms: int, origin: str, reject: NoRoute | None = None,
+            note: Settled | None = None) -> Step:
     cmd = state.command
     last_of_parts = [atts[-1] for atts in _parts(state).values()]
     ok = [a for a in last_of_parts if a.status == AttemptStatus.SUCCESS.value]
     if reject is not None:
         status, code, reason = OutcomeStatus.REJECTED, reject.reason_code, reject.reason
+    elif note is not None:
+        status, code, reason = OutcomeStatus.SUCCEEDED, note.reason_code, note.reason
     elif len(ok) == len(last_of_parts):
-        status, code, reason = OutcomeStatus.SUCCEEDED, "", ""
+        status, (code, reason) = OutcomeStatus.SUCCEEDED, _success_note(state, ok)
     elif ok:
         status, code, reason = OutcomeStatus.PARTIAL, "PARTIAL", _partial_reason(last_of_parts)
     else:
@@ -302,6 +393,24 @@ def _finish(state: OrderState, now_ms: int, origin: str, reject: NoRoute | None 
         step.outcomes.append(_duplicate_of(state, now_ms))
     state.duplicates_waiting = 0
     return step
+
+
+def _success_note(state: OrderState, ok: list[AttemptState]) -> tuple[str, str]:
+    """What a success means when it is not a plain payment (binding steps tell what comes next)."""
+    cmd, kinds = state.command, {a.kind for a in ok}
+    if SIGN_REQUEST in kinds:
+        ch = ok[0].channel_id
+        return ("SMS_SENT", f"{ch} sent the customer an SMS code: publish AUTHENTICATE with auth_step CONFIRM, "
+                            f"sign_order_id {cmd['order_id']} and the code to finish signing")
+    if SIGN_CONFIRM in kinds:
+        return "SIGNED", f"card signed a protocol-payment agreement with {ok[0].channel_id}"
+    if ok and cmd.get("auth_step") == AuthStep.BIND.value:
+        return ("VERIFIED", f"no protocol-payment channel could sign this card now: bound by element "
+                            f"verification through {ok[0].channel_id}")
+    signed = sorted({a.channel_id for a in ok if a.kind == SIGN_AND_PAY})
+    if signed:
+        return "", f"signed a protocol-payment agreement with {', '.join(signed)} on the way"
+    return "", ""
 
 
 def _partial_reason(parts: list[AttemptState]) -> str:

@@ -1,0 +1,113 @@
+"""Authentication and binding: 4/6-element verification, protocol-payment signing, confirmation.
+
+An AUTHENTICATE command says what it wants in `auth_step`:
+
+* VERIFY - verify the card's 4 elements (card number, name, ID number, phone) or 6 (plus CVV2 and
+  expiry, what credit cards need) through an authentication channel. Routed like any operation.
+* BIND - bind the card. Protocol-payment signing is preferred (the talk: "when a user binds a card,
+  the center prefers protocol-payment signing as the way to bind"): the best protocol channel
+  (`requires_agreement`) that reaches the bank for AUTHENTICATE and that the card has not signed
+  yet gets a signing request and sends the customer an SMS code. When the card has already signed
+  every such channel there is nothing to do (ALREADY_SIGNED); when none can sign now, the card is
+  bound by element verification through an authentication channel (VERIFIED).
+* CONFIRM - the customer's SMS code for a BIND (`sign_order_id`) goes back to the channel that sent
+  it; on success the card has an agreement with that channel and debits may use it.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+from processors.orders import SIGN_CONFIRM, SIGN_REQUEST, NoRoute, OrderState, Routed, Settled
+from processors.router import RouteRequest, Router
+from processors.scoring import ChannelBankStats
+from schemas.records import AttemptStatus, AuthStep, CardType, Operation, PaymentCommand
+
+_SMS_CODE = re.compile(r"[0-9]{4,8}")
+
+
+def elements(cmd: PaymentCommand) -> int:
+    """Elements to verify: as asked, else 6 for credit cards (CVV2 + expiry) and 4 for debit."""
+    if cmd.auth_elements:
+        return cmd.auth_elements
+    return 6 if cmd.card_type == CardType.CREDIT else 4
+
+
+def validate_auth(cmd: PaymentCommand) -> NoRoute | None:
+    """The auth fields' own rules (amounts, currency and business line are validate_command's)."""
+    step = cmd.auth_step
+    if step == AuthStep.UNKNOWN:
+        return NoRoute("UNKNOWN_AUTH_STEP", "auth_step is a value this paycenter does not know (written by a "
+                                            "newer producer?): use VERIFY, BIND or CONFIRM")
+    if cmd.operation != Operation.AUTHENTICATE:
+        if step != AuthStep.VERIFY or cmd.sms_code is not None or cmd.sign_order_id is not None:
+            return NoRoute("INVALID_AUTH_STEP", f"auth_step/sign_order_id/sms_code are for AUTHENTICATE commands; "
+                                                f"leave them unset on {cmd.operation.value}")
+        return None
+    if cmd.auth_elements not in (0, 4, 6):
+        return NoRoute("INVALID_AUTH_ELEMENTS", f"auth_elements must be 4, 6 or 0 (by card type), got {cmd.auth_elements}")
+    if cmd.card_type == CardType.CREDIT and elements(cmd) == 4:
+        return NoRoute("INVALID_AUTH_ELEMENTS", "credit cards are verified with 6 elements (card number, name, "
+                                                "ID number, phone, CVV2, expiry): set auth_elements 6 or 0")
+    if step == AuthStep.CONFIRM:
+        if not cmd.sign_order_id:
+            return NoRoute("INVALID_CONFIRM", "CONFIRM needs sign_order_id: the order_id of the BIND that sent the code")
+        if cmd.sms_code is None or not _SMS_CODE.fullmatch(cmd.sms_code):
+            return NoRoute("INVALID_CONFIRM", "CONFIRM needs sms_code: the 4-8 digit code the customer received")
+    elif cmd.sms_code is not None or cmd.sign_order_id is not None:
+        return NoRoute("INVALID_AUTH_STEP", "sign_order_id and sms_code are only for auth_step CONFIRM")
+    return None
+
+
+def protocol_channels(router: Router) -> frozenset[str]:
+    return frozenset(cid for cid, ch in router.config.channels.items() if ch.requires_agreement)
+
+
+def plan_bind(req: RouteRequest, router: Router, stats: ChannelBankStats | None, day_of) -> list[Routed] | NoRoute | Settled:
+    """BIND: sign the best unsigned protocol channel; nothing to do if all are signed; else verify.
+    `req` is the AUTHENTICATE request (its `agreements` = channels the card has signed);
+    `day_of(channel_id)` gives the channel's calendar day."""
+    protocol = protocol_channels(router)
+    decision = router.route(req, stats)
+    reach = {e.channel_id for e in router.entries(Operation.AUTHENTICATE, req.bank_code)} & protocol
+    signed = reach & req.agreements
+    unsigned = [c for c in decision.candidates if c.channel_id in protocol and c.channel_id not in req.agreements]
+    explain = json.loads(decision.explain())
+    explain["bind"] = {"protocol_reaching_bank": sorted(reach), "signed": sorted(signed)}
+    if unsigned:
+        c = unsigned[0]
+        explain["chosen"], explain["bind"]["step"] = c.channel_id, "sign"
+        return [Routed(c.channel_id, c.bank_code, 0, c.fee_fen, day_of(c.channel_id),
+                       json.dumps(explain, separators=(",", ":")), kind=SIGN_REQUEST)]
+    if signed and not req.tried_channels:
+        return Settled("ALREADY_SIGNED", f"card already signed every protocol-payment channel that reaches "
+                                         f"{req.bank_code}: {', '.join(sorted(signed))}")
+    verifiers = [c for c in decision.candidates if c.channel_id not in protocol]
+    if verifiers:
+        c = verifiers[0]
+        explain["chosen"], explain["bind"]["step"] = c.channel_id, "verify"
+        return [Routed(c.channel_id, c.bank_code, 0, c.fee_fen, day_of(c.channel_id),
+                       json.dumps(explain, separators=(",", ":")))]
+    if decision.chosen is None:
+        return NoRoute(decision.reason_code, decision.reason, decision.explain())
+    return NoRoute("NO_ROUTE", f"no channel can sign or verify this card for {req.bank_code} now", decision.explain())
+
+
+def confirm_route(cmd: PaymentCommand, bind: OrderState | None, router: Router, day_of) -> list[Routed] | NoRoute:
+    """CONFIRM goes to the channel whose signing request of `bind` sent the code."""
+    ref = cmd.sign_order_id
+    # another card's order is "not found" too: never confirm across cards, never say it exists
+    if bind is None or bind.command.get("card_token") != cmd.card_token:
+        return NoRoute("SIGN_ORDER_NOT_FOUND", f"no BIND order {ref!r} for this card: publish a BIND first, then "
+                                               f"CONFIRM with its order_id")
+    sent = [a for a in bind.attempts if a.kind == SIGN_REQUEST and a.status == AttemptStatus.SUCCESS.value]
+    if not sent:
+        return NoRoute("SIGN_NOT_PENDING", f"BIND order {ref} did not get an SMS code sent (its outcome: "
+                                           f"{(bind.outcome or {}).get('reason_code') or 'not decided yet'})")
+    att = sent[-1]
+    if att.channel_id not in router.config.channels:
+        return NoRoute("CHANNEL_REMOVED", f"{att.channel_id} (which sent the code) is no longer configured: BIND again")
+    explain = json.dumps({"chosen": att.channel_id, "mode": "confirm", "sign_attempt": att.attempt_id},
+                         separators=(",", ":"))
+    return [Routed(att.channel_id, att.bank_code, 0, 0, day_of(att.channel_id), explain, kind=SIGN_CONFIRM,
+                   sign_ref=att.channel_txn_id)]
