@@ -220,3 +220,68 @@ class HealthCommand(Record):
     clock_offset_ms: int | None = None
     operator: str = ""
     issued_at_ms: int
+
+
+# ---- settlement and reconciliation (docs/accounting.md) ------------------------------------------
+
+class SettlementStatus(StrEnum):
+    SUCCESS = "SUCCESS"
+
+
+class SettlementSplit(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    party: str
+    share_ppm: int
+    amount_fen: int
+
+
+class SettlementRecord(Record):
+    schema_name: ClassVar[str] = "settlement_record"
+    record_id: str
+    order_id: str
+    attempt_id: str
+    business_line: str
+    operation: Operation
+    funder: str | None = None
+    channel_id: str
+    channel_txn_id: str | None = None
+    bank_code: str
+    currency: str = "CNY"
+    amount_fen: int
+    fee_fen: int
+    status: SettlementStatus = SettlementStatus.SUCCESS
+    order_status: OutcomeStatus
+    requested_at_ms: int
+    decided_at_ms: int
+    splits: list[SettlementSplit] = Field(default_factory=list)
+
+
+class DiscrepancyKind(StrEnum):
+    MISSING_OURS = "MISSING_OURS"  # on the channel's statement, not in our journal
+    MISSING_CHANNEL = "MISSING_CHANNEL"  # a success in our journal, not on the statement
+    STATUS_MISMATCH = "STATUS_MISMATCH"  # see Discrepancy.status_case
+    AMOUNT_MISMATCH = "AMOUNT_MISMATCH"
+    FEE_MISMATCH = "FEE_MISMATCH"
+
+
+class Discrepancy(Record):
+    schema_name: ClassVar[str] = "discrepancy"
+    discrepancy_id: str
+    kind: DiscrepancyKind
+    status_case: str = ""
+    channel_id: str
+    statement_date: str
+    attempt_id: str
+    order_id: str
+    business_line: str = ""
+    ours_status: str = ""
+    channel_status: str = ""
+    channel_credited: bool | None = None
+    ours_amount_fen: int | None = None
+    channel_amount_fen: int | None = None
+    ours_fee_fen: int | None = None
+    channel_fee_fen: int | None = None
+    channel_txn_id: str | None = None
+    first_seen_date: str
+    detail: str = ""
+    found_at_ms: int

@@ -3,7 +3,12 @@
     GET  /admin/ledger                   every final entry, in booking order
     GET  /admin/stats                    calls per endpoint, duplicates, requests per attempt
     POST /admin/banks/{bank_code}        patch a bank profile, e.g. {"outage": true}
-    POST /admin/discrepancies/{attempt}  plant a statement lie: {"credited": false} / {"omit": true}
+    POST /admin/discrepancies/{attempt}  plant a statement lie about a booked attempt, any of
+                                         {"credited": false, "omit": true, "status": "FAILED",
+                                          "amount_fen": 1, "fee_fen": 2} (absent keys keep the truth)
+    POST /admin/statement-lines          plant a line for an attempt paycenter never sent:
+                                         {"attempt_id", "amount_fen", "status"?, "fee_fen"?,
+                                          "bank_code"?, "operation"?, "booked_at_ms"?}
     POST /admin/reset                    forget everything, back to the start-up configuration
 """
 from __future__ import annotations
@@ -18,6 +23,10 @@ from connectors.simulator.ledger import Discrepancy
 
 if TYPE_CHECKING:
     from connectors.simulator.server import SimulatorServer
+
+
+_DISCREPANCY_KEYS = {"credited", "omit", "status", "amount_fen", "fee_fen"}
+_EXTRA_KEYS = {"attempt_id", "amount_fen", "status", "fee_fen", "bank_code", "operation", "booked_at_ms"}
 
 
 def _loopback_only(request: web.Request) -> None:
@@ -63,12 +72,30 @@ def add_routes(app: web.Application, sim: SimulatorServer) -> None:
     async def discrepancy(request: web.Request) -> web.Response:
         _loopback_only(request)
         data = await _json_object(request)
+        unknown = set(data) - _DISCREPANCY_KEYS
+        if unknown:
+            raise web.HTTPBadRequest(text=f"unknown key(s) {sorted(unknown)}; allowed: {sorted(_DISCREPANCY_KEYS)}")
         try:
-            planted = Discrepancy(credited=data.get("credited"), omit=bool(data.get("omit", False)))
-        except TypeError as exc:
+            planted = Discrepancy(credited=data.get("credited"), omit=bool(data.get("omit", False)),
+                                  status=data.get("status"), amount_fen=data.get("amount_fen"),
+                                  fee_fen=data.get("fee_fen"))
+        except (TypeError, ValueError) as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
         sim.books.discrepancies[request.match_info["attempt_id"]] = planted
-        return web.json_response({"attempt_id": request.match_info["attempt_id"], **planted.__dict__})
+        body = {k: (v.value if hasattr(v, "value") else v) for k, v in planted.__dict__.items()}
+        return web.json_response({"attempt_id": request.match_info["attempt_id"], **body})
+
+    async def extra_line(request: web.Request) -> web.Response:
+        _loopback_only(request)
+        data = await _json_object(request)
+        unknown = set(data) - _EXTRA_KEYS
+        if unknown or "attempt_id" not in data or "amount_fen" not in data:
+            raise web.HTTPBadRequest(text=f"need attempt_id and amount_fen; allowed keys: {sorted(_EXTRA_KEYS)}")
+        try:
+            line = sim.books.add_extra_line(now=sim.clock(), **data)
+        except (TypeError, ValueError) as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        return web.json_response(line)
 
     async def reset(request: web.Request) -> web.Response:
         _loopback_only(request)
@@ -79,4 +106,5 @@ def add_routes(app: web.Application, sim: SimulatorServer) -> None:
     app.router.add_get("/admin/stats", stats)
     app.router.add_post("/admin/banks/{bank_code}", patch_bank)
     app.router.add_post("/admin/discrepancies/{attempt_id}", discrepancy)
+    app.router.add_post("/admin/statement-lines", extra_line)
     app.router.add_post("/admin/reset", reset)

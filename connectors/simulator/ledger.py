@@ -58,10 +58,30 @@ class AttemptRecord:
 
 @dataclass(frozen=True)
 class Discrepancy:
-    """Planted for reconciliation tests: how the statement should lie about an attempt."""
+    """Planted for reconciliation tests: how the statement should lie about an attempt.
+
+    Each field left at None keeps the true value. Together with `Books.extra_lines` (an entry the
+    channel lists but paycenter never sent) this produces every discrepancy kind reconciliation
+    types: missing on either side, status (incl. success-not-credited and the reverse), amount, fee.
+    """
 
     credited: bool | None = None  # False: listed as SUCCESS but the money never arrived
     omit: bool = False  # missing from the statement altogether
+    status: AttemptStatus | None = None  # the statement reports this status instead of the booked one
+    amount_fen: int | None = None  # ... this amount
+    fee_fen: int | None = None  # ... this fee
+
+    def __post_init__(self) -> None:
+        if self.credited is not None and not isinstance(self.credited, bool):
+            raise TypeError(f"credited must be true, false or null, got {self.credited!r}")
+        for name in ("amount_fen", "fee_fen"):
+            value = getattr(self, name)
+            if value is not None and (type(value) is not int or value < 0):
+                raise TypeError(f"{name} must be a non-negative integer (fen), got {value!r}")
+        if self.status is not None:
+            object.__setattr__(self, "status", AttemptStatus(self.status))
+            if self.status is AttemptStatus.PENDING:
+                raise TypeError("a statement lists final entries only: status must be SUCCESS or FAILED")
 
 
 @dataclass
@@ -72,6 +92,8 @@ class Books:
     attempts: dict[str, AttemptRecord] = field(default_factory=dict)
     entries: list[LedgerEntry] = field(default_factory=list)
     discrepancies: dict[str, Discrepancy] = field(default_factory=dict)
+    # Statement lines for attempts paycenter never sent (planted: "missing on our side").
+    extra_lines: list[dict[str, Any]] = field(default_factory=list)
     # Indexes so each request costs O(log n) / O(attempts of that card), not O(all attempts).
     _unbooked: list[tuple[int, str]] = field(default_factory=list)  # heap of (resolve_at_ms, attempt_id)
     _by_card: dict[tuple[str, Operation], list[AttemptRecord]] = field(default_factory=dict)
@@ -133,20 +155,38 @@ class Books:
             planted = self.discrepancies.get(e.attempt_id, Discrepancy())
             if planted.omit:
                 continue
-            credited = e.status is AttemptStatus.SUCCESS
-            if planted.credited is not None:
-                credited = planted.credited
+            status = planted.status or e.status
+            credited = status is AttemptStatus.SUCCESS if planted.credited is None else planted.credited
             lines.append(
                 {
                     "attempt_id": e.attempt_id,
                     "txn_id": e.txn_id,
                     "operation": e.operation.value,
                     "bank_code": e.bank_code,
-                    "amount_fen": e.amount_fen,
-                    "fee_fen": e.fee_fen,
-                    "status": e.status.value,
+                    "amount_fen": e.amount_fen if planted.amount_fen is None else planted.amount_fen,
+                    "fee_fen": e.fee_fen if planted.fee_fen is None else planted.fee_fen,
+                    "status": status.value,
                     "credited": credited,
                     "booked_at_ms": e.booked_at_ms,
                 }
             )
+        lines.extend(line for line in self.extra_lines if self.day_of(line["booked_at_ms"]) == day)
         return lines
+
+    def add_extra_line(self, attempt_id: str, amount_fen: int, now: int, status: AttemptStatus = AttemptStatus.SUCCESS,
+                       fee_fen: int = 0, bank_code: str = "ICBC", operation: Operation = Operation.PAY_IN,
+                       booked_at_ms: int | None = None) -> dict[str, Any]:
+        """Plant a statement line for an attempt the channel never received from paycenter."""
+        if attempt_id in self.attempts:
+            raise ValueError(f"attempt {attempt_id} is real; plant a discrepancy on it instead of an extra line")
+        for name, value in (("amount_fen", amount_fen), ("fee_fen", fee_fen)):
+            if type(value) is not int or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer (fen), got {value!r}")
+        status = AttemptStatus(status)
+        if status is AttemptStatus.PENDING:
+            raise ValueError("a statement lists final entries only: status must be SUCCESS or FAILED")
+        line = {"attempt_id": attempt_id, "txn_id": self.txn_id(attempt_id), "operation": Operation(operation).value,
+                "bank_code": bank_code, "amount_fen": amount_fen, "fee_fen": fee_fen, "status": status.value,
+                "credited": status is AttemptStatus.SUCCESS, "booked_at_ms": now if booked_at_ms is None else booked_at_ms}
+        self.extra_lines = [x for x in self.extra_lines if x["attempt_id"] != attempt_id] + [line]
+        return line

@@ -17,7 +17,7 @@ NAMES = schema_names()
 
 def test_every_schema_has_a_published_history():
     assert set(NAMES) >= {"payment_command", "attempt", "attempt_result", "outcome", "dead_letter",
-                          "health_event", "alert", "health_command"}
+                          "health_event", "alert", "health_command", "settlement_record", "discrepancy"}
     for name in NAMES:
         assert history_paths(name), f"{name}: keep published versions in schemas/avro/history/{name}/vN.avsc"
 
