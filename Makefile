@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test deps venv clickhouse bench clean help
+.PHONY: run test deps venv clickhouse chromium bench clean help
 
 help:
 	@echo "make run    set up (venv, ClickHouse package) and run broker, ClickHouse, simulators, workers and demo traffic"
@@ -12,7 +12,7 @@ help:
 	@echo "make bench  run the benchmarks"
 	@echo "make clean  remove the venv and local data"
 
-deps: venv clickhouse
+deps: venv clickhouse chromium
 
 venv: $(STAMP)
 
@@ -30,6 +30,14 @@ clickhouse:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq clickhouse-server clickhouse-client >/dev/null; \
 	fi
 	@command -v clickhouse-server >/dev/null || { echo "clickhouse-server is still missing: install Debian's clickhouse-server package"; exit 1; }
+
+# Debian's chromium: the dashboard's end-to-end test drives it headless.
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium (for the dashboard test) ..."; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	fi
 
 run: deps
 	$(BIN)/paycenter run

@@ -42,6 +42,9 @@ def cmd_run(args) -> int:
         print(f"starting workers: {', '.join(sorted(ROLES))} (logs in {sup.log_dir}; metrics on "
               + ", ".join(f"{r} :{p}" for r, p in ports.items()) + ") ...", flush=True)
         sup.start_workers(metrics_ports=ports)
+        dash_port = int(os.environ.get("PAYCENTER_DASHBOARD_PORT", "18080"))
+        sup.spawn("dashboard", [sys.executable, "-m", "paycenter.cli", "dashboard", "--port", str(dash_port)])
+        print(f"dashboard on http://127.0.0.1:{dash_port}/", flush=True)
         print(f"demo traffic at {args.rate:g} commands/s; journal in ClickHouse "
               f"{settings.clickhouse_host}:{settings.clickhouse_port} database {settings.clickhouse_database}",
               flush=True)

@@ -1,0 +1,1 @@
+"""The operators' live dashboard: `paycenter dashboard` (also started by `paycenter run`)."""
