@@ -107,22 +107,6 @@ def cmd_submit(args) -> int:
     return 1
 
 
-def cmd_config(args) -> int:
-    from pydantic import ValidationError
-    from processors.routing_config import load as load_config
-    path = args.file or load_settings().routing_config
-    try:
-        config = load_config(path)
-    except (ValidationError, ValueError, OSError) as exc:
-        print(f"invalid routing config {path}:\n{exc}", file=sys.stderr)
-        return 1
-    if args.action == "validate":
-        print(f"{path}: valid ({len(config.channels)} channels, {len(config.business_lines)} business lines)")
-    else:
-        print(json.dumps(config.model_dump(mode="json"), indent=2))
-    return 0
-
-
 def cmd_infra(args) -> int:
     from infra.cli import main as infra_main
     return infra_main(args.infra_args)
@@ -166,11 +150,6 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--user-present", action="store_true")
     s.add_argument("--wait", type=float, default=0, help="seconds to wait for the outcome (0: don't wait)")
     s.set_defaults(func=cmd_submit)
-
-    c = sub.add_parser("config", help="validate or show a routing configuration")
-    c.add_argument("action", choices=("validate", "show"))
-    c.add_argument("file", nargs="?", help="YAML file (default: PAYCENTER_ROUTING_CONFIG)")
-    c.set_defaults(func=cmd_config)
 
     i = sub.add_parser("infra", help="embedded broker and ClickHouse: up, down, status, provision, migrate",
                        add_help=False)
