@@ -283,6 +283,7 @@ class HealthMonitor:
         self._entries: dict[Key, _Entry] = {}
         self._timers: list[tuple[int, int, str, str]] = []  # (due_ms, seq, channel_id, bank_code), lazy
         self._demoted: set[Key] = set()
+        self.last_counted = False  # did the last on_result count its result (False: a replay, ignored)
 
     # -- configuration -------------------------------------------------------------------------
 
@@ -312,7 +313,9 @@ class HealthMonitor:
             self._advance(entry, policy, now_ms, events)
         status = result.status
         if entry.seen((result.attempt_id, status.value), policy.dedupe_window):
+            self.last_counted = False
             return events
+        self.last_counted = True  # the streams layer counts only these in its per-minute metrics
         if status == AttemptStatus.SUCCESS:
             health.consecutive_failures = 0
             health.consecutive_pending = 0

@@ -88,6 +88,10 @@ class MinuteStats:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "MinuteStats":
+        return cls(**{k: int(data[k]) for k in cls.__slots__ if k in data})
+
 
 class MinuteWindow:
     """Counters per key per minute, for the last `keep_minutes` minutes."""
@@ -161,6 +165,26 @@ class MinuteWindow:
             if minute + MINUTE_MS > before_ms:
                 break
             yield from self._minutes[minute].items()
+
+    def to_dict(self) -> dict:
+        """For a changelog-backed table; keys must be JSON-friendly (str, or a tuple of str saved as a list)."""
+        return {
+            "keep_minutes": self.keep_minutes,
+            "newest": self._newest,
+            "late_dropped": self.late_dropped,
+            "minutes": [[list(k) if isinstance(k, tuple) else k, s.to_dict()]
+                        for m in sorted(self._minutes) for k, s in self._minutes[m].items()],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict, key: Callable[[AttemptResult], Hashable] = by_channel_bank) -> "MinuteWindow":
+        window = cls(int(data.get("keep_minutes", 60)), key)
+        window._newest = data.get("newest")
+        window.late_dropped = int(data.get("late_dropped", 0))
+        for k, stats in data.get("minutes", ()):
+            st = MinuteStats.from_dict(stats)
+            window._minutes.setdefault(st.minute_ms, {})[tuple(k) if isinstance(k, list) else k] = st
+        return window
 
     def __len__(self) -> int:
         """Number of (key, minute) counters held — bounded by keep_minutes x active keys."""
