@@ -93,6 +93,22 @@ class HttpChannel(Channel):
         except (KeyError, TypeError, ValueError) as exc:
             raise ChannelError(f"{self.channel_id}: statement {day}: malformed line: {exc}") from None
 
+    def parse_notification(self, headers: Any, path: str, body: bytes) -> tuple[str, str, ChannelResponse]:
+        """A notification the channel POSTed to our callback URL when a pending attempt became
+        final: verified like a response (this channel's secret, method POST, the path as received,
+        the raw body, timestamp skew) and read as (attempt_id, card_token, response). Raises
+        signing.SignatureError if it is not authentic, ValueError if it is malformed."""
+        signing.verify(self._secret, headers, "POST", path, body,
+                       expected_channel=self.channel_id, max_skew_ms=self._max_skew_ms)
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise ValueError("notification body is not JSON") from None
+        if not isinstance(data, dict) or not isinstance(data.get("attempt_id"), str) \
+                or not isinstance(data.get("card_token"), str):
+            raise ValueError("notification must be a JSON object with attempt_id and card_token")
+        return data["attempt_id"], data["card_token"], self._to_response(data, data["attempt_id"])
+
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:
             await self._session.close()

@@ -15,11 +15,14 @@ import asyncio
 import datetime
 import json
 import logging
+import os
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 from aiohttp import web
+from yarl import URL
 from pydantic import BaseModel, Field, StrictInt, ValidationError
 
 from connectors import codes, signing
@@ -57,6 +60,8 @@ class SimulatorServer:
         self.clock = clock
         self._changed = asyncio.Event()
         self._stopping = False
+        self._callback_tasks: set[asyncio.Task] = set()
+        self._callback_http: aiohttp.ClientSession | None = None
         self.reset()
 
     # ---- state -------------------------------------------------------------------------------
@@ -66,6 +71,8 @@ class SimulatorServer:
         self.calls: Counter[str] = Counter()
         self.duplicates = 0
         self.signature_failures = 0
+        self.callback_url = callback_url_from_env(self.config.channel_id)
+        self.callbacks_sent = 0
         self._notify()
 
     def profile(self, bank_code: str) -> BankProfile:
@@ -90,6 +97,7 @@ class SimulatorServer:
             "calls": dict(self.calls),
             "duplicates": self.duplicates,
             "signature_failures": self.signature_failures,
+            "callbacks_sent": self.callbacks_sent,
             "attempt_requests": {a: r.requests for a, r in self.books.attempts.items()},
         }
 
@@ -101,6 +109,8 @@ class SimulatorServer:
         app.router.add_get("/v1/payments/{attempt_id}", self._query)
         app.router.add_get("/v1/statements/{day}", self._statement)
         admin.add_routes(app, self)
+        app.router.add_post("/admin/callback", self._set_callback)
+        app.on_cleanup.append(self._close_callbacks)
         return app
 
     def _reply(self, request: web.Request, code: str, body: dict[str, Any]) -> web.Response:
@@ -172,6 +182,8 @@ class SimulatorServer:
         rec = self._new_record(operation, body, profile, now)
         # Booked before any delay, so a concurrent repeat of the same attempt sees it.
         self.books.add(rec, now)
+        if rec.resolve_at_ms > now:
+            self._schedule_callback(rec)
         return await self._deliver(request, rec, profile, now)
 
     def _new_record(self, operation: Operation, body: PaymentBody, profile: BankProfile, now: int) -> AttemptRecord:
@@ -246,3 +258,71 @@ class SimulatorServer:
         body = {"code": codes.SUCCESS, "channel_id": self.config.channel_id, "date": day.isoformat(),
                 "lines": self.books.statement(day)}
         return self._reply(request, codes.SUCCESS, body)
+
+    # ---- asynchronous notifications ------------------------------------------------------------
+    # A real channel POSTs the final answer of a pending (P001) attempt to the merchant's callback
+    # URL when it knows it. The simulator does the same when a callback URL is set (at start-up
+    # with PAYCENTER_SIMULATOR_CALLBACK_URL, "{channel}" replaced by the channel id, or at run time
+    # with POST /admin/callback {"url": ... | null}), signed like a request: the receiver verifies it
+    # with HttpChannel.parse_notification. Retried with backoff until answered 2xx (5 tries).
+    async def _set_callback(self, request: web.Request) -> web.Response:
+        admin._loopback_only(request)
+        try:
+            data = await request.json()
+        except ValueError:
+            raise web.HTTPBadRequest(text='body must be {"url": "http://..."} or {"url": null}') from None
+        url = data.get("url") if isinstance(data, dict) else None
+        if url is not None and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+            raise web.HTTPBadRequest(text='body must be {"url": "http://..."} or {"url": null}')
+        self.callback_url = url
+        return web.json_response({"url": url})
+
+    def _schedule_callback(self, rec: AttemptRecord) -> None:
+        if self.callback_url:
+            task = asyncio.get_running_loop().create_task(self._send_callback(rec, self.callback_url))
+            self._callback_tasks.add(task)
+            task.add_done_callback(self._callback_tasks.discard)
+
+    async def _send_callback(self, rec: AttemptRecord, url: str) -> None:
+        await asyncio.sleep(max(0, rec.resolve_at_ms - self.clock()) / 1000)
+        now = self.clock()
+        self.books.settle(now)
+        code = rec.code_at(now)
+        body = json.dumps({
+            "attempt_id": rec.attempt_id, "order_id": rec.order_id, "card_token": rec.card_token,
+            "bank_code": rec.bank_code, "operation": rec.operation.value, "amount_fen": rec.amount_fen,
+            "code": code, "message": codes.classify(code).description, "status": codes.classify(code).status.value,
+            "txn_id": rec.txn_id, "fee_fen": rec.fee_fen if code == codes.SUCCESS else 0,
+        }, separators=(",", ":")).encode()
+        path = URL(url).raw_path
+        if self._callback_http is None:
+            self._callback_http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+        for attempt in range(5):
+            headers = signing.sign_headers(self.config.channel_id, self.config.secret, "POST", path, body)
+            headers["Content-Type"] = "application/json"
+            try:
+                async with self._callback_http.post(url, data=body, headers=headers) as resp:
+                    if resp.status < 300:
+                        self.callbacks_sent += 1
+                        return
+                    log.warning("%s: callback for %s answered HTTP %d", self.config.channel_id, rec.attempt_id,
+                                resp.status)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("%s: callback for %s failed: %r", self.config.channel_id, rec.attempt_id, exc)
+            if self._stopping:
+                return
+            await asyncio.sleep(0.5 * 2**attempt)
+
+    async def _close_callbacks(self, _app: web.Application) -> None:
+        for task in list(self._callback_tasks):
+            task.cancel()
+        if self._callback_http is not None:
+            await self._callback_http.close()
+
+
+CALLBACK_ENV = "PAYCENTER_SIMULATOR_CALLBACK_URL"
+
+
+def callback_url_from_env(channel_id: str) -> str | None:
+    url = os.environ.get(CALLBACK_ENV, "")
+    return url.replace("{channel}", channel_id) if url else None
