@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from schemas.records import AttemptStatus, CardType, FailureKind, Operation
 
@@ -29,11 +29,38 @@ class ChannelRequest:
     bank_code: str
     card_type: CardType
     amount_fen: int
+    # Protocol payment, user present: the channel has the customer confirm its SMS inside this
+    # debit and signs the card on the way (only the signer role sets it; see processors/planner.py).
+    sign_on_the_way: bool = False
 
     def __post_init__(self) -> None:
         # bool is an int subclass; reject it and floats so money can never be fractional.
         if not isinstance(self.amount_fen, int) or isinstance(self.amount_fen, bool):
             raise TypeError(f"amount_fen must be int fen, got {type(self.amount_fen).__name__}")
+
+
+@dataclass(frozen=True)
+class SigningRequest:
+    """Protocol-payment signing, step 1: the channel verifies the card's elements and sends the
+    customer an SMS code. Success carries the channel's signing reference in `channel_txn_id`."""
+
+    attempt_id: str
+    order_id: str
+    card_token: str
+    bank_code: str
+    card_type: CardType
+    auth_elements: int  # 4 or 6
+
+
+@dataclass(frozen=True)
+class SigningConfirmation:
+    """Step 2: the customer's code for the signing `sign_ref`. Success carries the agreement number."""
+
+    attempt_id: str
+    order_id: str
+    card_token: str
+    sign_ref: str
+    sms_code: str = field(repr=False)  # never in logs
 
 
 @dataclass(frozen=True)
@@ -85,6 +112,14 @@ class Channel(ABC):
     async def authenticate(self, req: ChannelRequest) -> ChannelResponse:
         """AUTHENTICATE: verify the card (may carry a fee, moves no principal)."""
 
+    async def request_signing(self, req: SigningRequest) -> ChannelResponse:
+        """Protocol payment: ask the channel to send the customer a signing SMS code."""
+        return _unsupported(self, "protocol-payment signing")
+
+    async def confirm_signing(self, req: SigningConfirmation) -> ChannelResponse:
+        """Protocol payment: confirm a signing with the customer's SMS code."""
+        return _unsupported(self, "protocol-payment signing")
+
     @abstractmethod
     async def query_status(self, attempt_id: str) -> ChannelResponse:
         """The channel's current view of an attempt; PENDING if it (or we) cannot tell yet."""
@@ -106,3 +141,9 @@ class Channel(ABC):
         if req.operation is Operation.AUTHENTICATE:
             return await self.authenticate(req)
         raise ValueError(f"unsupported operation {req.operation!r}")
+
+
+def _unsupported(channel: Channel, what: str) -> ChannelResponse:
+    # Nothing was sent: a safe channel-side failure (the router may try another channel).
+    return ChannelResponse(AttemptStatus.FAILED, FailureKind.CHANNEL, "NOT_SUPPORTED",
+                           f"{getattr(channel, 'channel_id', '?')} does not support {what}")

@@ -25,7 +25,8 @@ import aiohttp
 from yarl import URL
 
 from connectors import codes, signing
-from connectors.base import Channel, ChannelError, ChannelRequest, ChannelResponse, StatementLine
+from connectors.base import (Channel, ChannelError, ChannelRequest, ChannelResponse, SigningConfirmation,
+                             SigningRequest, StatementLine)
 from schemas.records import AttemptStatus, FailureKind, Operation
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,16 @@ class HttpChannel(Channel):
 
     async def authenticate(self, req: ChannelRequest) -> ChannelResponse:
         return await self._move("/v1/authenticate", req)
+
+    async def request_signing(self, req: SigningRequest) -> ChannelResponse:
+        return await self._post("/v1/agreements/sign", req.attempt_id, {
+            "attempt_id": req.attempt_id, "order_id": req.order_id, "card_token": req.card_token,
+            "bank_code": req.bank_code, "card_type": req.card_type.value, "auth_elements": req.auth_elements})
+
+    async def confirm_signing(self, req: SigningConfirmation) -> ChannelResponse:
+        return await self._post("/v1/agreements/confirm", req.attempt_id, {
+            "attempt_id": req.attempt_id, "order_id": req.order_id, "card_token": req.card_token,
+            "sign_ref": req.sign_ref, "sms_code": req.sms_code})
 
     async def query_status(self, attempt_id: str) -> ChannelResponse:
         try:
@@ -129,13 +140,18 @@ class HttpChannel(Channel):
             "card_type": req.card_type.value,
             "amount_fen": req.amount_fen,
         }
+        if req.sign_on_the_way:
+            payload["sign_on_the_way"] = True
+        return await self._post(path, req.attempt_id, payload)
+
+    async def _post(self, path: str, attempt_id: str, payload: dict[str, Any]) -> ChannelResponse:
         try:
             body = await self._call("POST", path, json.dumps(payload, separators=(",", ":")).encode())
         except _Untrusted as exc:
             if exc.code == CONNECT:
                 return ChannelResponse(AttemptStatus.FAILED, FailureKind.CHANNEL, CONNECT, str(exc))
             return ChannelResponse.pending(exc.code, f"outcome unknown: {exc}")
-        return self._to_response(body, req.attempt_id)
+        return self._to_response(body, attempt_id)
 
     def _to_response(self, body: dict[str, Any], attempt_id: str) -> ChannelResponse:
         code, fee, txn = body.get("code"), body.get("fee_fen", 0), body.get("txn_id")

@@ -27,6 +27,9 @@ class BankProfile(BaseModel):
     daily_limit_fen: Fen = Field(5_000_000, gt=0, description="per card, per operation, per calendar day")
     fixed_fen: Fen = Field(0, ge=0)
     rate_ppm: int = Field(0, ge=0, le=1_000_000)
+    requires_agreement: bool = Field(False, description="protocol payment: a debit needs the card's signed agreement "
+                                                        "(or sign_on_the_way); otherwise E400, nothing booked")
+    sms_code_ttl_ms: int = Field(300_000, gt=0, description="how long a signing SMS code can be confirmed")
 
     def fee_fen(self, amount_fen: Fen) -> Fen:
         # ceil without floats: money stays exact

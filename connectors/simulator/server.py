@@ -4,6 +4,7 @@
          {attempt_id, order_id, card_token, bank_code, card_type, amount_fen}
     GET  /v1/payments/{attempt_id}
     GET  /v1/statements/{YYYY-MM-DD}   -> {"channel_id", "date", "lines": [...]} (JSON, final entries)
+    POST /v1/agreements/sign | /v1/agreements/confirm   protocol-payment signing (signing_api.py)
 
 Every request must carry a valid X-PC-* signature (else 401 / E401); every response is signed
 with the request's method and path. Answers are {code, message, status, txn_id, fee_fen}.
@@ -26,10 +27,11 @@ from yarl import URL
 from pydantic import BaseModel, Field, StrictInt, ValidationError
 
 from connectors import codes, signing
-from connectors.simulator import admin
+from connectors.simulator import admin, signing_api
 from connectors.simulator.fate import decide, latency_ms
 from connectors.simulator.ledger import AttemptRecord, Books
 from connectors.simulator.profiles import BankProfile, SimulatorConfig
+from connectors.simulator.signing_desk import SigningDesk
 from schemas.records import CardType, Operation
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ class PaymentBody(BaseModel):
     bank_code: str = Field(min_length=1)
     card_type: CardType
     amount_fen: StrictInt = Field(ge=0)  # StrictInt: 1.5 or "100" is a malformed request, not money
+    sign_on_the_way: bool = False  # protocol debit, user present: sign inside the payment
 
 
 class SimulatorServer:
@@ -68,6 +71,7 @@ class SimulatorServer:
     def reset(self) -> None:
         self.config = self.initial_config.model_copy(deep=True)
         self.books = Books(self.config.channel_id, self.config.seed, self.config.timezone)
+        self.desk = SigningDesk(self.config.channel_id, self.config.seed)
         self.calls: Counter[str] = Counter()
         self.duplicates = 0
         self.signature_failures = 0
@@ -108,6 +112,7 @@ class SimulatorServer:
             app.router.add_post(f"/v1/{name}", self._money_handler(name))
         app.router.add_get("/v1/payments/{attempt_id}", self._query)
         app.router.add_get("/v1/statements/{day}", self._statement)
+        signing_api.add_routes(app, self)
         admin.add_routes(app, self)
         app.router.add_post("/admin/callback", self._set_callback)
         app.on_cleanup.append(self._close_callbacks)
@@ -179,9 +184,15 @@ class SimulatorServer:
             return self._answer(request, codes.MAINTENANCE)
         if not profile.supported:
             return self._answer(request, codes.BANK_NOT_SUPPORTED)
+        needs_signing = (operation is Operation.PAY_IN and profile.requires_agreement
+                         and not self.desk.has_agreement(body.card_token))
+        if needs_signing and not body.sign_on_the_way:
+            return self._answer(request, codes.BAD_REQUEST, "no protocol-payment agreement for this card: sign first")
         rec = self._new_record(operation, body, profile, now)
         # Booked before any delay, so a concurrent repeat of the same attempt sees it.
         self.books.add(rec, now)
+        if needs_signing and rec.final_code == codes.SUCCESS:
+            self.desk.sign_on_the_way(body.card_token, body.attempt_id)  # the present customer confirmed
         if rec.resolve_at_ms > now:
             self._schedule_callback(rec)
         return await self._deliver(request, rec, profile, now)
@@ -242,6 +253,9 @@ class SimulatorServer:
         self.books.settle(now)
         rec = self.books.attempts.get(request.match_info["attempt_id"])
         if rec is None:
+            signed = self.desk.answers.get(request.match_info["attempt_id"])
+            if signed is not None:  # a signing call: its stored answer
+                return self._answer(request, signed.code, signed.message, txn_id=signed.txn_id)
             return self._answer(request, codes.UNKNOWN_ATTEMPT)
         return self._answer(request, rec.code_at(now), rec=rec, attempt_id=rec.attempt_id,
                             operation=rec.operation.value, amount_fen=rec.amount_fen)
@@ -318,6 +332,8 @@ class SimulatorServer:
             task.cancel()
         if self._callback_http is not None:
             await self._callback_http.close()
+
+
 
 
 CALLBACK_ENV = "PAYCENTER_SIMULATOR_CALLBACK_URL"
