@@ -29,7 +29,14 @@ def decide(cmd: dict, created_ms: int) -> dict:
             "created_at_ms": created_ms, "decision": ""}
 
 
-def run(settings: Settings, n: int = 30_000, prefix: str = "bench-raw.") -> dict:
+def run(settings: Settings, n: int = 30_000, repeats: int = 3, prefix: str = "bench-raw.") -> dict:
+    """The best of `repeats` runs (a ceiling: the least disturbed run by other processes)."""
+    runs = [once(settings, n, f"{prefix}{i}.") for i in range(repeats)]
+    best = max(runs, key=lambda r: r["msgs_per_s"])
+    return {**best, "runs_msgs_per_s": [r["msgs_per_s"] for r in runs]}
+
+
+def once(settings: Settings, n: int, prefix: str) -> dict:
     s = with_prefix(settings, prefix)
     produce_all(s, "pay.commands", ((c.card_token.encode(), c.encode()) for c in commands(n, "raw")))
     cmd_codec, att_codec = codec("payment_command"), codec("attempt")

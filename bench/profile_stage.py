@@ -25,7 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import REPO_ROOT, log, private_platform, supervisor, with_routing_config  # noqa: E402
+from bench.harness import (REPO_ROOT, log, private_platform, start_simulators, supervisor,  # noqa: E402
+                           with_routing_config)
+from bench.bench_stages import ALT_LOOP, attempts_for  # noqa: E402
 from bench.workload import commands, drain, produce_all, reader, with_prefix  # noqa: E402
 
 # Layers by file path fragment, first match wins.
@@ -80,14 +82,25 @@ def print_summary(title: str, s: dict) -> None:
         print(f"{p:6.1f}%  {f}")
 
 
-def profile_router_pyspy(settings, n: int, seconds: float, out_dir: Path) -> dict:
-    s = with_prefix(with_routing_config(settings), "prof-router.")
-    produce_all(s, "pay.commands", ((c.card_token.encode(), c.encode()) for c in commands(n, "prof")))
+def profile_router_pyspy(settings, n: int, seconds: float, out_dir: Path, role: str = "router") -> dict:
+    s = with_prefix(with_routing_config(settings), f"prof-{role}.")
+    if role == "executor":
+        produce_all(s, "pay.attempts", ((a.card_token.encode(), a.encode()) for a in attempts_for(s, n)))
+    else:
+        produce_all(s, "pay.commands", ((c.card_token.encode(), c.encode()) for c in commands(n, "prof")))
     sup = supervisor(s)
-    raw = out_dir / "router.pyspy.txt"
+    raw = out_dir / f"{role}.pyspy.txt"
+    first_output = "pay.results" if role == "executor" else "pay.attempts"
     try:
-        child = sup.start_worker("router", name="prof-router")
-        c = reader(s, "pay.attempts")
+        if role == "executor":
+            start_simulators(sup, s, zero_latency=True)
+            child = sup.start_worker("executor", name="prof-executor")
+        elif role == "router":
+            child = sup.start_worker("router", name="prof-router")
+        else:  # the restructured stage (bench/alt_router_loop.py)
+            argv = ALT_LOOP + (["--fast-state"] if role == "alt-fast" else [])
+            child = sup.spawn(f"prof-{role}", argv)
+        c = reader(s, first_output)
         try:
             if not drain(c, lambda k: k > 0, 90):
                 raise RuntimeError(f"router produced nothing in 90 s; see {child.log_path}")
@@ -132,7 +145,8 @@ def profile_router_cprofile(settings, n: int, seconds: float, out_dir: Path) -> 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--role", choices=("router",), default="router")
+    ap.add_argument("--role", choices=("router", "executor", "alt", "alt-fast"), default="router",
+                    help="router/executor: the faust workers; alt/alt-fast: bench/alt_router_loop.py")
     ap.add_argument("--n", type=int, default=20_000)
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "bench-results")
@@ -144,7 +158,7 @@ def main() -> None:
             profile_router_cprofile(settings, args.n, args.seconds, args.out)
         else:
             print_summary(f"{args.role} (py-spy {args.seconds:.0f} s)",
-                          profile_router_pyspy(settings, args.n, args.seconds, args.out))
+                          profile_router_pyspy(settings, args.n, args.seconds, args.out, args.role))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,118 @@
+"""The benchmark table and chart from run_all's results dict."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.png_chart import Panel, write_png
+
+TARGET_RATIO = 0.3  # router stage / raw limit
+TARGET_E2E = 5_000  # payments/s sustained
+TARGET_P99_MS = 250  # at 2,000/s offered
+
+
+def _get(d: dict, *path, default=None):
+    for p in path:
+        if not isinstance(d, dict) or p not in d:
+            return default
+        d = d[p]
+    return d
+
+
+def _fmt(v, unit: str = "") -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float) and v != v:  # NaN
+        return "-"
+    if isinstance(v, (int, float)):
+        return f"{v:,.0f}{unit}" if abs(v) >= 100 else f"{v:,.3g}{unit}"
+    return str(v)
+
+
+def _verdict(ok: bool | None) -> str:
+    return "" if ok is None else ("met" if ok else "NOT MET")
+
+
+def rows(r: dict) -> list[tuple[str, str, str, str, str]]:
+    """(what, value, ratio to raw, target, verdict)"""
+    raw = _get(r, "raw", "msgs_per_s")
+    ratio = lambda v: "-" if not raw or not isinstance(v, (int, float)) else f"{v / raw:.3f}"  # noqa: E731
+    out = [("raw limit: confluent-kafka consume+fastavro+produce", _fmt(raw, " msg/s"), "1.000", "", "")]
+    for key, label in (("router", "router stage: paycenter worker router (faust)"),
+                       ("alt_loop", "  restructured: confluent-kafka loop (bench/alt_router_loop.py)"),
+                       ("alt_loop_fast_state", "  restructured + state without dataclasses.asdict"),
+                       ("executor", "executor stage: paycenter worker executor (faust)")):
+        st = _get(r, "stages", key, default={})
+        v = st.get("per_s")
+        target = f">= {TARGET_RATIO} x raw" if key == "router" else ""
+        ok = None if key != "router" or v is None or not raw else v / raw >= TARGET_RATIO
+        out.append((label, _fmt(v, " /s") if v else f"error: {st.get('error', '?')[:60]}", ratio(v), target, _verdict(ok)))
+    e2e = r.get("e2e", {})
+    if "error" in e2e:
+        out.append(("end to end", f"error: {e2e['error'][:80]}", "", "", ""))
+    elif e2e:
+        mx = _get(e2e, "max", "outcomes_per_s")
+        out.append((f"end to end max sustained ({'+'.join(e2e.get('roles', []))})", _fmt(mx, " pay/s"), ratio(mx),
+                    f">= {TARGET_E2E:,}/s", _verdict(None if mx is None else mx >= TARGET_E2E)))
+        for key, label in (("offered", "offered"), ("half", "half of max")):
+            ph = e2e.get(key, {})
+            out.append((f"end to end at {_fmt(ph.get('offered_per_s'))}/s {label}: outcomes/s, p50 / p99",
+                        f"{_fmt(ph.get('outcomes_per_s'))}/s, {_fmt(ph.get('p50_ms'))} / {_fmt(ph.get('p99_ms'))} ms",
+                        "", f"p99 < {TARGET_P99_MS} ms" if key == "offered" else "",
+                        _verdict(None if key != "offered" or ph.get("p99_ms") is None
+                                 else ph["p99_ms"] < TARGET_P99_MS and ph.get("outcomes") == ph.get("commands"))))
+        out.append(("journal holds every outcome, after the last phase", _fmt(e2e.get("journal_complete_after_s"), " s"),
+                    "", "", ""))
+    q = r.get("quality", {})
+    oracle = _get(q, "oracle", "net_value_fen")
+    for name, v in q.items():
+        if "error" in v:
+            out.append((f"quality: {name}", f"error: {v['error'][:60]}", "", "", ""))
+            continue
+        share = f"{v['net_value_fen'] / oracle:.3f} of oracle" if oracle else ""
+        out.append((f"quality: {name}", f"success {v['success_rate']:.2%}, 1st try {v['first_attempt_success']:.2%}, "
+                    f"fee/success {v['fee_per_success_fen']:.0f} fen", share, "", ""))
+    rx = r.get("reaction")
+    if rx is not None:
+        out.append(("reaction time of demotion (bench/bench_reaction.py)", str(rx)[:70], "", "", ""))
+    return out
+
+
+def table(r: dict) -> str:
+    rs = rows(r)
+    widths = [max(len(row[i]) for row in rs + [("what", "value", "x raw", "target", "")]) for i in range(5)]
+    head = ("what", "value", "x raw", "target", "")
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rs]
+    load = _get(r, "machine", "load_avg_at_start")
+    if load:
+        lines.append(f"\n{_get(r, 'machine', 'cpus')} CPUs; load average at start {load[0]:.2f}, at end "
+                     f"{_get(r, 'machine', 'load_avg_at_end', default=[0])[0]:.2f} (other processes share the machine)")
+    return "\n".join(lines)
+
+
+def chart(r: dict, path: Path) -> Path:
+    raw = _get(r, "raw", "msgs_per_s") or 0
+    speed = [("raw limit", raw)]
+    for key, label in (("router", "router (faust)"), ("alt_loop", "router, ck loop"),
+                       ("alt_loop_fast_state", "router, ck loop+fast"), ("executor", "executor (faust)")):
+        speed.append((label, _get(r, "stages", key, "per_s") or 0))
+    speed.append(("end to end max", _get(r, "e2e", "max", "outcomes_per_s") or 0))
+    panels = [Panel("Throughput per second, one run (bar = value; x = ratio to raw)",
+                    [(lab, v, f"{v:,.0f}/s  {v / raw:.3f}x" if raw else f"{v:,.0f}/s") for lab, v in speed],
+                    marks=[(raw * TARGET_RATIO, "0.3x raw")] if raw else [])]
+    lat = []
+    for key, label in (("offered", "offered"), ("half", "half max")):
+        ph = _get(r, "e2e", key, default={})
+        for q in ("p50_ms", "p99_ms"):
+            if isinstance(ph.get(q), (int, float)):
+                lat.append((f"{label} {_fmt(ph.get('offered_per_s'))}/s {q[:3]}", ph[q], f"{ph[q]:,.0f} ms"))
+    if lat:
+        panels.append(Panel("Command to outcome latency, ms", lat, marks=[(TARGET_P99_MS, "250 ms")]))
+    q = {k: v for k, v in (r.get("quality") or {}).items() if "error" not in v}
+    if q:
+        panels.append(Panel("Routing quality: success rate % (with failover)",
+                            [(k, 100 * v["success_rate"], f"{v['success_rate']:.2%}") for k, v in q.items()],
+                            max_value=100))
+        panels.append(Panel("Routing quality: fee per successful payment, fen",
+                            [(k, v["fee_per_success_fen"], f"{v['fee_per_success_fen']:.0f}") for k, v in q.items()]))
+    return write_png(path, panels)

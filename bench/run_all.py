@@ -1,0 +1,99 @@
+"""`make bench`: every benchmark in one run, on one private broker + ClickHouse, so the speeds can be
+compared as ratios of the same machine at the same moment.
+
+    .venv/bin/python bench/run_all.py [--quick] [--only raw,stages,e2e,quality,reaction] [--out DIR]
+
+Prints a table; writes DIR/bench-<time>.json, DIR/latest.json and DIR/bench-<time>.png (default
+DIR: bench-results/, git-ignored). Every part is fenced: one that fails is reported as an error
+and the others still run. Numbers depend on the machine and on what else runs on it (the load
+average is recorded with the results).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform as _platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import bench_e2e, bench_quality, bench_raw, bench_stages  # noqa: E402
+from bench.harness import REPO_ROOT, log, private_platform  # noqa: E402
+from bench.report import chart, table  # noqa: E402
+
+PARTS = ("raw", "stages", "e2e", "quality", "reaction")
+REACTION = Path(__file__).resolve().parent / "bench_reaction.py"
+
+
+def fenced(results: dict, name: str, fn) -> None:
+    t0 = time.monotonic()
+    try:
+        results[name] = fn()
+    except Exception as exc:  # noqa: BLE001 - reported in the table, the other parts still run
+        results[name] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
+    log(f"{name} done in {time.monotonic() - t0:.0f} s: {json.dumps(results[name])[:300]}")
+
+
+def reaction() -> dict:
+    """Hook for the health issue's bench/bench_reaction.py: run it, take the JSON on its last line."""
+    if not REACTION.exists():
+        return {"skipped": "bench/bench_reaction.py does not exist yet (health issue)"}
+    proc = subprocess.run([sys.executable, str(REACTION)], capture_output=True, text=True, timeout=600,
+                          cwd=str(REPO_ROOT))
+    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    if proc.returncode != 0:
+        return {"error": f"exit {proc.returncode}: {(proc.stderr or proc.stdout)[-1500:]}"}
+    try:
+        return json.loads(lines[-1])
+    except (IndexError, ValueError):
+        return {"output": "\n".join(lines[-20:])}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smaller backlogs and shorter phases (a smoke run)")
+    ap.add_argument("--only", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
+    ap.add_argument("--out", type=Path, default=REPO_ROOT / "bench-results")
+    args = ap.parse_args()
+    parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        ap.error(f"unknown part(s) {sorted(unknown)}; choose from {','.join(PARTS)}")
+    n = 5_000 if args.quick else 20_000
+    results: dict = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": {
+        "cpus": os.cpu_count(), "python": _platform.python_version(), "load_avg_at_start": os.getloadavg()}}
+    with private_platform() as settings:
+        if "raw" in parts:
+            fenced(results, "raw", lambda: bench_raw.run(settings, n=30_000))
+        if "stages" in parts:
+            stages: dict = {}
+            for name, fn in bench_stages.variants(alt=True, executor=True).items():
+                fenced(stages, name, lambda fn=fn: fn(settings, n))
+            results["stages"] = stages
+        if "e2e" in parts:
+            fenced(results, "e2e", lambda: bench_e2e.run(settings, burst=n // 2, rate=2000,
+                                                         seconds=2 if args.quick else 5))
+    if "quality" in parts:
+        fenced(results, "quality", lambda: bench_quality.run(hours=4))
+    if "reaction" in parts:
+        fenced(results, "reaction", reaction)
+    results["machine"]["load_avg_at_end"] = os.getloadavg()
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    text = table(results)
+    print(text)
+    (args.out / f"bench-{stamp}.json").write_text(json.dumps(results, indent=2))
+    (args.out / "latest.json").write_text(json.dumps(results, indent=2))
+    (args.out / f"bench-{stamp}.txt").write_text(text + "\n")
+    png = chart(results, args.out / f"bench-{stamp}.png")
+    print(f"\nwritten: {args.out}/bench-{stamp}.json, latest.json, bench-{stamp}.txt, {png.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
