@@ -18,10 +18,11 @@ from __future__ import annotations
 import json
 import re
 
-from processors.orders import SIGN_CONFIRM, SIGN_REQUEST, NoRoute, OrderState, Routed, Settled
+from processors.orders import (SIGN_CONFIRM, SIGN_REQUEST, SIGNING_KINDS, NoRoute, OrderState, Routed, Settled,
+                               SigningTask)
 from processors.router import RouteRequest, Router
 from processors.scoring import ChannelBankStats
-from schemas.records import AttemptStatus, AuthStep, CardType, Operation, PaymentCommand
+from schemas.records import Attempt, AttemptStatus, AuthStep, CardType, Operation, PaymentCommand
 
 _SMS_CODE = re.compile(r"[0-9]{4,8}")
 
@@ -111,3 +112,18 @@ def confirm_route(cmd: PaymentCommand, bind: OrderState | None, router: Router, 
                          separators=(",", ":"))
     return [Routed(att.channel_id, att.bank_code, 0, 0, day_of(att.channel_id), explain, kind=SIGN_CONFIRM,
                    sign_ref=att.channel_txn_id)]
+
+
+def encode_task(task: SigningTask) -> bytes:
+    """A signing task as JSON for pay.signing (the SMS code travels only here and in the order state)."""
+    return json.dumps({"attempt": task.attempt.to_avro(), "kind": task.kind, "sign_ref": task.sign_ref,
+                       "sms_code": task.sms_code, "auth_elements": task.auth_elements},
+                      separators=(",", ":")).encode()
+
+
+def decode_task(raw: bytes) -> SigningTask:
+    data = json.loads(raw)
+    if data.get("kind") not in SIGNING_KINDS:
+        raise ValueError(f"unknown signing kind {data.get('kind')!r}")
+    return SigningTask(Attempt.from_avro(data["attempt"]), data["kind"], data.get("sign_ref"),
+                       data.get("sms_code"), int(data.get("auth_elements") or 0))

@@ -1,38 +1,68 @@
-"""Router role: pay.commands and pay.results → order state → pay.attempts / pay.outcomes / dead letters.
+"""Router role: pay.commands and pay.results → order state → pay.attempts / pay.signing / pay.outcomes.
 
 Both input topics are keyed by card_token with the same partition count, so an order's command and
-its results reach the same worker, and the two tables (orders by order_id, card usage by card_token)
-are written to the changelog partition of the event that changed them.
+its results reach the same worker, and the three tables (orders by order_id; card usage and
+protocol-payment agreements by card_token) are written to the changelog partition of the event that
+changed them.
+
+Live state beside the tables, per router instance:
+* the routing configuration, hot-reloaded from pay.config (streams/config_view.py);
+* success-rate statistics (ChannelBankStats) fed by the first-attempt results this instance sees.
+  In memory, not a table: a table is partitioned by key and written from the partition of the
+  event, but every partition updates every channel-bank, so there is no key that fits. Each
+  instance sees a hash-sample of the cards (its partitions), an unbiased sample of every
+  channel-bank's traffic; a restart starts from the prior and is back within minutes;
+* the health monitor's demotions: `demoted(now_ms)`, read at every decision;
+* the capability endpoint (streams/capability.py) and the capability.changes announcer.
 """
 from __future__ import annotations
 
+import json
 import logging
 
 import faust
+from aiokafka.partitioner import murmur2
 
 from infra.settings import Settings
-from processors import orders
+from processors import binding, orders
+from processors.agreements import CardAgreements
+from processors.capability_changes import diff, snapshot
+from processors.config_doc import ConfigDoc, digest
 from processors.limits import CardUsage
 from processors.pan import contains_pan
-from processors.planner import RoutingPlanner, apply_delta
+from processors.planner import Demoted, Routing, RoutingPlanner, apply_delta, no_demotions
 from processors.routing_config import RoutingConfig
+from processors.scoring import ChannelBankStats
 from schemas.codec import DecodeError
 from schemas.records import AttemptResult, PaymentCommand
-from streams.common import Clock, dead_letter, load_routing_config, make_app, raw_topic, run_faust, wall_clock_ms
+from streams.capability import CapabilityService, CardView, port_from_env
+from streams.common import (PARTITIONS, Clock, dead_letter, load_routing_config, make_app, raw_topic, run_faust,
+                            wall_clock_ms)
+from streams.config_view import ConfigView
 
 log = logging.getLogger("paycenter.router")
 
 
-def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_ms) -> faust.App:
+def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_ms,
+          demoted: Demoted = no_demotions, config_view: ConfigView | None = None,
+          capability_port: int | None = None) -> faust.App:
+    """`config` is the fallback (PAYCENTER_ROUTING_CONFIG) used when pay.config holds no valid one."""
     app = make_app("router", settings)
-    planner = RoutingPlanner(config)
+    view = config_view or ConfigView(settings, fallback=ConfigDoc(config, digest(config),
+                                                                  f"file:{settings.routing_config}"))
+    doc = view.load_initial()
+    planner = RoutingPlanner(doc.config, ChannelBankStats.from_config(doc.config.scoring), demoted)
+    view.listen(lambda new: planner.reload(Routing.of(new.config)))  # compiled in the reader thread
     order_table = app.Table("orders", default=None, key_type=str)  # json-encoded in the changelog
-    usage_table = app.Table("card_usage", default=None, key_type=str)  # json-encoded in the changelog
+    usage_table = app.Table("card_usage", default=None, key_type=str)
+    agreements_table = app.Table("agreements", default=None, key_type=str)
     commands_topic = settings.topic("pay.commands")
     source = raw_topic(app, settings, "pay.commands", "pay.results")
     attempts_out = raw_topic(app, settings, "pay.attempts")
+    signing_out = raw_topic(app, settings, "pay.signing")
     outcomes_out = raw_topic(app, settings, "pay.outcomes")
     dlq_out = raw_topic(app, settings, "pay.deadletter")
+    changes_out = raw_topic(app, settings, "capability.changes")
 
     async def emit(step: orders.Step, key: bytes, card_token: str) -> None:
         if step.usage:
@@ -40,10 +70,20 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
             for d in step.usage:
                 usage = apply_delta(usage, d.channel_id, d.day, d.delta_fen)
             usage_table[card_token] = usage.to_dict()
+        if step.agreements:
+            signed = CardAgreements.from_dict(agreements_table.get(card_token))
+            for a in step.agreements:
+                signed = signed.with_signed(a.channel_id, a.signed_at_ms, a.ref, a.via)
+            agreements_table[card_token] = signed.to_dict()
         if step.state is not None:
             order_table[step.state.command["order_id"]] = step.state.to_dict()
+        if planner.stats is not None:
+            for result in step.observed:
+                planner.stats.observe_result(result, first_attempt=True)
         for att in step.attempts:
             await attempts_out.send(key=key, value=att.encode())
+        for task in step.signing:
+            await signing_out.send(key=key, value=binding.encode_task(task))
         for out in step.outcomes:
             await outcomes_out.send(key=key, value=out.encode())
 
@@ -54,6 +94,9 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
     def load_usage(card_token: str) -> CardUsage:
         return CardUsage.from_dict(usage_table.get(card_token))
 
+    def load_agreements(card_token: str) -> frozenset[str]:
+        return CardAgreements.from_dict(agreements_table.get(card_token)).channels()
+
     async def on_command(event) -> None:
         try:
             cmd = PaymentCommand.decode(event.message.value)
@@ -63,7 +106,8 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
                 event, "UNDECODABLE", f"{exc}", keep_payload=not contains_pan(event.message.value)).encode())
             return
         step = orders.on_command(load_state(cmd.order_id), cmd, load_usage(cmd.card_token), clock(), planner,
-                                 origin=_origin(event))
+                                 origin=_origin(event), agreements=load_agreements(cmd.card_token),
+                                 lookup=load_state)
         if step.dead_letter is not None:
             await dlq_out.send(key=event.message.key, value=dead_letter(
                 event, step.dead_letter.reason_code, step.dead_letter.reason, order_id=cmd.order_id,
@@ -77,7 +121,7 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
             await dlq_out.send(key=event.message.key, value=dead_letter(event, "UNDECODABLE", f"{exc}").encode())
             return
         step = orders.on_result(load_state(result.order_id), result, load_usage(result.card_token), clock(),
-                                planner, origin=_origin(event))
+                                planner, origin=_origin(event), agreements=load_agreements(result.card_token))
         await emit(step, event.message.key or result.card_token.encode(), result.card_token)
 
     @app.agent(source, name="route")
@@ -94,6 +138,48 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
                     event, "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}; fix and replay from the dead letter",
                     keep_payload=not contains_pan(event.message.value)).encode())
 
+    def owns(tp_partition: int) -> bool:
+        return any(tp.topic == commands_topic and tp.partition == tp_partition
+                   for tp in app.assignor.assigned_actives())
+
+    def card_view(token: str) -> CardView:
+        # the card's partition as Kafka's default partitioner (murmur2) places its key
+        partition = (murmur2(token.encode()) & 0x7FFFFFFF) % PARTITIONS
+        if not owns(partition):
+            return CardView(None, None, "elsewhere")
+        return CardView(load_usage(token), load_agreements(token), "local")
+
+    service = CapabilityService(planner, demoted, card_view, view.status, clock)
+    port = port_from_env() if capability_port is None else capability_port
+    last: dict = {}
+
+    @app.task
+    async def start_side_services() -> None:
+        view.start()
+        if port:
+            await service.start(port)
+
+    @app.timer(1.0)
+    async def announce_capability_changes() -> None:
+        """Maintenance windows, demotions and configuration changes, as capability.changes events.
+        Every instance tracks them; the owner of pay.commands partition 0 publishes (one voice)."""
+        now = clock()
+        routing = planner.routing
+        snap = snapshot(routing.router, now, demoted(now))
+        previous = last.get("snap")
+        last["snap"] = snap
+        if previous is None or not owns(0):
+            return
+        for event in diff(previous, snap, now, view.status().get("digest") or ""):
+            await changes_out.send(key=event["channel_id"].encode(),
+                                   value=json.dumps(event, separators=(",", ":")).encode())
+
+    @app.on_before_shutdown.connect
+    async def _stop(app, **kwargs) -> None:
+        await service.stop()
+        view.stop()
+
+    app.paycenter_planner = planner  # for tests and the bench
     return app
 
 
