@@ -13,6 +13,7 @@ ROLES: dict[str, str] = {
     "router": "streams.router",
     "executor": "streams.executor",
     "journal": "streams.journal",
+    "signer": "streams.signer",
 }
 
 
