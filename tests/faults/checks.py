@@ -1,0 +1,155 @@
+"""What every fault test checks afterwards, as counts it can report: outcomes per order (lost,
+repeated, conflicting), the channels' books (double charges, money vs outcome), the journal (rows
+lost or duplicated). Reads topics from the beginning up to their end at call time, so a check
+never depends on how long a consumer happened to wait."""
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from confluent_kafka import Consumer, TopicPartition
+
+from infra.settings import Settings
+from paycenter.supervisor import wait_for
+from schemas.records import Attempt, AttemptResult, Outcome
+
+
+def read_topic(settings: Settings, topic: str, timeout_s: float = 60) -> list:
+    """Every message of `topic` (full name) up to its end now, all partitions."""
+    c = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "faults-reader",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    try:
+        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+        todo = {p for p, hi in ends.items() if hi > 0}
+        c.assign([TopicPartition(topic, p, 0) for p in todo])
+        out = []
+        deadline = time.monotonic() + timeout_s
+        while todo and time.monotonic() < deadline:
+            for m in c.consume(10_000, 0.5):
+                if m.error():
+                    continue
+                out.append(m)
+                if m.offset() + 1 >= ends[m.partition()]:
+                    todo.discard(m.partition())
+        if todo:
+            raise TimeoutError(f"could not read {topic} to its end within {timeout_s:.0f} s")
+        return out
+    finally:
+        c.close()
+
+
+def decoded(settings: Settings, name: str, record_type) -> list:
+    return [record_type.decode(m.value()) for m in read_topic(settings, settings.topic(name)) if m.value()]
+
+
+def _signature(o: Outcome) -> tuple:
+    return (o.status, o.succeeded_amount_fen, o.fee_fen, o.attempts,
+            tuple((p.attempt_id, p.channel_id, p.status, p.amount_fen) for p in o.parts))
+
+
+@dataclass
+class Census:
+    """Outcomes of a set of orders, as read from pay.outcomes."""
+
+    first: dict[str, Outcome] = field(default_factory=dict)  # the first non-duplicate outcome per order
+    lost: list[str] = field(default_factory=list)  # orders without any outcome
+    conflicting: list[str] = field(default_factory=list)  # orders with two DIFFERENT final outcomes
+    repeated_copies: int = 0  # identical re-sends of a final outcome (at-least-once; the journal dedupes)
+
+    def summary(self) -> str:
+        return (f"{len(self.first)} orders with an outcome, {len(self.lost)} lost, {len(self.conflicting)} with "
+                f"conflicting outcomes, {self.repeated_copies} identical repeated copies")
+
+
+def outcome_census(settings: Settings, ids: set[str]) -> Census:
+    by_order: dict[str, list[Outcome]] = defaultdict(list)
+    for o in decoded(settings, "pay.outcomes", Outcome):
+        if o.order_id in ids and not o.duplicate:
+            by_order[o.order_id].append(o)
+    c = Census()
+    for oid in sorted(ids):
+        outs = by_order.get(oid)
+        if not outs:
+            c.lost.append(oid)
+            continue
+        c.first[oid] = outs[0]
+        if len({_signature(o) for o in outs}) > 1:
+            c.conflicting.append(oid)
+        c.repeated_copies += len(outs) - 1
+    return c
+
+
+def await_census(stack, ids: set[str], timeout_s: float) -> Census:
+    """Wait until every order has an outcome (or the timeout), then count from the topic."""
+    try:
+        stack.await_outcomes(ids, timeout_s=timeout_s)
+    except TimeoutError:
+        pass  # the census says which are missing
+    return outcome_census(stack.settings, ids)
+
+
+@dataclass
+class Books:
+    booked: int = 0
+    double_booked: list[str] = field(default_factory=list)  # attempt ids booked twice
+    money_mismatch: list[str] = field(default_factory=list)  # orders: ledger money != outcome succeeded
+    resent: int = 0  # attempts the channels were asked for more than once (answered from their books)
+
+
+def check_books(stack, first: dict[str, Outcome]) -> Books:
+    ledger = [e for e in stack.ledger() if e["order_id"] in first]
+    b = Books(booked=len(ledger))
+    counts = Counter((e["channel_id"], e["attempt_id"]) for e in ledger)
+    by_attempt = Counter(e["attempt_id"] for e in ledger)
+    b.double_booked = sorted({a for (_ch, a), n in counts.items() if n > 1} | {a for a, n in by_attempt.items() if n > 1})
+    moved: dict[str, int] = defaultdict(int)
+    for e in ledger:
+        if e["status"] == "SUCCESS":
+            moved[e["order_id"]] += e["amount_fen"]
+    b.money_mismatch = sorted(oid for oid, o in first.items() if moved.get(oid, 0) != o.succeeded_amount_fen)
+    for ch in stack.sim_ports:
+        reqs = stack.admin(ch, "/admin/stats").get("attempt_requests", {})
+        b.resent += sum(1 for a, n in reqs.items() if n > 1 and a.rsplit(".", 1)[0] in first)
+    return b
+
+
+def topic_attempt_ids(settings: Settings, ids: set[str]) -> set[str]:
+    return {a.attempt_id for a in decoded(settings, "pay.attempts", Attempt) if a.order_id in ids}
+
+
+def result_event_ids(settings: Settings, ids: set[str]) -> set[str]:
+    return {f"{r.attempt_id}:{r.status}" for r in decoded(settings, "pay.results", AttemptResult) if r.order_id in ids}
+
+
+def journal_counts(client, like: str) -> dict[str, tuple[int, int, int]]:
+    """event_type -> (rows after FINAL, rows stored, distinct event ids) for order_id LIKE `like`."""
+    final = dict(client.execute("SELECT event_type, count() FROM journal FINAL WHERE order_id LIKE %(p)s "
+                                "GROUP BY event_type", {"p": like}))
+    raw = {t: (n, u) for t, n, u in client.execute(
+        "SELECT event_type, count(), uniqExact(event_id) FROM journal WHERE order_id LIKE %(p)s GROUP BY event_type",
+        {"p": like})}
+    return {t: (final.get(t, 0), raw.get(t, (0, 0))[0], raw.get(t, (0, 0))[1]) for t in set(final) | set(raw)}
+
+
+def await_journal(stack, like: str, expected: dict[str, int], timeout_s: float) -> dict[str, tuple[int, int, int]]:
+    """Wait until the journal's FINAL counts reach `expected` per event type; the counts either way."""
+    client = stack.clickhouse()
+    last: dict = {}
+
+    def done():
+        nonlocal last
+        try:
+            last = journal_counts(client, like)
+        except Exception:  # ClickHouse just restarted: ask again
+            return False
+        return all(last.get(t, (0, 0, 0))[0] >= n for t, n in expected.items())
+
+    try:
+        wait_for(done, timeout_s, f"journal rows {expected}", interval_s=0.5)
+    except TimeoutError:
+        pass  # the caller compares and reports
+    finally:
+        client.disconnect()
+    return last
