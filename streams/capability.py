@@ -5,6 +5,7 @@
         -> processors.capability.Capability as JSON, plus config_digest, at_ms and "card":
            {"token", "state": "local" | "elsewhere" | null}
     GET /v1/config   -> the configuration in force (digest, source, rejected documents, channels)
+    GET /v1/stats    -> cost of the order machine + routing decision per event inside this router (µs)
     GET /healthz
 
 Live state: the configuration in force (hot-reloaded), the health monitor's demotions, and for a
@@ -20,7 +21,8 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Callable
 
 from aiohttp import web
@@ -40,6 +42,29 @@ def port_from_env() -> int:
     return 0 if raw in ("", "0", "off") else int(raw)
 
 
+@dataclass
+class CostWindow:
+    """The last `size` measurements (ns) of one kind of event, for p50/p99 on demand."""
+
+    size: int = 20_000
+    samples: deque = field(default_factory=deque)
+    count: int = 0
+
+    def add(self, ns: int) -> None:
+        self.count += 1
+        self.samples.append(ns)
+        if len(self.samples) > self.size:
+            self.samples.popleft()
+
+    def summary(self) -> dict:
+        xs = sorted(self.samples)
+        if not xs:
+            return {"count": self.count}
+        pick = lambda q: round(xs[min(len(xs) - 1, int(len(xs) * q))] / 1000, 1)  # noqa: E731
+        return {"count": self.count, "window": len(xs), "p50_us": pick(0.5), "p99_us": pick(0.99),
+                "max_us": round(xs[-1] / 1000, 1)}
+
+
 @dataclass(frozen=True)
 class CardView:
     usage: CardUsage | None  # None: not on this instance
@@ -49,7 +74,9 @@ class CardView:
 
 class CapabilityService:
     def __init__(self, planner, demoted: Callable[[int], frozenset], card: Callable[[str], CardView],
-                 config_status: Callable[[], dict], clock: Callable[[], int]):
+                 config_status: Callable[[], dict], clock: Callable[[], int],
+                 costs: dict[str, CostWindow] | None = None):
+        self.costs = costs or {}
         self.planner = planner
         self.demoted = demoted
         self.card = card
@@ -61,6 +88,7 @@ class CapabilityService:
         app = web.Application()
         app.router.add_get("/v1/capability", self.capability)
         app.router.add_get("/v1/config", self.config)
+        app.router.add_get("/v1/stats", lambda _r: _json({k: w.summary() for k, w in self.costs.items()}))
         app.router.add_get("/healthz", lambda _r: _json({"ok": True}))
         return app
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import faust
 from aiokafka.partitioner import murmur2
@@ -35,7 +36,7 @@ from processors.routing_config import RoutingConfig
 from processors.scoring import ChannelBankStats
 from schemas.codec import DecodeError
 from schemas.records import AttemptResult, PaymentCommand
-from streams.capability import CapabilityService, CardView, port_from_env
+from streams.capability import CapabilityService, CardView, CostWindow, port_from_env
 from streams.common import (PARTITIONS, Clock, dead_letter, load_routing_config, make_app, raw_topic, run_faust,
                             wall_clock_ms)
 from streams.config_view import ConfigView
@@ -63,6 +64,9 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
     outcomes_out = raw_topic(app, settings, "pay.outcomes")
     dlq_out = raw_topic(app, settings, "pay.deadletter")
     changes_out = raw_topic(app, settings, "capability.changes")
+    # what one event costs in the order machine + routing (state decode and encode included),
+    # measured here, inside the stream: served on GET /v1/stats
+    costs = {"command": CostWindow(), "result": CostWindow()}
 
     async def emit(step: orders.Step, key: bytes, card_token: str) -> None:
         if step.usage:
@@ -105,9 +109,11 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
             await dlq_out.send(key=event.message.key, value=dead_letter(
                 event, "UNDECODABLE", f"{exc}", keep_payload=not contains_pan(event.message.value)).encode())
             return
+        t0 = time.perf_counter_ns()
         step = orders.on_command(load_state(cmd.order_id), cmd, load_usage(cmd.card_token), clock(), planner,
                                  origin=_origin(event), agreements=load_agreements(cmd.card_token),
                                  lookup=load_state)
+        costs["command"].add(time.perf_counter_ns() - t0)
         if step.dead_letter is not None:
             await dlq_out.send(key=event.message.key, value=dead_letter(
                 event, step.dead_letter.reason_code, step.dead_letter.reason, order_id=cmd.order_id,
@@ -120,8 +126,10 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
         except (DecodeError, ValueError) as exc:
             await dlq_out.send(key=event.message.key, value=dead_letter(event, "UNDECODABLE", f"{exc}").encode())
             return
+        t0 = time.perf_counter_ns()
         step = orders.on_result(load_state(result.order_id), result, load_usage(result.card_token), clock(),
                                 planner, origin=_origin(event), agreements=load_agreements(result.card_token))
+        costs["result"].add(time.perf_counter_ns() - t0)
         await emit(step, event.message.key or result.card_token.encode(), result.card_token)
 
     @app.agent(source, name="route")
@@ -149,7 +157,7 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
             return CardView(None, None, "elsewhere")
         return CardView(load_usage(token), load_agreements(token), "local")
 
-    service = CapabilityService(planner, demoted, card_view, view.status, clock)
+    service = CapabilityService(planner, demoted, card_view, view.status, clock, costs)
     port = port_from_env() if capability_port is None else capability_port
     last: dict = {}
 
