@@ -298,6 +298,21 @@ def test_capability_cli_asks_a_router(rstack):
     assert bad.returncode == 1 and "unknown business_line" in bad.stderr
 
 
+def test_decision_cost_inside_the_stream_is_measured_and_served(rstack):
+    r = run_id()
+    before = rstack.capability("/v1/stats")["command"]["count"]
+    cmds = [cmd(f"load-{r}-{i}", 100 + i, bank=("ICBC", "BOC")[i % 2], card=f"tok_load_{r}_{i % 50}")
+            for i in range(300)]
+    t0 = time.monotonic()
+    rstack.publish(cmds)
+    outs = rstack.await_outcomes({c.order_id for c in cmds})
+    elapsed = time.monotonic() - t0
+    assert all(one(outs, c.order_id).status == OutcomeStatus.SUCCEEDED for c in cmds)
+    stats = rstack.capability("/v1/stats")
+    assert stats["command"]["count"] >= before + 300 and stats["result"]["count"] >= 300
+    print(f"[router] 300 commands -> outcomes in {elapsed:.2f} s; per event inside the stream: "
+          f"command {stats['command']}, result {stats['result']}", file=sys.stderr)
+
 def test_config_view_newest_valid_document_wins_and_invalid_ones_are_kept_out(services: Settings):
     """ConfigView alone on the real broker, on a topic of its own."""
     settings = dataclasses.replace(services, topic_prefix=f"cv{run_id()}.")
