@@ -14,6 +14,8 @@ ROLES: dict[str, str] = {
     "executor": "streams.executor",
     "journal": "streams.journal",
     "signer": "streams.signer",
+    "settlement": "streams.settlement",
+    "rollups": "sinks.rollups",
 }
 
 
