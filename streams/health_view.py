@@ -126,8 +126,6 @@ class HealthView:
             self._ready.set()
             return
         behind = {p for p, end in ends.items() if end > 0}
-        if not behind:
-            self._ready.set()
         try:
             while not self._stop.is_set():
                 msgs = consumer.consume(1000, self.poll_timeout_s)
@@ -153,7 +151,10 @@ class HealthView:
                             self.on_event(event)
                 if changed:
                     self._rebuild(self.clock())
-                if behind == set() and not self._ready.is_set():
+                # Ready once past the watermarks read at start AND a poll came back empty: the
+                # embedded broker under-reports a watermark (base offset of the last batch + 1),
+                # so records of that batch may still be coming.
+                if not behind and not msgs and not self._ready.is_set():
                     self._rebuild(self.clock())
                     self._ready.set()
         finally:

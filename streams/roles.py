@@ -14,6 +14,8 @@ ROLES: dict[str, str] = {
     "executor": "streams.executor",
     "journal": "streams.journal",
     "signer": "streams.signer",
+    "health": "streams.health",
+    "pending": "streams.pending",
     "settlement": "streams.settlement",
     "rollups": "sinks.rollups",
 }

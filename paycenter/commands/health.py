@@ -150,8 +150,11 @@ def read_states(settings, timeout_s: float) -> dict:
         pending = {p for p, end in ends.items() if end > 0}
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
         end_at = time.monotonic() + timeout_s
-        while pending and time.monotonic() < end_at:
-            for msg in consumer.consume(1000, 0.2):
+        drained = False  # past the watermarks AND an empty poll: the embedded broker under-reports them
+        while not drained and time.monotonic() < end_at:
+            msgs = consumer.consume(1000, 0.2)
+            drained = not pending and not msgs
+            for msg in msgs:
                 if msg.error() or msg.value() is None:
                     continue
                 if msg.offset() + 1 >= ends[msg.partition()]:
