@@ -197,4 +197,7 @@ def _origin(event) -> str:
 
 
 def main(settings: Settings) -> int:
-    return run_faust(build(settings, load_routing_config(settings)))
+    from streams.health_view import HealthView
+    view = HealthView(settings).start()  # every channel-bank's health, from channel.health (issue 4)
+    view.wait_ready(30)  # route with the demotions already in force
+    return run_faust(build(settings, load_routing_config(settings), demoted=view.demoted))
