@@ -152,6 +152,9 @@ def stack(services: Settings, tmp_path_factory) -> Iterator[Stack]:
         yield st
     finally:
         sup.stop_all()
+        producer.flush(5)
+        st.producer = None  # librdkafka would keep reconnecting to the stopped broker otherwise
+        del producer
         for k in env:
             os.environ.pop(k, None)
 

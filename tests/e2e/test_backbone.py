@@ -96,13 +96,16 @@ def test_channel_outage_fails_over_to_the_next_channel(stack):
     stack.admin("beta", "/admin/banks/ICBC", {"outage": True})
     try:
         cmds = [command(f"fo-{uuid.uuid4().hex[:6]}-{i}", amount=5_000, card=f"tok_fo_{i}") for i in range(20)]
-        stack.publish(cmds)
+        stack.publish(cmds[:1])  # the first one meets the outage: it must fail over
+        first = stack.await_outcomes({cmds[0].order_id})[cmds[0].order_id][0]
+        stack.publish(cmds[1:])
         outs = stack.await_outcomes({c.order_id for c in cmds})
     finally:
         stack.admin("beta", "/admin/banks/ICBC", {"outage": False})
+    assert first.attempts >= 2 and first.parts[-1].channel_id != "beta", first
     for oid, [out, *_] in outs.items():
-        assert out.parts[0].channel_id != "beta", out
+        # later ones may avoid beta from the start (scoring learns, the health monitor may demote it)
         if out.status == OutcomeStatus.SUCCEEDED:
-            assert out.attempts >= 2  # beta was tried first and failed channel-side
+            assert all(p.channel_id != "beta" for p in out.parts), out
     ledger_beta = [e for e in stack.ledger() if e["channel_id"] == "beta" and e["order_id"] in outs]
     assert all(e["status"] != "SUCCESS" for e in ledger_beta)
