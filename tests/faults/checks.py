@@ -153,3 +153,24 @@ def await_journal(stack, like: str, expected: dict[str, int], timeout_s: float) 
     finally:
         client.disconnect()
     return last
+
+
+def trace(stack, order_ids: list[str], limit: int = 3) -> str:
+    """What the topics and the channels' books say about a few orders: for a failure message."""
+    s = stack.settings
+    want = set(order_ids[:limit])
+    lines = []
+    for a in decoded(s, "pay.attempts", Attempt):
+        if a.order_id in want:
+            lines.append(f"  attempt {a.attempt_id} -> {a.channel_id} {a.amount_fen} fen at {a.created_at_ms}")
+    for r in decoded(s, "pay.results", AttemptResult):
+        if r.order_id in want:
+            lines.append(f"  result  {r.attempt_id} {r.channel_id} {r.status} {r.channel_code} at {r.finished_at_ms}")
+    for o in decoded(s, "pay.outcomes", Outcome):
+        if o.order_id in want:
+            lines.append(f"  outcome {o.order_id} {o.status} {o.succeeded_amount_fen} fen dup={o.duplicate} "
+                         f"parts={[(p.attempt_id, p.channel_id, p.status) for p in o.parts]}")
+    for e in stack.ledger():
+        if e["order_id"] in want:
+            lines.append(f"  booked  {e['attempt_id']} at {e['channel_id']} {e['status']} {e['amount_fen']} fen")
+    return "\n".join(lines)
