@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 help:
 	@echo "make run    set up (venv, ClickHouse package) and run broker, ClickHouse, simulators, workers and demo traffic"
 	@echo "make test   set up and run the whole test suite against real services"
-	@echo "make bench  run the benchmarks"
+	@echo "make bench  run the benchmarks (table, JSON and PNG chart in bench-results/)"
 	@echo "make clean  remove the venv and local data"
 
 deps: venv clickhouse chromium
@@ -47,6 +47,7 @@ test: deps
 
 bench: deps
 	$(BIN)/python bench/bench_router.py
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) .data
