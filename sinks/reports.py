@@ -1,6 +1,6 @@
 """Report queries over the rollups (infra/migrations/0002_rollups.sql): SQL text and tables.
 
-Every query reads one grain (minute rollups for windows up to 6 h, hours up to 14 days, days beyond)
+Every query reads one grain (minute rollups for windows up to 3 h, hours up to 14 days, days beyond)
 and only each period's latest refresh (`sinks.rollups.latest`), so it is exact without FINAL and
 answers from a few thousand rows whatever the journal holds. The SQL is plain text with literals
 inlined (validated here), so docs/analytics.md shows exactly what runs, and tests run it on
@@ -29,7 +29,7 @@ def parse_since(text: str) -> int:
 
 
 def grain_for(since_s: int) -> str:
-    return "minute" if since_s <= 6 * 3600 else "hour" if since_s <= 14 * 86400 else "day"
+    return "minute" if since_s <= 3 * 3600 else "hour" if since_s <= 14 * 86400 else "day"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from sinks import reports
 def register(sub) -> None:
     p = sub.add_parser("report", help="success rate, latency, volume or failure reasons from the ClickHouse rollups",
                        description="Tables from the report rollups (docs/analytics.md). Periods are UTC; windows up "
-                                   "to 6 h read minute rollups, up to 14 days hour rollups, beyond that days.")
+                                   "to 3 h read minute rollups, up to 14 days hour rollups, beyond that days.")
     p.add_argument("report", choices=reports.REPORTS)
     p.add_argument("--by", choices=tuple(reports.BY), default="channel", help="default: channel")
     p.add_argument("--since", default="1h", help="how far back: 90s, 15m, 1h, 7d (default 1h)")
