@@ -25,7 +25,7 @@ log = logging.getLogger("paycenter.callbacks")
 
 Deliver = Callable[[str, str, str, ChannelResponse], Awaitable[None]]  # channel_id, attempt_id, card_token, response
 HOST_ENV, PORT_ENV = "PAYCENTER_CALLBACK_HOST", "PAYCENTER_CALLBACK_PORT"
-DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 18600
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 18610  # 18600 is the router's capability endpoint
 
 
 class CallbackEndpoint:

@@ -11,7 +11,7 @@ applied exactly once, by a status query at the channel or by the channel's notif
   PAYCENTER_PENDING_QUERY_INTERVAL_S (10 s) or half the attempt's age if longer, and hands final
   answers to the agent through pay.notifications; it also reports the order backlog per business line (attempts waiting, oldest
   age) to health.metrics and, over its threshold (PAYCENTER_HEALTH_CONFIG `backlog`), to pay.alerts;
-* an HTTP endpoint (streams/callbacks.py, PAYCENTER_CALLBACK_HOST/PORT, default 127.0.0.1:18600)
+* an HTTP endpoint (streams/callbacks.py, PAYCENTER_CALLBACK_HOST/PORT, default 127.0.0.1:18610)
   accepts signed channel notifications and hands them to the agent the same way.
 The timer only reads the table: faust tables are written while processing an event, so table
 housekeeping (held callbacks, forgetting old final entries) runs on TICK records it sends.
