@@ -47,7 +47,8 @@ def run(args) -> int:
     try:
         note = ""
         if not args.no_refresh:
-            rep = RollupRefresher(driver_query(client)).refresh()
+            # a long backlog (the rollups role was not running) shows its progress on stderr
+            rep = RollupRefresher(driver_query(client), progress=lambda m: print(m, file=sys.stderr)).refresh()
             note = f"; refreshed {rep.minutes} minute(s) in {rep.seconds:.2f} s" if rep.minutes else ""
         w = reports.Window.since(int(now), since)
         t = reports.table(args.report, args.by, w, client.execute)
