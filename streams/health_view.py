@@ -70,6 +70,7 @@ class HealthView:
             changed = view.apply_event(event)
         if changed:
             self.applied += 1
+            self._snapshot = (frozenset(), NEVER, -NEVER)  # stale: the next demoted() rebuilds it
         return changed
 
     def _rebuild(self, now_ms: int) -> tuple[frozenset[Key], int, int]:
