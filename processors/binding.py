@@ -114,16 +114,25 @@ def confirm_route(cmd: PaymentCommand, bind: OrderState | None, router: Router, 
                    sign_ref=att.channel_txn_id)]
 
 
-def encode_task(task: SigningTask) -> bytes:
-    """A signing task as JSON for pay.signing (the SMS code travels only here and in the order state)."""
-    return json.dumps({"attempt": task.attempt.to_avro(), "kind": task.kind, "sign_ref": task.sign_ref,
-                       "sms_code": task.sms_code, "auth_elements": task.auth_elements},
-                      separators=(",", ":")).encode()
+# pay.signing carries the Attempt (Avro, the attempt schema: the journal can read it like
+# pay.attempts) and what only the signing API needs in headers (the SMS code never in the value).
+H_KIND, H_SIGN_REF, H_SMS_CODE, H_ELEMENTS = "pc-signing-kind", "pc-sign-ref", "pc-sms-code", "pc-auth-elements"
 
 
-def decode_task(raw: bytes) -> SigningTask:
-    data = json.loads(raw)
-    if data.get("kind") not in SIGNING_KINDS:
-        raise ValueError(f"unknown signing kind {data.get('kind')!r}")
-    return SigningTask(Attempt.from_avro(data["attempt"]), data["kind"], data.get("sign_ref"),
-                       data.get("sms_code"), int(data.get("auth_elements") or 0))
+def encode_task(task: SigningTask) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """(value, headers) of a signing task on pay.signing."""
+    headers = [(H_KIND, task.kind.encode()), (H_ELEMENTS, str(task.auth_elements).encode())]
+    if task.sign_ref is not None:
+        headers.append((H_SIGN_REF, task.sign_ref.encode()))
+    if task.sms_code is not None:
+        headers.append((H_SMS_CODE, task.sms_code.encode()))
+    return task.attempt.encode(), headers
+
+
+def decode_task(value: bytes, headers) -> SigningTask:
+    """Raises ValueError (or the codec's DecodeError) on anything that is not a signing task."""
+    h = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in (dict(headers or ()) or {}).items()}
+    kind = h.get(H_KIND)
+    if kind not in SIGNING_KINDS:
+        raise ValueError(f"header {H_KIND} must be one of {sorted(SIGNING_KINDS)}, got {kind!r}")
+    return SigningTask(Attempt.decode(value), kind, h.get(H_SIGN_REF), h.get(H_SMS_CODE), int(h.get(H_ELEMENTS) or 0))

@@ -27,7 +27,7 @@ from aiokafka.partitioner import murmur2
 from infra.settings import Settings
 from processors import binding, orders
 from processors.agreements import CardAgreements
-from processors.capability_changes import diff, snapshot
+from processors.capability_changes import Snapshotter, diff
 from processors.config_doc import ConfigDoc, digest
 from processors.limits import CardUsage
 from processors.pan import contains_pan
@@ -40,6 +40,7 @@ from streams.capability import CapabilityService, CardView, CostWindow, port_fro
 from streams.common import (PARTITIONS, Clock, dead_letter, load_routing_config, make_app, raw_topic, run_faust,
                             wall_clock_ms)
 from streams.config_view import ConfigView
+from streams.outbox import Outbox, Pending
 
 log = logging.getLogger("paycenter.router")
 
@@ -48,7 +49,10 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
           demoted: Demoted = no_demotions, config_view: ConfigView | None = None,
           capability_port: int | None = None) -> faust.App:
     """`config` is the fallback (PAYCENTER_ROUTING_CONFIG) used when pay.config holds no valid one."""
-    app = make_app("router", settings)
+    # one record per produce batch: the embedded broker under-reports a partition's high watermark
+    # after a multi-record batch, and faust restores tables up to it (see streams/health.py
+    # ONE_RECORD_BATCHES); a lost order state would be re-decided and could charge twice
+    app = make_app("router", settings, producer_max_batch_size=1)
     view = config_view or ConfigView(settings, fallback=ConfigDoc(config, digest(config),
                                                                   f"file:{settings.routing_config}"))
     doc = view.load_initial()
@@ -68,7 +72,9 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
     # measured here, inside the stream: served on GET /v1/stats
     costs = {"command": CostWindow(), "result": CostWindow()}
 
-    async def emit(step: orders.Step, key: bytes, card_token: str) -> None:
+    outbox = Outbox(app)
+
+    async def emit(step: orders.Step, key: bytes, card_token: str, out: Pending) -> None:
         if step.usage:
             usage = CardUsage.from_dict(usage_table.get(card_token))
             for d in step.usage:
@@ -84,12 +90,15 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
         if planner.stats is not None:
             for result in step.observed:
                 planner.stats.observe_result(result, first_attempt=True)
+        # attempts leave after the state that records them is durable (streams/outbox.py)
+        out.barrier = out.barrier or bool(step.attempts or step.signing)
         for att in step.attempts:
-            await attempts_out.send(key=key, value=att.encode())
+            out.messages.append((attempts_out, key, att.encode(), None))
         for task in step.signing:
-            await signing_out.send(key=key, value=binding.encode_task(task))
-        for out in step.outcomes:
-            await outcomes_out.send(key=key, value=out.encode())
+            value, headers = binding.encode_task(task)
+            out.messages.append((signing_out, key, value, headers))
+        for o in step.outcomes:
+            out.messages.append((outcomes_out, key, o.encode(), None))
 
     def load_state(order_id: str) -> orders.OrderState | None:
         raw = order_table.get(order_id)
@@ -101,13 +110,17 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
     def load_agreements(card_token: str) -> frozenset[str]:
         return CardAgreements.from_dict(agreements_table.get(card_token)).channels()
 
-    async def on_command(event) -> None:
+    def park(out: Pending, event, reason_code: str, reason: str, order_id: str | None = None) -> None:
+        out.messages.append((dlq_out, event.message.key, dead_letter(
+            event, reason_code, reason, order_id=order_id,
+            keep_payload=not contains_pan(event.message.value)).encode(), None))
+
+    async def on_command(event, out: Pending) -> None:
         try:
             cmd = PaymentCommand.decode(event.message.value)
         except (DecodeError, ValueError) as exc:
             # Undecodable or schema-invalid: no order id to answer, so the dead letter is the answer.
-            await dlq_out.send(key=event.message.key, value=dead_letter(
-                event, "UNDECODABLE", f"{exc}", keep_payload=not contains_pan(event.message.value)).encode())
+            park(out, event, "UNDECODABLE", f"{exc}")
             return
         t0 = time.perf_counter_ns()
         step = orders.on_command(load_state(cmd.order_id), cmd, load_usage(cmd.card_token), clock(), planner,
@@ -115,36 +128,36 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
                                  lookup=load_state)
         costs["command"].add(time.perf_counter_ns() - t0)
         if step.dead_letter is not None:
-            await dlq_out.send(key=event.message.key, value=dead_letter(
-                event, step.dead_letter.reason_code, step.dead_letter.reason, order_id=cmd.order_id,
-                keep_payload=not contains_pan(event.message.value)).encode())
-        await emit(step, event.message.key or cmd.card_token.encode(), cmd.card_token)
+            park(out, event, step.dead_letter.reason_code, step.dead_letter.reason, cmd.order_id)
+        await emit(step, event.message.key or cmd.card_token.encode(), cmd.card_token, out)
 
-    async def on_result(event) -> None:
+    async def on_result(event, out: Pending) -> None:
         try:
             result = AttemptResult.decode(event.message.value)
         except (DecodeError, ValueError) as exc:
-            await dlq_out.send(key=event.message.key, value=dead_letter(event, "UNDECODABLE", f"{exc}").encode())
+            park(out, event, "UNDECODABLE", f"{exc}")
             return
         t0 = time.perf_counter_ns()
         step = orders.on_result(load_state(result.order_id), result, load_usage(result.card_token), clock(),
                                 planner, origin=_origin(event), agreements=load_agreements(result.card_token))
         costs["result"].add(time.perf_counter_ns() - t0)
-        await emit(step, event.message.key or result.card_token.encode(), result.card_token)
+        await emit(step, event.message.key or result.card_token.encode(), result.card_token, out)
 
     @app.agent(source, name="route")
     async def route(stream):
-        async for event in stream.events():
+        # manual acks: the outbox acks an event once its messages left (streams/outbox.py)
+        async for event in stream.noack().events():
+            out = Pending(event)
             try:
                 if event.message.topic == commands_topic:
-                    await on_command(event)
+                    await on_command(event, out)
                 else:
-                    await on_result(event)
+                    await on_result(event, out)
             except Exception as exc:  # a poison record must not stop the partition: park it, loudly
                 log.exception("could not process %s", _origin(event))
-                await dlq_out.send(key=event.message.key, value=dead_letter(
-                    event, "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}; fix and replay from the dead letter",
-                    keep_payload=not contains_pan(event.message.value)).encode())
+                out.messages.clear()
+                park(out, event, "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}; fix and replay from the dead letter")
+            await outbox.put(out)
 
     def owns(tp_partition: int) -> bool:
         return any(tp.topic == commands_topic and tp.partition == tp_partition
@@ -160,6 +173,11 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
     service = CapabilityService(planner, demoted, card_view, view.status, clock, costs)
     port = port_from_env() if capability_port is None else capability_port
     last: dict = {}
+    snapshot = Snapshotter()
+
+    @app.task
+    async def send_outbox() -> None:
+        await outbox.run()
 
     @app.task
     async def start_side_services() -> None:

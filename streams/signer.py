@@ -63,11 +63,10 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
     async def sign(stream):
         async for event in stream.events():
             try:
-                task = binding.decode_task(event.message.value)
-            except (ValueError, KeyError, TypeError) as exc:
-                # keep_payload=False: a confirmation's payload holds the customer's SMS code
+                task = binding.decode_task(event.message.value, event.message.headers)
+            except (ValueError, TypeError) as exc:
                 await dlq_out.send(key=event.message.key, value=dead_letter(
-                    event, "UNDECODABLE", f"not a signing task: {exc}", keep_payload=False).encode())
+                    event, "UNDECODABLE", f"not a signing task: {exc}").encode())
                 continue
             channel = registry.get(task.attempt.channel_id)
             started = clock()

@@ -203,3 +203,15 @@ def test_agreements_record_keeps_the_first_signing_and_can_be_revoked():
     assert CardAgreements.from_dict(None) is NO_AGREEMENTS
     with pytest.raises(ValueError):
         CardAgreements.from_dict({"signed": {"p": {"at": "yesterday"}}})
+
+
+def test_signing_task_travels_as_an_attempt_with_the_code_in_headers_only(planner):
+    from processors.binding import decode_task, encode_task
+    from schemas.records import Attempt
+    states = {"b1": _bound(planner)}
+    [task] = orders.on_command(None, confirm(), EMPTY, NOW, planner, lookup=states.get).signing
+    value, headers = encode_task(task)
+    assert Attempt.decode(value) == task.attempt and b"123456" not in value  # the journal can read it as is
+    assert decode_task(value, headers) == task
+    with pytest.raises(ValueError):
+        decode_task(value, [("pc-signing-kind", b"pay")])
