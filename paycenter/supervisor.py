@@ -102,6 +102,12 @@ class Supervisor:
         ports = metrics_ports or {}
         return [self.start_worker(role, metrics_port=ports.get(role)) for role in ROLES]
 
+    def retire(self, child: Child) -> None:
+        """Stop one child for good: it no longer counts in check_alive()."""
+        child.stop()
+        if child in self.children:
+            self.children.remove(child)
+
     def check_alive(self) -> None:
         for child in self.children:
             if not child.alive():

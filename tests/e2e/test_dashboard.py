@@ -35,7 +35,7 @@ def dashboard(stack):
             return None
     wait_for(up, 30, "the dashboard to answer")
     yield url
-    child.stop()
+    stack.sup.retire(child)
 
 
 def chromium(*args: str, timeout: float = 60) -> str:
