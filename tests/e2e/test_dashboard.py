@@ -5,16 +5,13 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 
 import pytest
-from confluent_kafka import Producer
 
 from infra import _proc
 from paycenter.supervisor import wait_for
-from processors.health import HealthEvent, HealthReason, HealthState
 from tests.e2e.conftest import command
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -56,21 +53,23 @@ def test_page_shows_traffic_and_a_demotion(stack, dashboard, tmp_path):
     stack.await_outcomes({c.order_id for c in cmds})
     wait_for(lambda: any(r["k"] for r in state(dashboard)["by_channel"]), 30, "results in the dashboard's data")
 
-    # a demotion on the health topic, as the health monitor publishes it
-    event = HealthEvent(channel_id="beta", bank_code="ICBC", seq=10_000, from_state=HealthState.NORMAL,
-                        to_state=HealthState.DEMOTED, reason_code=HealthReason.OPERATOR_DEMOTE,
-                        reason="dashboard test", consecutive_failures=0, consecutive_pending=0,
-                        at_ms=time.time_ns() // 1_000_000, demotion_level=1)
-    p = Producer({"bootstrap.servers": stack.settings.kafka_bootstrap})
-    p.produce(stack.settings.topic("channel.health"), key=event.key.encode(), value=event.encode())
-    p.flush(10)
-    wait_for(lambda: any(h["to_state"] == "DEMOTED" and h["channel_id"] == "beta" for h in state(dashboard)["health"]),
-             30, "the demotion in the dashboard's data")
-
-    dom = chromium("--virtual-time-budget=5000", "--dump-dom", dashboard + "/")
-    assert 'data-loaded="1"' in dom, dom[-2000:]
-    assert 'data-state="DEMOTED"' in dom and "beta:ICBC" in dom
-    assert "<polyline" in dom  # the success-rate chart drew lines
-    shot = tmp_path / "dashboard.png"
-    chromium("--window-size=1400,1000", "--virtual-time-budget=5000", f"--screenshot={shot}", dashboard + "/")
-    assert shot.exists() and shot.stat().st_size > 10_000
+    # an operator demotes a channel-bank; the health monitor publishes the transition
+    demote = [sys.executable, "-m", "paycenter.cli", "health", "demote", "--channel", "gamma", "--bank", "ABC",
+              "--reason", "dashboard test", "--wait", "60"]
+    subprocess.run(demote, check=True, capture_output=True, timeout=120)
+    try:
+        wait_for(lambda: any(h["to_state"] == "DEMOTED" and h["channel_id"] == "gamma" and h["bank_code"] == "ABC"
+                             for h in state(dashboard)["health"]), 30, "the demotion in the dashboard's data")
+        wait_for(lambda: any(a.get("channel_id") == "gamma" for a in state(dashboard)["alerts"]), 30,
+                 "the demotion's alert in the dashboard's data")
+        dom = chromium("--virtual-time-budget=5000", "--dump-dom", dashboard + "/")
+        assert 'data-loaded="1"' in dom, dom[-2000:]
+        assert 'data-state="DEMOTED"' in dom and "gamma:ABC" in dom
+        assert "<polyline" in dom  # the success-rate chart drew lines
+        shot = tmp_path / "dashboard.png"
+        chromium("--window-size=1400,1000", "--virtual-time-budget=5000", f"--screenshot={shot}", dashboard + "/")
+        assert shot.exists() and shot.stat().st_size > 10_000
+    finally:
+        restore = [sys.executable, "-m", "paycenter.cli", "health", "restore", "--channel", "gamma", "--bank", "ABC",
+                   "--reason", "dashboard test done", "--wait", "60"]
+        subprocess.run(restore, check=True, capture_output=True, timeout=120)
