@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from schemas.records import AttemptResult, AttemptStatus
+from schemas.records import Attempt, AttemptResult, AttemptStatus
 from tests.e2e.conftest import command
 from tests.faults.checks import await_census, check_books, decoded
 from tests.faults.conftest import CHANNEL_TIMEOUT_MS, EXECUTOR_CONCURRENCY
@@ -25,40 +25,61 @@ def hanging(stack, channel: str, bank: str):
         stack.admin(channel, f"/admin/banks/{bank}", {"hang": False})  # releases the held answers too
 
 
-def run_with_hung_beta(stack, n_hung: int, n_other: int) -> dict:
-    """ICBC debit cards go to beta first (cheapest); beta's ICBC hangs. Returns latencies and census."""
+def queue_waits(stack, attempts: list[Attempt]) -> dict[str, int]:
+    """Per attempt: ms from the router creating it to the executor starting the channel call.
+    Blocking shows here, whatever the machine's load does to the rest of the latency."""
+    created = {a.attempt_id: a.created_at_ms for a in attempts}
+    started: dict[str, int] = {}
+    for r in decoded(stack.settings, "pay.results", AttemptResult):
+        if r.attempt_id in created:
+            started[r.attempt_id] = min(started.get(r.attempt_id, r.started_at_ms), r.started_at_ms)
+    return {a: started[a] - created[a] for a in created if a in started}
+
+
+def run_with_hung_beta(stack, n_icbc: int, n_other: int) -> dict:
+    """ICBC debit cards go to beta first (cheapest, unless the router explores); beta's ICBC hangs.
+    The attempts that went to beta/ICBC are the hung ones, every other first attempt is 'other'."""
     run = f"hang-{uuid.uuid4().hex[:6]}"
-    hung = [command(f"{run}-h{i}", amount=5_000, bank="ICBC", card=f"tok_hang_{i}") for i in range(n_hung)]
+    icbc = [command(f"{run}-h{i}", amount=5_000, bank="ICBC", card=f"tok_hang_{i}") for i in range(n_icbc)]
     other = [command(f"{run}-o{i}", amount=5_000, bank=OTHER_BANKS[i % 4], card=f"tok_hang_o{i}")
              for i in range(n_other)]
+    ids = {c.order_id for c in icbc + other}
     with hanging(stack, "beta", "ICBC"):
-        stack.publish(hung)
+        stack.publish(icbc)
         stack.publish(other)
-        census = await_census(stack, {c.order_id for c in hung + other}, timeout_s=120)
-    latency = {oid: o.decided_at_ms - o.requested_at_ms for oid, o in census.first.items()}
-    return {"run": run, "hung": hung, "other": other, "census": census, "latency": latency}
+        census = await_census(stack, ids, timeout_s=120)
+    attempts = [a for a in decoded(stack.settings, "pay.attempts", Attempt) if a.order_id in ids]
+    hung = [a for a in attempts if (a.channel_id, a.bank_code) == ("beta", "ICBC")]
+    hung_orders = {a.order_id for a in hung}
+    firsts_elsewhere = [a for a in attempts if a.attempt_no == 1 and a.order_id not in hung_orders]
+    return {"census": census, "hung": hung, "hung_orders": hung_orders, "other": firsts_elsewhere,
+            "latency": {oid: o.decided_at_ms - o.requested_at_ms for oid, o in census.first.items()},
+            "waits": queue_waits(stack, firsts_elsewhere)}
 
 
 def test_hung_channel_times_out_into_pending_and_is_resolved_without_blocking_others(fstack):
-    r = run_with_hung_beta(fstack, n_hung=30, n_other=40)
-    census, latency = r["census"], r["latency"]
-    hung_ids = {c.order_id for c in r["hung"]}
-    other_ids = {c.order_id for c in r["other"]}
-    results = [x for x in decoded(fstack.settings, "pay.results", AttemptResult) if x.order_id in hung_ids]
-    timed_out = {x.attempt_id for x in results if x.status == AttemptStatus.PENDING and x.channel_id == "beta"}
+    r = run_with_hung_beta(fstack, n_icbc=30, n_other=40)
+    census, latency, hung_orders = r["census"], r["latency"], r["hung_orders"]
+    hung_ids = {a.attempt_id for a in r["hung"]}
+    results = [x for x in decoded(fstack.settings, "pay.results", AttemptResult) if x.attempt_id in hung_ids]
+    timed_out = {x.attempt_id for x in results if x.status == AttemptStatus.PENDING}
     resolved = {x.attempt_id for x in results if x.status != AttemptStatus.PENDING and x.attempt_id in timed_out}
     books = check_books(fstack, census.first)
-    worst_other = max((latency[o] for o in other_ids if o in latency), default=None)
-    figures = (f"hung beta/ICBC: {len(hung_ids)} hung + {len(other_ids)} other orders; {census.summary()}; "
-               f"{len(timed_out)} attempts timed out into PENDING, {len(resolved)} resolved; slowest other order "
-               f"{worst_other} ms, fastest hung order {min(latency[o] for o in hung_ids if o in latency)} ms; "
-               f"{len(books.double_booked)} booked twice, {len(books.money_mismatch)} money mismatches")
+    worst_wait = max(r["waits"].values(), default=None)
+    figures = (f"hung beta/ICBC: {len(hung_ids)} attempts hung, {len(r['other'])} other orders; {census.summary()}; "
+               f"{len(timed_out)} attempts timed out into PENDING, {len(resolved)} resolved; other orders: longest "
+               f"wait for an executor slot {worst_wait} ms, slowest outcome "
+               f"{max(latency.get(a.order_id, -1) for a in r['other'])} ms; fastest hung order "
+               f"{min(latency.get(o, -1) for o in hung_orders)} ms; {len(books.double_booked)} booked twice, "
+               f"{len(books.money_mismatch)} money mismatches")
     print(figures)
     assert not census.lost and not census.conflicting, figures
-    assert timed_out == {f"{oid}.1" for oid in hung_ids}, f"every hung attempt must turn PENDING; {figures}"
+    assert len(hung_ids) >= 20, f"the router should send most ICBC debits to beta (cheapest); {figures}"
+    assert timed_out == hung_ids, f"every hung attempt must turn PENDING; {figures}"
     assert resolved == timed_out, f"every PENDING attempt must be resolved; {figures}"
-    assert all(latency[o] >= CHANNEL_TIMEOUT_MS for o in hung_ids), figures
-    assert worst_other is not None and worst_other < CHANNEL_TIMEOUT_MS, f"other channels were held up; {figures}"
+    assert all(latency[o] >= CHANNEL_TIMEOUT_MS for o in hung_orders), figures
+    assert len(r["waits"]) == len(r["other"]), f"some other attempts have no result; {figures}"
+    assert worst_wait < CHANNEL_TIMEOUT_MS, f"other channels waited behind the hung one; {figures}"
     assert not books.double_booked and not books.money_mismatch, figures
     fstack.sup.check_alive()
 
@@ -68,10 +89,10 @@ def test_hung_channel_times_out_into_pending_and_is_resolved_without_blocking_ot
     "channel, and an actor is held for the whole channel call; once a hung channel holds every actor, "
     "attempts for healthy channels wait for the hung calls' timeouts (no per-channel bulkhead)"))
 def test_more_hung_attempts_than_executor_concurrency_do_not_block_other_channels(fstack):
-    r = run_with_hung_beta(fstack, n_hung=EXECUTOR_CONCURRENCY + 16, n_other=20)
-    census, latency = r["census"], r["latency"]
+    r = run_with_hung_beta(fstack, n_icbc=2 * EXECUTOR_CONCURRENCY + 16, n_other=20)
+    census, waits = r["census"], sorted(r["waits"].values())
     assert not census.lost and not census.conflicting, census.summary()
-    other = sorted(latency[c.order_id] for c in r["other"])
-    print(f"{EXECUTOR_CONCURRENCY + 16} hung attempts, executor concurrency {EXECUTOR_CONCURRENCY}: "
-          f"other orders' latency min {other[0]} ms, max {other[-1]} ms")
-    assert other[-1] < CHANNEL_TIMEOUT_MS, f"healthy channels waited {other[-1]} ms behind the hung one"
+    assert len(r["hung"]) > EXECUTOR_CONCURRENCY, "not enough hung attempts to fill the executor"
+    print(f"{len(r['hung'])} hung attempts, executor concurrency {EXECUTOR_CONCURRENCY}: other orders' wait for an "
+          f"executor slot min {waits[0]} ms, max {waits[-1]} ms")
+    assert waits[-1] < CHANNEL_TIMEOUT_MS, f"healthy channels waited {waits[-1]} ms behind the hung one"
