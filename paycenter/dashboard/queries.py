@@ -38,7 +38,11 @@ GROUP BY business_line ORDER BY business_line
 """
 
 DISCREPANCIES_TODAY = """
-SELECT * FROM {table} WHERE toDate(detected_at) = today() ORDER BY detected_at DESC LIMIT 100
+SELECT kind, status_case, channel_id, statement_date, attempt_id, ours_status, channel_status,
+       ours_amount_fen, channel_amount_fen, ours_fee_fen, channel_fee_fen, found_at_ms
+FROM reconcile_discrepancies FINAL
+WHERE toDate(toDateTime(intDiv(found_at_ms, 1000))) = today()
+ORDER BY found_at_ms DESC LIMIT 100
 """
 
 
@@ -67,11 +71,6 @@ def backlog(client: Client) -> list[dict]:
 
 def discrepancies_today(client: Client) -> list[dict]:
     """Today's reconciliation discrepancies, when the reconciliation tables exist."""
-    tables = {r[0] for r in client.execute("SHOW TABLES")}
-    table = next((t for t in ("reconcile_discrepancies", "discrepancies") if t in tables), None)
-    if table is None:
-        return []
-    try:
-        return _rows(client, DISCREPANCIES_TODAY.format(table=table))
-    except Exception:  # a column the query expects may be named otherwise: show nothing, not a 500
-        return []
+    if "reconcile_discrepancies" not in {r[0] for r in client.execute("SHOW TABLES")}:
+        return []  # migrations not applied yet
+    return _rows(client, DISCREPANCIES_TODAY)

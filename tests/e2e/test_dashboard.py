@@ -62,6 +62,7 @@ def test_page_shows_traffic_and_a_demotion(stack, dashboard, tmp_path):
                              for h in state(dashboard)["health"]), 30, "the demotion in the dashboard's data")
         wait_for(lambda: any(a.get("channel_id") == "gamma" for a in state(dashboard)["alerts"]), 30,
                  "the demotion's alert in the dashboard's data")
+        assert state(dashboard)["errors"] == {}, "every panel's query works"
         dom = chromium("--virtual-time-budget=5000", "--dump-dom", dashboard + "/")
         assert 'data-loaded="1"' in dom, dom[-2000:]
         assert 'data-state="DEMOTED"' in dom and "gamma:ABC" in dom
