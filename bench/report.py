@@ -41,7 +41,9 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str]]:
                        ("alt_loop", "  restructured: confluent-kafka loop (bench/alt_router_loop.py)"),
                        ("alt_loop_fast_state", "  restructured + state without dataclasses.asdict"),
                        ("executor", "executor stage: paycenter worker executor (faust)")):
-        st = _get(r, "stages", key, default={})
+        if key not in r.get("stages", {}):
+            continue
+        st = r["stages"][key]
         v = st.get("per_s")
         target = f">= {TARGET_RATIO} x raw" if key == "router" else ""
         ok = None if key != "router" or v is None or not raw else v / raw >= TARGET_RATIO
@@ -72,7 +74,10 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str]]:
         out.append((f"quality: {name}", f"success {v['success_rate']:.2%}, 1st try {v['first_attempt_success']:.2%}, "
                     f"fee/success {v['fee_per_success_fen']:.0f} fen", share, "", ""))
     rx = r.get("reaction")
-    if rx is not None:
+    if rx is not None and "p99_ms" in rx:
+        out.append((f"reaction of demotion, {rx['trials']} trials: p50 / p99 (bench/bench_reaction.py)",
+                    f"{rx['p50_ms']} / {rx['p99_ms']} ms", "", "p99 < 1,000 ms", _verdict(rx["p99_ms"] < 1000)))
+    elif rx is not None:
         out.append(("reaction time of demotion (bench/bench_reaction.py)", str(rx)[:70], "", "", ""))
     return out
 
