@@ -312,6 +312,18 @@ def test_decision_cost_inside_the_stream_is_measured_and_served(rstack):
     assert stats["command"]["count"] >= before + 300 and stats["result"]["count"] >= 300
     print(f"[router] 300 commands -> outcomes in {elapsed:.2f} s; per event inside the stream: "
           f"command {stats['command']}, result {stats['result']}", file=sys.stderr)
+    # manual acks (streams/outbox.py) still commit: the router's group reaches the end of pay.commands
+    from confluent_kafka import Consumer, TopicPartition
+    topic = rstack.settings.topic("pay.commands")
+    probe = Consumer({"bootstrap.servers": rstack.settings.kafka_bootstrap, "group.id": PREFIX + "paycenter",
+                      "enable.auto.commit": False})
+    try:
+        tps = [TopicPartition(topic, p) for p in range(6)]
+        ends = sum(probe.get_watermark_offsets(tp, timeout=10)[1] for tp in tps)
+        wait_for(lambda: sum(max(tp.offset, 0) for tp in probe.committed(tps, timeout=10)) >= ends, 30,
+                 "the router's committed offsets at the end of pay.commands")
+    finally:
+        probe.close()
 
 def test_config_view_newest_valid_document_wins_and_invalid_ones_are_kept_out(services: Settings):
     """ConfigView alone on the real broker, on a topic of its own."""
