@@ -13,6 +13,7 @@ import time
 from infra.settings import load as load_settings
 from paycenter import commands as commands_pkg
 from streams.roles import ROLES
+from infra import kafka
 
 
 def cmd_worker(args) -> int:
@@ -69,7 +70,6 @@ def cmd_demo(args) -> int:
 
 
 def cmd_submit(args) -> int:
-    from confluent_kafka import Producer
     from paycenter.demo import outcome_consumer
     from processors.pan import tokenize
     from schemas.records import Outcome, PaymentCommand
@@ -84,7 +84,7 @@ def cmd_submit(args) -> int:
                          card_type=args.card_type, user_present=args.user_present,
                          requested_at_ms=time.time_ns() // 1_000_000)
     consumer = outcome_consumer(settings) if args.wait else None
-    p = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True})
+    p = kafka.producer(settings)
     p.produce(settings.topic("pay.commands"), key=token.encode(), value=cmd.encode())
     p.flush(10)
     print(f"submitted {cmd.order_id} ({cmd.operation.value} {cmd.amount_fen} fen, card {token})")

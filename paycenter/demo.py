@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, Producer
 from infra.settings import Settings
 from processors.pan import tokenize
 from schemas.records import CardType, Operation, Outcome, PaymentCommand
+from infra import kafka
 
 BANKS = ("ICBC", "CCB", "CMB", "ABC", "BOC")
 BUSINESS_LINES = ("card_repayment", "loan", "wealth")
@@ -57,7 +58,7 @@ class Traffic:
 
 
 def producer(settings: Settings) -> Producer:
-    return Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 5, "enable.idempotence": True})
+    return kafka.producer(settings)
 
 
 @dataclass

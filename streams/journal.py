@@ -29,11 +29,16 @@ SOURCES = {
     "pay.results": AttemptResult,
     "pay.outcomes": Outcome,
     "pay.deadletter": DeadLetter,
+    "pay.signing": Attempt,  # protocol-payment signing calls, journaled as event_type "signing"
 }
 
 
-def row_of(record_type, msg):
+def row_of(record_type, msg, signing_topic: str = "pay.signing"):
     record = record_type.decode(msg.value())
+    if msg.topic() == signing_topic:
+        # a signing call is not a payment attempt: its own event type keeps attempt counts honest
+        row = to_row(record)
+        return row._replace(event_type="signing", event_id="sign:" + record.attempt_id)
     if isinstance(record, Outcome) and record.duplicate:
         # a repeated answer: its source position tells it apart from other answers, stably
         return outcome_row(record, dup_seq=f"{msg.partition()}-{msg.offset()}")
@@ -52,6 +57,7 @@ class JournalLoop:
         self.batch_rows = batch_rows
         self.flush_interval_s = flush_interval_s
         self.types = {settings.topic(name): t for name, t in SOURCES.items()}
+        self.signing_topic = settings.topic("pay.signing")
         self.writer = CountingWriter(settings, batch_rows=batch_rows, flush_interval_s=flush_interval_s)
         self.consumer = Consumer({
             "bootstrap.servers": settings.kafka_bootstrap,
@@ -84,7 +90,7 @@ class JournalLoop:
                         continue
                     metrics.CONSUMED.labels("journal", msg.topic()).inc()
                     try:
-                        rows.append(row_of(self.types[msg.topic()], msg))
+                        rows.append(row_of(self.types[msg.topic()], msg, self.signing_topic))
                     except (DecodeError, ValueError) as exc:
                         # the router parks undecodable commands in the dead-letter topic, which is
                         # journaled itself; here it is only counted

@@ -21,13 +21,14 @@ import time
 from typing import Callable
 
 from clickhouse_driver import Client
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException
 
 from infra import clickhouse
 from infra.settings import REPO_ROOT, Settings
 from processors.settlement import FunderConfig, load_funders, settlement_records
 from schemas.codec import DecodeError
 from schemas.records import Outcome, SettlementRecord
+from infra import kafka
 
 log = logging.getLogger("paycenter.settlement")
 SOURCE, SINK = "pay.outcomes", "settlement.records"
@@ -105,7 +106,7 @@ def main(settings: Settings) -> int:
                          "auto.offset.reset": "earliest", "enable.auto.commit": False,
                          "session.timeout.ms": int(settings.session_timeout_s * 1000),
                          "max.poll.interval.ms": 3_600_000})
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    producer = kafka.producer(settings)
     client = clickhouse.client(settings, database=settings.clickhouse_database, send_receive_timeout=60)
     store = SettlementStore(client)
     running = [True]

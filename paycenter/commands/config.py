@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from infra import kafka
 from infra.settings import load as load_settings
 from processors.config_doc import ROUTING_KEY, ConfigDoc, ConfigRejected, parse_document
 
@@ -65,14 +66,13 @@ def cmd_show(args) -> int:
 
 
 def cmd_apply(args) -> int:
-    from confluent_kafka import KafkaException, Producer
+    from confluent_kafka import KafkaException
 
     doc = _read(args.file)
     settings = load_settings()
     topic = settings.topic("pay.config")
     delivered: list = []
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True,
-                         "message.timeout.ms": int(args.timeout * 1000)})
+    producer = kafka.producer(settings, message_timeout_ms=int(args.timeout * 1000))
     headers = [("digest", doc.digest.encode()), ("applied-by", f"{getpass.getuser()}@{socket.gethostname()}".encode()),
                ("file", str(args.file).encode())]
     try:

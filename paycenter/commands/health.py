@@ -17,6 +17,7 @@ import uuid
 from infra import topics
 from infra.settings import load as load_settings
 from schemas.records import HealthAction
+from infra import kafka
 
 
 def register(sub) -> None:
@@ -75,8 +76,7 @@ def _check_target(args) -> str | None:
 
 
 def send(settings, cmd, partitions: list[int]) -> None:
-    from confluent_kafka import Producer
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True})
+    producer = kafka.producer(settings)
     for p in partitions:
         producer.produce(settings.topic("health.commands"), key=f"{cmd.channel_id}:{cmd.bank_code}".encode(),
                          value=cmd.encode(), partition=p)

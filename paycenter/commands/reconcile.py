@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from schemas.records import Discrepancy
+from infra import kafka
 
 
 @dataclass
@@ -43,7 +44,6 @@ async def _statements(channel, day: datetime.date):
 
 def reconcile_day(settings, day: datetime.date, only: list[str] | None = None, publish: bool = True,
                   progress: Callable[[str], None] = print) -> Summary:
-    from confluent_kafka import Producer
 
     from connectors.base import ChannelError
     from connectors.registry import build_channels
@@ -59,7 +59,7 @@ def reconcile_day(settings, day: datetime.date, only: list[str] | None = None, p
     channels = build_channels(config)
     client = clickhouse.client(settings, database=settings.clickhouse_database, send_receive_timeout=300)
     store = ReconcileStore(client)
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True}) if publish else None
+    producer = kafka.producer(settings) if publish else None
     summary = Summary()
     loop = asyncio.new_event_loop()
     try:

@@ -25,6 +25,7 @@ from paycenter.supervisor import Supervisor, wait_for
 from streams.roles import ROLES
 from processors.routing_config import load as load_config
 from schemas.records import DeadLetter, Outcome, PaymentCommand
+from infra import kafka
 
 TEST_PROFILE = {
     "seed": 11,
@@ -142,7 +143,7 @@ def stack(services: Settings, tmp_path_factory) -> Iterator[Stack]:
     sup.start_simulators(load_config(config_path), profile=profile)
     metrics_ports = {role: _proc.free_port() for role in ROLES}
     sup.start_workers(metrics_ports=metrics_ports)
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    producer = kafka.producer(settings)
     st = Stack(settings, sup, config_path, ports, producer)
     try:
         # ready when a first payment makes it all the way through

@@ -95,14 +95,18 @@ def test_channel_outage_fails_over_to_the_next_channel(stack):
     # beta is the cheapest for ICBC debit cards; take its ICBC down
     stack.admin("beta", "/admin/banks/ICBC", {"outage": True})
     try:
-        cmds = [command(f"fo-{uuid.uuid4().hex[:6]}-{i}", amount=5_000, card=f"tok_fo_{i}") for i in range(20)]
-        stack.publish(cmds[:1])  # the first one meets the outage: it must fail over
-        first = stack.await_outcomes({cmds[0].order_id})[cmds[0].order_id][0]
-        stack.publish(cmds[1:])
+        # 1,000,000 fen: beta's fee is 510 fen below alpha's, so beta is the clear first choice
+        cmds = [command(f"fo-{uuid.uuid4().hex[:6]}-{i}", amount=1_000_000, card=f"tok_fo_{i}") for i in range(20)]
+        firsts = []
+        for cmd in cmds[:3]:  # one at a time: each meets the outage before the router learns of it
+            stack.publish([cmd])
+            firsts.append(stack.await_outcomes({cmd.order_id})[cmd.order_id][0])
+        stack.publish(cmds[3:])
         outs = stack.await_outcomes({c.order_id for c in cmds})
     finally:
         stack.admin("beta", "/admin/banks/ICBC", {"outage": False})
-    assert first.attempts >= 2 and first.parts[-1].channel_id != "beta", first
+    # a few per cent of decisions explore another channel on purpose; three in a row would be 3e-5
+    assert any(f.attempts >= 2 and f.parts[-1].channel_id != "beta" for f in firsts), firsts
     for oid, [out, *_] in outs.items():
         # later ones may avoid beta from the start (scoring learns, the health monitor may demote it)
         if out.status == OutcomeStatus.SUCCEEDED:

@@ -18,7 +18,7 @@ from typing import Iterator
 
 import pytest
 import yaml
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from connectors import signing
 from infra import _proc, topics
@@ -30,6 +30,7 @@ from processors.routing_config import load as load_config
 from schemas.records import Alert, AttemptResult, HealthAction, OutcomeStatus
 from streams.health import command, partition_of
 from tests.e2e.conftest import Stack, TopicReader, command as pay_command, write_test_config
+from infra import kafka
 
 MIN = 60_000
 ROLES = ("router", "executor", "health", "pending")
@@ -100,7 +101,7 @@ def hstack(services: Settings, tmp_path_factory) -> Iterator[HealthStack]:
            "PAYCENTER_PENDING_QUERY_AGE_S": "4", "PAYCENTER_PENDING_QUERY_INTERVAL_S": "1",
            "PAYCENTER_CALLBACK_PORT": str(callback_port), "PAYCENTER_CAPABILITY_PORT": str(capability_port)}
     sup = Supervisor(settings, env=env)
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    producer = kafka.producer(settings)
     st = HealthStack(settings, sup, config_path, ports, producer, callback_port=callback_port,
                      capability_port=capability_port)
     try:

@@ -20,7 +20,7 @@ from typing import Iterator
 
 import pytest
 import yaml
-from confluent_kafka import Producer
+
 
 from infra import _proc, topics
 from infra.settings import REPO_ROOT, Settings
@@ -29,6 +29,7 @@ from processors.config_doc import parse_document
 from schemas.records import Attempt, OutcomeStatus, PaymentCommand
 from streams.config_view import ConfigView
 from tests.e2e.conftest import Stack, TopicReader
+from infra import kafka
 
 CNY = 100
 PREFIX = "rt."
@@ -111,7 +112,7 @@ def rstack(services: Settings, tmp_path_factory) -> Iterator[RoutingStack]:
                                           "--profile", str(prof), "--zero-latency"])
     for role in ("router", "executor", "signer"):
         sup.start_worker(role, name=f"rt-{role}")
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    producer = kafka.producer(settings)
     st = RoutingStack(settings, sup, config_path, ports, producer, capability_port=cap_port, env=env)
     try:
         t0 = time.monotonic()
@@ -269,7 +270,7 @@ def test_config_hot_reload_removes_a_channel_and_invalid_configs_are_rejected(rs
         assert "\n  two:" in shown.stdout and "\n  one:" not in shown.stdout
 
         # an invalid document (bypassing `config apply`'s validation) is rejected; the config stays
-        p = Producer({"bootstrap.servers": rstack.settings.kafka_bootstrap})
+        p = kafka.producer(rstack.settings)
         p.produce(rstack.settings.topic("pay.config"), key=b"routing", value=b"channels: {broken: {}}\n")
         p.flush(10)
         status = wait_for(lambda: (lambda s: s if s["rejected"] else None)(rstack.capability("/v1/config")), 30,
@@ -338,7 +339,7 @@ def test_config_view_newest_valid_document_wins_and_invalid_ones_are_kept_out(se
     data = yaml.safe_load(demo)
     del data["channels"]["gamma"]
     smaller = yaml.safe_dump(data)
-    p = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    p = kafka.producer(settings)
     topic = settings.topic("pay.config")
     for value in (demo, "channels: {}", smaller, None, "- not a config"):
         p.produce(topic, key=b"routing", value=None if value is None else value.encode())

@@ -5,13 +5,14 @@ import dataclasses
 import time
 import uuid
 
-from confluent_kafka import Producer
+
 
 from infra import topics
 from infra.settings import Settings
 from paycenter.supervisor import wait_for
 from processors.health import HealthEvent, HealthReason, HealthState
 from streams.health_view import HealthView
+from infra import kafka
 
 
 def event(seq: int, to: HealthState, at: int, until: int | None = None, bank: str = "ICBC",
@@ -27,7 +28,7 @@ def test_view_follows_channel_health_from_the_start_and_expires_timed_demotions(
     settings = dataclasses.replace(services, topic_prefix=f"hv{uuid.uuid4().hex[:6]}.")
     topics.provision(settings, specs={"channel.health": topics.get("channel.health")})
     topic = settings.topic("channel.health")
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 0})
+    producer = kafka.producer(settings, linger_ms=0)
 
     def publish(*events: HealthEvent | bytes) -> None:
         for e in events:
