@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import Callable, Protocol
 
 from processors.limits import CardUsage
+from processors.validation import clear_card_number_field, without_card_numbers
 from schemas.records import (
     Attempt, AttemptResult, AttemptStatus, AuthStep, FailureKind, Operation, Outcome, OutcomePart, OutcomeStatus,
     PaymentCommand,
@@ -208,6 +209,16 @@ def on_command(state: OrderState | None, cmd: PaymentCommand, usage: CardUsage, 
         if replayed is not None:
             return replayed
         return _answer_duplicate(state, now_ms)
+    leaked = clear_card_number_field(cmd)
+    if leaked is not None:
+        # nothing of the number is kept: not in the state (changelog), the outcome or the dead letter
+        state = OrderState(command=without_card_numbers(cmd).to_avro())
+        reason = (f"{leaked} holds what looks like a card number in clear; publish the card's token "
+                  "(processors.pan.tokenize), never the number. The command was not processed and its "
+                  "payload was not kept; send it again with a new order_id")
+        step = _finish(state, now_ms, origin, reject=NoRoute("CARD_NUMBER_IN_CLEAR", reason))
+        step.dead_letter = DeadLetterReason("CARD_NUMBER_IN_CLEAR", reason)
+        return step
     state = OrderState(command=cmd.to_avro())
     rejection = planner.validate(cmd)
     if rejection is not None:

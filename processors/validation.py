@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from processors.pan import contains_pan, redact
 from processors.routing_config import RoutingConfig
 from schemas.records import Operation, PaymentCommand
 
@@ -15,6 +16,25 @@ MAX_AMOUNT_FEN = 10**12
 class Rejection:
     reason_code: str
     reason: str
+
+
+def clear_card_number_field(cmd: PaymentCommand) -> str | None:
+    """The first field of the command that holds what looks like a card number in clear, if any.
+    Commands must carry tokens only: such a command is rejected and nothing of it is kept."""
+    fields = {"order_id": cmd.order_id, "card_token": cmd.card_token, "bank_code": cmd.bank_code,
+              "business_line": cmd.business_line, "funder": cmd.funder or "",
+              "sign_order_id": cmd.sign_order_id or "", "sms_code": cmd.sms_code or ""}
+    fields.update({f"metadata[{k}]": f"{k}={v}" for k, v in cmd.metadata.items()})
+    return next((name for name, value in fields.items() if contains_pan(value)), None)
+
+
+def without_card_numbers(cmd: PaymentCommand) -> PaymentCommand:
+    """The command with every card-number-like value removed, for the rejection's record."""
+    return cmd.model_copy(update={
+        "order_id": redact(cmd.order_id), "card_token": redact(cmd.card_token), "bank_code": redact(cmd.bank_code),
+        "business_line": redact(cmd.business_line), "funder": cmd.funder and redact(cmd.funder),
+        "sign_order_id": cmd.sign_order_id and redact(cmd.sign_order_id), "sms_code": None,
+        "metadata": {redact(k): redact(v) for k, v in cmd.metadata.items()}})
 
 
 def validate_command(cmd: PaymentCommand, config: RoutingConfig) -> Rejection | None:

@@ -127,9 +127,13 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
                                  origin=_origin(event), agreements=load_agreements(cmd.card_token),
                                  lookup=load_state)
         costs["command"].add(time.perf_counter_ns() - t0)
+        # the state's copy of the command is the one to trust: numbers in clear are removed there
+        token = step.state.command["card_token"] if step.state is not None else cmd.card_token
+        order_id = step.state.command["order_id"] if step.state is not None else cmd.order_id
+        key = event.message.key if event.message.key and not contains_pan(event.message.key) else token.encode()
         if step.dead_letter is not None:
-            park(out, event, step.dead_letter.reason_code, step.dead_letter.reason, cmd.order_id)
-        await emit(step, event.message.key or cmd.card_token.encode(), cmd.card_token, out)
+            park(out, event, step.dead_letter.reason_code, step.dead_letter.reason, order_id)
+        await emit(step, key, token, out)
 
     async def on_result(event, out: Pending) -> None:
         try:
@@ -137,8 +141,17 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
         except (DecodeError, ValueError) as exc:
             park(out, event, "UNDECODABLE", f"{exc}")
             return
+        state = load_state(result.order_id)
+        if state is None:
+            # A channel's answer for an order this router does not hold: its state was lost, or the
+            # result came to the wrong partition. Money may have moved: never drop it silently.
+            park(out, event, "UNKNOWN_ORDER",
+                 f"result {result.status.value} of attempt {result.attempt_id} at {result.channel_id} for an order "
+                 "this router does not know (state lost, or a producer not using the murmur2 partitioner); "
+                 "check the attempt with the channel and reconcile it", result.order_id)
+            return
         t0 = time.perf_counter_ns()
-        step = orders.on_result(load_state(result.order_id), result, load_usage(result.card_token), clock(),
+        step = orders.on_result(state, result, load_usage(result.card_token), clock(),
                                 planner, origin=_origin(event), agreements=load_agreements(result.card_token))
         costs["result"].add(time.perf_counter_ns() - t0)
         await emit(step, event.message.key or result.card_token.encode(), result.card_token, out)

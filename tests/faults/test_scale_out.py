@@ -98,11 +98,6 @@ def test_second_worker_shares_partitions_and_one_leaving_loses_and_duplicates_no
     fstack.sup.check_alive()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "processors/orders.py on_result returns Step(None) with no effect when the router holds no state for the "
-    "result's order, and streams/router.py on_result publishes nothing: a result whose order state was lost "
-    "(as in a rebalance, see the scale-out test) vanishes without a dead letter or an alert, and the order "
-    "never gets an outcome"))
 def test_a_result_for_an_order_the_router_does_not_know_is_not_dropped_silently(fstack):
     oid = f"unk-{uuid.uuid4().hex[:8]}"
     now = int(time.time() * 1000)

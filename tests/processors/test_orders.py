@@ -165,3 +165,16 @@ def test_release_never_goes_below_zero():
     assert apply_delta(u, "alpha", "2025-11-25", -100).used("alpha", "2025-11-25") == 0
     assert apply_delta(u, "alpha", "2025-11-25", -500).used("alpha", "2025-11-25") == 0
     assert apply_delta(u, "alpha", "2025-11-25", -99).used("alpha", "2025-11-25") == 1
+
+
+def test_a_command_with_a_card_number_in_clear_is_rejected_and_nothing_of_it_is_kept(planner):
+    pan = "6222022914177764"
+    leaky = [command(order_id="o-pan-1").model_copy(update={"card_token": pan}),
+             command(order_id="o-pan-2").model_copy(update={"metadata": {"note": f"card {pan}"}})]
+    for cmd in leaky:
+        step = orders.on_command(None, cmd, EMPTY, NOW, planner)
+        assert step.attempts == [] and step.dead_letter.reason_code == "CARD_NUMBER_IN_CLEAR"
+        [out] = step.outcomes
+        assert out.status == OutcomeStatus.REJECTED and out.reason_code == "CARD_NUMBER_IN_CLEAR"
+        assert pan not in out.model_dump_json() and pan not in str(step.state.to_dict())
+        assert pan not in step.dead_letter.reason
