@@ -5,8 +5,8 @@ outcomes, no channel books an attempt twice; attempts asked again are counted an
 A violation with the signature of the known router state-loss bug (checks.KNOWN_STATE_LOSS; it
 shows in roughly 2 runs out of 5) makes the test xfail with the evidence: the bug is
 nondeterministic, so a strict xfail would flip to XPASS on lucky runs. Its deterministic part (a
-result for an order with no state vanishes) is the strict xfail at the end. Any other violation
-fails the test."""
+result for an order with no state) is tested at the end: it must reach the dead-letter topic.
+Any other violation fails the test."""
 from __future__ import annotations
 
 import os
