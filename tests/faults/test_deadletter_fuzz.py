@@ -27,7 +27,8 @@ def not_card_like(v: int) -> bool:
 
 
 RULE_BREAKS = st.one_of(
-    st.integers(min_value=-(2**63), max_value=0).filter(not_card_like).map(lambda v: ("INVALID_AMOUNT", {"amount_fen": v})),
+    st.integers(min_value=-(2**63), max_value=0).filter(not_card_like).map(
+        lambda v: ("INVALID_AMOUNT", {"amount_fen": v})),
     st.integers(min_value=10**12 + 1, max_value=2**63 - 1).filter(not_card_like).map(
         lambda v: ("INVALID_AMOUNT", {"amount_fen": v})),
     st.integers(min_value=1, max_value=10**6).map(
