@@ -117,5 +117,4 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
 
 
 def main(settings: Settings) -> int:
-    metrics.serve("executor")
     return run_faust(build(settings, load_routing_config(settings)))

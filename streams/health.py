@@ -36,6 +36,8 @@ from processors.health_config import HealthConfig, load as load_health_config
 from schemas.codec import DecodeError
 from schemas.records import AttemptResult, HealthAction, HealthCommand
 from streams.common import make_app, raw_topic, run_faust, wall_clock_ms
+from paycenter import metrics
+from processors.health import HealthState
 
 log = logging.getLogger("paycenter.health")
 
@@ -97,6 +99,8 @@ def build(settings: Settings, config: HealthConfig | None = None, clock: HealthC
     async def publish(key: str, step: CellStep) -> None:
         for event in step.events:  # the compacted state first: routers react to it
             await health_out.send(key=event.key.encode(), value=event.encode())
+            if event.to_state == HealthState.DEMOTED:
+                metrics.DEMOTIONS.labels(event.channel_id, event.bank_code, event.reason_code.value).inc()
             await alerts_out.send(key=event.key.encode(), value=transition_alert(event).encode())
             log.warning("%s %s -> %s (%s): %s", event.key, event.from_state.value, event.to_state.value,
                         event.reason_code.value, event.reason)

@@ -136,7 +136,6 @@ class JournalLoop:
 
 
 def main(settings: Settings) -> int:
-    metrics.serve("journal")
     loop = JournalLoop(settings)
     signal.signal(signal.SIGTERM, loop.stop)
     signal.signal(signal.SIGINT, loop.stop)

@@ -22,4 +22,6 @@ ROLES: dict[str, str] = {
 
 
 def run(role: str, settings: Settings) -> int:
+    from paycenter import metrics
+    metrics.serve(role)  # every worker: /metrics on PAYCENTER_METRICS_PORT when set
     return importlib.import_module(ROLES[role]).main(settings)

@@ -41,6 +41,7 @@ from streams.common import (PARTITIONS, Clock, dead_letter, load_routing_config,
                             wall_clock_ms)
 from streams.config_view import ConfigView
 from streams.outbox import Outbox, Pending
+from paycenter import metrics
 
 log = logging.getLogger("paycenter.router")
 
@@ -94,11 +95,14 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
         out.barrier = out.barrier or bool(step.attempts or step.signing)
         for att in step.attempts:
             out.messages.append((attempts_out, key, att.encode(), None))
+            metrics.DECISIONS.labels(att.channel_id, att.bank_code).inc()
         for task in step.signing:
             value, headers = binding.encode_task(task)
             out.messages.append((signing_out, key, value, headers))
         for o in step.outcomes:
             out.messages.append((outcomes_out, key, o.encode(), None))
+            if not o.duplicate:
+                metrics.OUTCOMES.labels(o.business_line, o.status.value).inc()
 
     def load_state(order_id: str) -> orders.OrderState | None:
         raw = order_table.get(order_id)
@@ -111,6 +115,7 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
         return CardAgreements.from_dict(agreements_table.get(card_token)).channels()
 
     def park(out: Pending, event, reason_code: str, reason: str, order_id: str | None = None) -> None:
+        metrics.DEAD_LETTERS.labels("router", reason_code).inc()
         out.messages.append((dlq_out, event.message.key, dead_letter(
             event, reason_code, reason, order_id=order_id,
             keep_payload=not contains_pan(event.message.value)).encode(), None))
@@ -161,6 +166,7 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
         # manual acks: the outbox acks an event once its messages left (streams/outbox.py)
         async for event in stream.noack().events():
             out = Pending(event)
+            metrics.CONSUMED.labels("router", event.message.topic).inc()
             try:
                 if event.message.topic == commands_topic:
                     await on_command(event, out)

@@ -110,7 +110,8 @@ class Stack:
             return json.loads(resp.read())
 
     def metrics(self, role: str) -> str:
-        child = next(c for c in self.sup.children if c.name == role)
+        # other tests may start more workers of a role on this supervisor, without metrics
+        child = next(c for c in self.sup.children if c.name == role and c.metrics_port)
         with urllib.request.urlopen(f"http://127.0.0.1:{child.metrics_port}/metrics", timeout=10) as resp:
             return resp.read().decode()
 

@@ -261,10 +261,12 @@ def test_config_hot_reload_removes_a_channel_and_invalid_configs_are_rejected(rs
         rstack.publish(cmds)
         outs = rstack.await_outcomes({c.order_id for c in cmds})
         assert {one(outs, c.order_id).parts[0].channel_id for c in cmds} == {"two"}
-        removed = wait_for(lambda: {(m["channel_id"], m["bank_code"], m["operation"]) for _k, m in changes.poll()
-                                    if "REMOVED" in m["causes"] and m["config_digest"] == new_digest} or None,
-                           30, "capability.changes REMOVED events")
-        assert ("one", "ICBC", "PAY_IN") in removed
+        # the announcer publishes one event per (channel, bank, operation): wait for the one we check
+        def removed():
+            got = {(m["channel_id"], m["bank_code"], m["operation"]) for _k, m in changes.poll()
+                   if "REMOVED" in m["causes"] and m["config_digest"] == new_digest}
+            return got if ("one", "ICBC", "PAY_IN") in got else None
+        wait_for(removed, 30, "the capability.changes REMOVED event of one/ICBC/PAY_IN")
         shown = rstack.cli("config", "show")
         assert shown.returncode == 0 and f"# digest: {new_digest}" in shown.stdout
         assert "\n  two:" in shown.stdout and "\n  one:" not in shown.stdout
