@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from confluent_kafka import Consumer, Producer  # noqa: E402
 
+from infra import kafka  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from processors import orders  # noqa: E402
 from processors.limits import CardUsage  # noqa: E402
@@ -60,8 +61,7 @@ class LoopRouter:
                                   "group.id": settings.topic_prefix + "paycenter-altloop",
                                   "auto.offset.reset": "earliest", "enable.auto.commit": False,
                                   "session.timeout.ms": int(settings.session_timeout_s * 1000)})
-        self.producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 5,
-                                  "enable.idempotence": True, "queue.buffering.max.messages": 1_000_000})
+        self.producer = Producer({**kafka.producer_config(settings), "queue.buffering.max.messages": 1_000_000})
         self.running = True
 
     def produce(self, topic: str, key: bytes | None, value: bytes) -> None:

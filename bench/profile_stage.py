@@ -14,7 +14,6 @@ none, run the stage in-process under cProfile instead: `--cprofile`.
 from __future__ import annotations
 
 import argparse
-import cProfile
 import pstats
 import shutil
 import subprocess
@@ -117,30 +116,26 @@ def profile_router_pyspy(settings, n: int, seconds: float, out_dir: Path, role: 
 
 
 def profile_router_cprofile(settings, n: int, seconds: float, out_dir: Path) -> None:
-    """In-process: the faust router app under cProfile for `seconds` of draining."""
-    import threading
-
-    from streams.common import load_routing_config
-    from streams.router import build
-    import faust
-
+    """Without ptrace permission: the router worker run under `python -m cProfile`, stopped with
+    SIGTERM after `seconds` of draining (cProfile writes its stats when the worker exits)."""
     s = with_prefix(with_routing_config(settings), "prof-router-cp.")
     produce_all(s, "pay.commands", ((c.card_token.encode(), c.encode()) for c in commands(n, "profcp")))
-    app = build(s, load_routing_config(s))
-    worker = faust.Worker(app, loglevel="WARNING", quiet=True)
-    prof = cProfile.Profile()
-    threading.Timer(seconds + 20, lambda: worker._shutdown_loop() if hasattr(worker, "_shutdown_loop") else None)
-    prof.enable()
+    sup = supervisor(s)
+    stats = out_dir / "router.cprofile"
     try:
-        threading.Timer(seconds + 20, worker.stop_and_shutdown).start()
-        worker.execute_from_commandline()
-    except SystemExit:
-        pass
+        child = sup.spawn("prof-router-cp", [sys.executable, "-m", "cProfile", "-o", str(stats),
+                                             "-m", "paycenter.cli", "worker", "router"])
+        c = reader(s, "pay.attempts")
+        try:
+            if not drain(c, lambda k: k > 0, 90):
+                raise RuntimeError(f"router produced nothing in 90 s; see {child.log_path}")
+        finally:
+            c.close()
+        time.sleep(seconds)  # the profiled window
+        child.stop(grace_s=30)
     finally:
-        prof.disable()
-    path = out_dir / "router.cprofile"
-    prof.dump_stats(str(path))
-    pstats.Stats(str(path)).sort_stats("tottime").print_stats(25)
+        sup.stop_all()
+    pstats.Stats(str(stats)).sort_stats("tottime").print_stats(25)
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from typing import Callable, Iterable
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from infra import topics
+from infra import kafka, topics
 from infra.settings import Settings
 from processors.pan import tokenize
 from paycenter.demo import fake_pan
@@ -42,10 +42,8 @@ def commands(n: int, run: str, seed: int = 1, cards: int = 5000, amount_fen: int
 
 
 def producer(settings: Settings, **extra) -> Producer:
-    # uncompressed: aiokafka (faust) cannot read lz4 batches here
-    conf = {"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 5, "enable.idempotence": True,
-            "queue.buffering.max.messages": 1_000_000, **extra}
-    return Producer(conf)
+    # murmur2 like faust (infra/kafka.py); uncompressed: aiokafka (faust) cannot read lz4 batches here
+    return Producer({**kafka.producer_config(settings), "queue.buffering.max.messages": 1_000_000, **extra})
 
 
 def produce_all(settings: Settings, topic: str, items: Iterable[tuple[bytes, bytes]]) -> int:

@@ -24,9 +24,7 @@ from typing import Iterator
 
 import pytest
 import yaml
-from confluent_kafka import Producer
-
-from infra import _proc, services as platform
+from infra import _proc, kafka, services as platform
 from infra import clickhouse as _ch
 from infra.settings import Settings
 from paycenter.supervisor import Child, Supervisor
@@ -132,9 +130,9 @@ def fstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
     ports: set[int] = set()
     while len(ports) < 3:
         ports.add(_proc.free_port())
-    kafka, ch_native, ch_http = sorted(ports)
+    kafka_port, ch_native, ch_http = sorted(ports)
     config_path, sim_ports = _config(tmp)
-    settings = Settings(kafka_bootstrap=f"127.0.0.1:{kafka}", topic_prefix="", clickhouse_host="127.0.0.1",
+    settings = Settings(kafka_bootstrap=f"127.0.0.1:{kafka_port}", topic_prefix="", clickhouse_host="127.0.0.1",
                         clickhouse_port=ch_native, clickhouse_http_port=ch_http, data_dir=tmp / "data",
                         routing_config=config_path)
     t0 = time.monotonic()
@@ -144,7 +142,7 @@ def fstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAYCENTER_")}
     env.update(settings_env(settings))
     sup = Supervisor(settings, env=env)
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    producer = kafka.producer(settings)  # murmur2, like faust: a card's commands and results share a partition
     st = FaultStack(settings, sup, config_path, sim_ports, producer, env=env)
     try:
         sup.start_simulators(load_config(config_path), profile=profile)

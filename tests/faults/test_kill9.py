@@ -12,8 +12,8 @@ import uuid
 import pytest
 
 from tests.e2e.conftest import command
-from tests.faults.checks import (await_census, await_journal, check_books, known_state_loss,
-                                 result_event_ids, topic_attempt_ids)
+from tests.faults.checks import (await_census, await_journal, check_books, result_event_ids,
+                                 suspects_trace, topic_attempt_ids)
 
 N_COMMANDS = 2000
 RATE_PER_S = 250  # paced, so the kills land while commands, attempts and results are all in flight
@@ -74,9 +74,7 @@ def test_kill9_of_each_role_mid_run_loses_nothing_and_charges_nothing_twice(fsta
                f"money mismatches, {books.resent} attempts re-sent and answered from the books; journal "
                f"(FINAL, stored, distinct) {journal}")
     print(figures)
-    known = known_state_loss(fstack, census, books)
-    if known:  # nondeterministic, see tests/faults/checks.py KNOWN_STATE_LOSS
-        pytest.xfail(f"{figures}\n{known}")
+    print(suspects_trace(fstack, census, books))
     assert not census.lost, f"{len(census.lost)} orders without an outcome, e.g. {census.lost[:5]}; {figures}"
     assert not census.conflicting, f"orders with two different final outcomes: {census.conflicting[:5]}; {figures}"
     assert not books.double_booked, f"attempts booked twice: {books.double_booked[:5]}; {figures}"

@@ -2,11 +2,11 @@
 the group rebalances its partitions onto the other): no order is lost, none gets two different
 outcomes, no channel books an attempt twice; attempts asked again are counted and reported.
 
-A violation with the signature of the known router state-loss bug (checks.KNOWN_STATE_LOSS; it
-shows in roughly 2 runs out of 5) makes the test xfail with the evidence: the bug is
-nondeterministic, so a strict xfail would flip to XPASS on lucky runs. Its deterministic part (a
-result for an order with no state) is tested at the end: it must reach the dead-letter topic.
-Any other violation fails the test."""
+Every producer here partitions like faust (murmur2, infra/kafka.py): with librdkafka's default
+partitioner a card's commands and its results landed on different partitions, so with two routers
+the result of an order often reached the router without its state (orders lost in ~2 runs of 5,
+and one double charge when a command was routed again after a rebalance). A result for an order
+the router does not know must reach the dead-letter topic: tested at the end."""
 from __future__ import annotations
 
 import os
@@ -21,7 +21,7 @@ from infra import _proc
 from paycenter.supervisor import wait_for
 from tests.e2e.conftest import command
 from schemas.records import AttemptResult, AttemptStatus, DeadLetter, FailureKind, Operation
-from tests.faults.checks import await_census, check_books, decoded, known_state_loss, read_topic
+from tests.faults.checks import await_census, check_books, decoded, read_topic, suspects_trace
 from tests.faults.test_kill9 import paced_publish
 
 ROLES_SCALED = ("router", "executor")
@@ -88,9 +88,7 @@ def test_second_worker_shares_partitions_and_one_leaving_loses_and_duplicates_no
                f"{books.booked} bookings, {len(books.double_booked)} booked twice, {len(books.money_mismatch)} money "
                f"mismatches, {books.resent} attempts asked again (answered from the channel's books)")
     print(figures)
-    known = known_state_loss(fstack, census, books)
-    if known:
-        pytest.xfail(f"{figures}\n{known}")
+    print(suspects_trace(fstack, census, books))
     assert not census.lost, f"lost orders, e.g. {census.lost[:5]}; {figures}"
     assert not census.conflicting, f"orders with two different outcomes: {census.conflicting[:5]}; {figures}"
     assert not books.double_booked, f"attempts booked twice: {books.double_booked[:5]}; {figures}"
