@@ -4,6 +4,7 @@ lost or duplicated). Reads topics from the beginning up to their end at call tim
 never depends on how long a consumer happened to wait."""
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from infra.settings import Settings
 from paycenter.supervisor import wait_for
-from schemas.records import Attempt, AttemptResult, AttemptStatus, Outcome
+from schemas.records import Attempt, AttemptResult, Outcome
 
 
 def read_topic(settings: Settings, topic: str, timeout_s: float = 60) -> list:
@@ -204,3 +205,20 @@ def suspects_trace(stack, census: Census, books: Books) -> str:
     suspects = set(census.lost) | set(census.conflicting) | set(books.money_mismatch) | {
         a.rsplit(".", 1)[0] for a in books.double_booked}
     return trace(stack, sorted(suspects)) if suspects else ""
+
+
+def paced_publish(stack, cmds, rate: float, stop: threading.Event) -> threading.Thread:
+    """Publish `cmds` at `rate` per second in batches of 25 from a thread, so faults can be
+    injected while commands, attempts and results are all in flight."""
+    def run() -> None:
+        t0 = time.monotonic()
+        for i in range(0, len(cmds), 25):
+            if stop.is_set():
+                return
+            ahead = t0 + i / rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)  # pacing the offered load, not waiting for a condition
+            stack.publish(cmds[i:i + 25])
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t

@@ -12,27 +12,12 @@ import uuid
 import pytest
 
 from tests.e2e.conftest import command
-from tests.faults.checks import (await_census, await_journal, check_books, result_event_ids,
+from tests.faults.checks import (await_census, await_journal, check_books, paced_publish, result_event_ids,
                                  suspects_trace, topic_attempt_ids)
 
 N_COMMANDS = 2000
 RATE_PER_S = 250  # paced, so the kills land while commands, attempts and results are all in flight
 KILLED_ROLES = ("router", "executor", "journal")
-
-
-def paced_publish(stack, cmds, rate: float, stop: threading.Event) -> threading.Thread:
-    def run() -> None:
-        t0 = time.monotonic()
-        for i in range(0, len(cmds), 25):
-            if stop.is_set():
-                return
-            ahead = t0 + i / rate - time.monotonic()
-            if ahead > 0:
-                time.sleep(ahead)  # pacing the offered load, not waiting for a condition
-            stack.publish(cmds[i:i + 25])
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t
 
 
 @pytest.mark.slow

@@ -21,8 +21,7 @@ from infra import _proc
 from paycenter.supervisor import wait_for
 from tests.e2e.conftest import command
 from schemas.records import AttemptResult, AttemptStatus, DeadLetter, FailureKind, Operation
-from tests.faults.checks import await_census, check_books, decoded, read_topic, suspects_trace
-from tests.faults.test_kill9 import paced_publish
+from tests.faults.checks import await_census, check_books, decoded, paced_publish, read_topic, suspects_trace
 
 ROLES_SCALED = ("router", "executor")
 
