@@ -201,7 +201,7 @@ def run(settings: Settings, burst: int = 10_000, rate: float = 2000, seconds: fl
             # (if the stack cannot keep up) is not waited out beyond a bound
             out["light"] = phase_paced(s, clock, 20, 3, 60)  # the latency floor: 20/s, nothing queues
             out["half"] = phase_paced(s, clock, max(10.0, min(rate, max_rate / 2)), seconds, 90)
-            out["offered"] = phase_paced(s, clock, rate, seconds, min(240.0, 30 + 1.2 * rate * seconds / max_rate))
+            out["offered"] = phase_paced(s, clock, rate, seconds, min(120.0, 30 + 1.2 * rate * seconds / max_rate))
             sup.check_alive()
         finally:
             clock.stop()

@@ -26,7 +26,7 @@ _FONT = {
     "X": (17, 17, 10, 4, 10, 17, 17), "Y": (17, 17, 17, 10, 4, 4, 4), "Z": (31, 1, 2, 4, 8, 16, 31),
     " ": (0,) * 7, ".": (0, 0, 0, 0, 0, 12, 12), ",": (0, 0, 0, 0, 12, 4, 8), "-": (0, 0, 0, 31, 0, 0, 0),
     "+": (0, 4, 4, 31, 4, 4, 0), "/": (1, 1, 2, 4, 8, 16, 16), "%": (24, 25, 2, 4, 8, 19, 3),
-    ":": (0, 12, 12, 0, 12, 12, 0), "(": (2, 4, 8, 8, 8, 4, 2), ")": (8, 4, 2, 2, 2, 4, 8),
+    ":": (0, 12, 12, 0, 12, 12, 0), ";": (0, 12, 12, 0, 12, 4, 8), "(": (2, 4, 8, 8, 8, 4, 2), ")": (8, 4, 2, 2, 2, 4, 8),
     "=": (0, 0, 31, 0, 31, 0, 0), "_": (0, 0, 0, 0, 0, 0, 31), "<": (2, 4, 8, 16, 8, 4, 2),
     ">": (8, 4, 2, 1, 2, 4, 8), "*": (0, 4, 21, 14, 21, 4, 0), "?": (14, 17, 1, 2, 4, 0, 4),
 }
@@ -79,14 +79,14 @@ class Canvas:
 def write_png(path: Path, panels: list[Panel], width: int = 1100) -> Path:
     label_w = max((len(b[0]) for p in panels for b in p.bars), default=10) * CHAR_W + 20
     bar_h, gap = CHAR_H + 6, 6
-    height = 20 + sum(CHAR_H + 14 + len(p.bars) * (bar_h + gap) + 24 for p in panels)
+    height = 20 + sum(CHAR_H + 14 + len(p.bars) * (bar_h + gap) + 24 + (CHAR_H + 4) * bool(p.marks) for p in panels)
     cv = Canvas(width, height)
     y = 12
     for p in panels:
         cv.text(12, y, p.title)
         y += CHAR_H + 14
         full = p.max_value or max((b[1] for b in p.bars), default=1) or 1
-        area = width - label_w - 12 * CHAR_W - 20
+        area = width - label_w - 22 * CHAR_W - 20  # room for the value text after the longest bar
         top = y
         for i, (label, value, shown) in enumerate(p.bars):
             cv.text(12, y + 3, label)
@@ -94,10 +94,10 @@ def write_png(path: Path, panels: list[Panel], width: int = 1100) -> Path:
             cv.rect(label_w, y, max(w, 1), bar_h, COLORS[i % len(COLORS)])
             cv.text(label_w + w + 8, y + 3, shown)
             y += bar_h + gap
-        for value, name in p.marks:
+        for value, name in p.marks:  # a vertical line through the bars, its name under them
             x = label_w + int(area * min(value, full) / full)
-            cv.rect(x, top - 4, 2, y - top + 4, (0, 0, 0))
-            cv.text(x + 4, top - CHAR_H - 2, name, (90, 90, 90))
-        y += 24
+            cv.rect(x, top - 4, 2, y - top + 8, (0, 0, 0))
+            cv.text(x + 4, y + 2, name, (90, 90, 90))
+        y += 24 + (CHAR_H + 4) * bool(p.marks)
     path.write_bytes(cv.png())
     return path

@@ -109,7 +109,7 @@ def chart(r: dict, path: Path) -> Path:
                        ("alt_loop_fast_state", "router, ck loop+fast"), ("executor", "executor (faust)")):
         speed.append((label, _get(r, "stages", key, "per_s") or 0))
     speed.append(("end to end max", _get(r, "e2e", "max", "outcomes_per_s") or 0))
-    panels = [Panel("Throughput per second, one run (bar = value; x = ratio to raw)",
+    panels = [Panel("Throughput per second, one run (x = ratio to the raw limit)",
                     [(lab, v, f"{v:,.0f}/s  {v / raw:.3f}x" if raw else f"{v:,.0f}/s") for lab, v in speed],
                     marks=[(raw * TARGET_RATIO, "0.3x raw")] if raw else [])]
     lat = []

@@ -76,7 +76,7 @@ def main() -> int:
                 fenced(stages, name, lambda fn=fn: fn(settings, n))
             results["stages"] = stages
         if "e2e" in parts:
-            fenced(results, "e2e", lambda: bench_e2e.run(settings, burst=n // 2, rate=2000,
+            fenced(results, "e2e", lambda: bench_e2e.run(settings, burst=max(2_500, n // 4), rate=2000,
                                                          seconds=2 if args.quick else 5))
     if "quality" in parts:
         fenced(results, "quality", lambda: bench_quality.run(hours=4))
