@@ -123,7 +123,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="start everything (broker, ClickHouse, simulators, workers) and demo traffic")
-    r.add_argument("--rate", type=float, default=100.0, help="demo commands per second (default 100)")
+    r.add_argument("--rate", type=float, default=50.0, help="demo commands per second (default 50)")
     r.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
     r.add_argument("--keep-services", action="store_true", help="leave broker and ClickHouse running on exit")
     r.set_defaults(func=cmd_run)
@@ -134,7 +134,7 @@ def parser() -> argparse.ArgumentParser:
     w.set_defaults(func=cmd_worker)
 
     d = sub.add_parser("demo", help="publish demo traffic and show the live summary (workers must be running)")
-    d.add_argument("--rate", type=float, default=100.0, help="commands per second (default 100)")
+    d.add_argument("--rate", type=float, default=50.0, help="commands per second (default 50)")
     d.add_argument("--duration", type=float, default=None)
     d.set_defaults(func=cmd_demo)
 
