@@ -14,13 +14,13 @@ import logging
 import faust
 
 from connectors.base import Channel, ChannelRequest, ChannelResponse
-from connectors.registry import build_channels
 from paycenter import metrics
 from infra.settings import Settings
 from processors.routing_config import RoutingConfig
 from schemas.codec import DecodeError
 from schemas.records import Attempt, AttemptResult, AttemptStatus, FailureKind
-from streams.common import Clock, dead_letter, load_routing_config, make_app, raw_topic, run_faust, wall_clock_ms
+from streams.common import (Clock, channel_registry, dead_letter, load_routing_config, make_app, raw_topic,
+                            run_faust, wall_clock_ms)
 
 log = logging.getLogger("paycenter.executor")
 
@@ -71,14 +71,7 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
     attempts_in = raw_topic(app, settings, "pay.attempts")
     results_out = raw_topic(app, settings, "pay.results")
     dlq_out = raw_topic(app, settings, "pay.deadletter")
-    # Built now, before any event can arrive (connectors open their HTTP sessions lazily): an
-    # attempt must never meet a half-filled registry and be failed as "no connector".
-    registry: dict[str, Channel] = channels if channels is not None else build_channels(config)
-
-    @app.on_before_shutdown.connect
-    async def _close(app, **kwargs) -> None:
-        for ch in registry.values():
-            await ch.close()
+    registry: dict[str, Channel] = channel_registry(app, config, channels)
 
     results_topic = settings.topic("pay.results")
 

@@ -18,12 +18,12 @@ from dataclasses import replace
 import faust
 
 from connectors.base import Channel, ChannelResponse, SigningConfirmation, SigningRequest
-from connectors.registry import build_channels
 from infra.settings import Settings
 from processors import binding, orders
 from processors.routing_config import RoutingConfig
 from schemas.records import AttemptStatus, CardType
-from streams.common import Clock, dead_letter, load_routing_config, make_app, raw_topic, run_faust, wall_clock_ms
+from streams.common import (Clock, channel_registry, dead_letter, load_routing_config, make_app, raw_topic,
+                            run_faust, wall_clock_ms)
 from streams.executor import resolve_pending, to_request, to_result, unknown_channel
 
 log = logging.getLogger("paycenter.signer")
@@ -48,12 +48,7 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
     tasks_in = raw_topic(app, settings, "pay.signing")
     results_out = raw_topic(app, settings, "pay.results")
     dlq_out = raw_topic(app, settings, "pay.deadletter")
-    registry: dict[str, Channel] = channels if channels is not None else build_channels(config)
-
-    @app.on_before_shutdown.connect
-    async def _close(app, **kwargs) -> None:
-        for ch in registry.values():
-            await ch.close()
+    registry: dict[str, Channel] = channel_registry(app, config, channels)
 
     async def publish(task: orders.SigningTask, resp: ChannelResponse, started: int) -> None:
         result = to_result(task.attempt, resp, started, clock())
