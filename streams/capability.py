@@ -13,14 +13,17 @@ card its usage today and its agreements. A card's state lives on the router inst
 partition of pay.commands; another instance answers with "state": "elsewhere" and without the
 card's usage and agreements (the bank-level answer is the same on every instance).
 
-Runs inside the router worker (an aiohttp server on its event loop): PAYCENTER_CAPABILITY_PORT
+Runs inside the router worker (an aiohttp server on its own event loop, in a daemon thread beside
+the router's confluent-kafka loop: `serve_in_thread`): PAYCENTER_CAPABILITY_PORT
 (default 18600; 0 = off) and PAYCENTER_CAPABILITY_HOST (default 127.0.0.1). A port already taken
 (a second router on the host) is logged and the router runs without the endpoint.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
@@ -57,7 +60,7 @@ class CostWindow:
             self.samples.popleft()
 
     def summary(self) -> dict:
-        xs = sorted(self.samples)
+        xs = sorted(_snapshot(self.samples))
         if not xs:
             return {"count": self.count}
         pick = lambda q: round(xs[min(len(xs) - 1, int(len(xs) * q))] / 1000, 1)  # noqa: E731
@@ -143,6 +146,43 @@ class CapabilityService:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+def serve_in_thread(service: CapabilityService, port: int) -> Callable[[], None]:
+    """Serve `service` on its own event loop in a daemon thread (the router loop is synchronous);
+    returns a stop function. The handlers only read the router's state (a reference read of the
+    planner, dict lookups in the tables), which the GIL keeps consistent."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(service.start(port))
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, name="capability-http", daemon=True)
+    thread.start()
+    started.wait(10)
+
+    def stop() -> None:
+        if not loop.is_running():
+            return
+        asyncio.run_coroutine_threadsafe(service.stop(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+
+    return stop
+
+
+def _snapshot(samples: deque) -> list:
+    """A copy of a deque another thread appends to (copying can meet a concurrent append)."""
+    for _ in range(10):
+        try:
+            return list(samples)
+        except RuntimeError:
+            continue
+    return []
 
 
 def _json(body: dict, status: int = 200) -> web.Response:

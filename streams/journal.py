@@ -20,6 +20,7 @@ from schemas.codec import DecodeError
 from schemas.records import Attempt, AttemptResult, DeadLetter, Outcome, PaymentCommand
 from sinks.journal import JournalWriter
 from sinks.rows import outcome_row, to_row
+from streams.lag import LagReporter
 
 log = logging.getLogger("paycenter.journal")
 
@@ -69,7 +70,7 @@ class JournalLoop:
             "max.poll.interval.ms": 3_600_000,
         })
         self.running = True
-        self._lag_at = 0.0
+        self.lag = LagReporter("journal")
         self.undecodable = 0
         self.rows_written = 0
 
@@ -105,25 +106,12 @@ class JournalLoop:
                     self._flush_and_commit()
                     self.rows_written += buffered
                     buffered, first_at = 0, None
-                    self._report_lag()
+                    self.lag.report(self.consumer)
             if buffered:
                 self._flush_and_commit()
         finally:
             self.consumer.close()
             self.writer.disconnect()
-
-    def _report_lag(self) -> None:
-        now = time.monotonic()
-        if now - self._lag_at < 5:
-            return
-        self._lag_at = now
-        lag: dict[str, int] = {}
-        for tp in self.consumer.position(self.consumer.assignment()):
-            _low, high = self.consumer.get_watermark_offsets(tp, cached=True) or (0, 0)
-            if tp.offset >= 0 and high >= 0:
-                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, high - tp.offset)
-        for topic, n in lag.items():
-            metrics.LAG.labels("journal", topic).set(n)
 
     def _flush_and_commit(self) -> None:
         metrics.SINK_BATCH_ROWS.labels("journal").observe(self.writer.pending)

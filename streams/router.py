@@ -1,30 +1,42 @@
 """Router role: pay.commands and pay.results → order state → pay.attempts / pay.signing / pay.outcomes.
 
-Both input topics are keyed by card_token with the same partition count, so an order's command and
-its results reach the same worker, and the three tables (orders by order_id; card usage and
-protocol-payment agreements by card_token) are written to the changelog partition of the event that
-changed them.
+A confluent-kafka loop, not a faust agent: faust/aiokafka's per-event machinery was ~85 % of the
+router's CPU (docs/performance.md), so the stage ran at 0.014 × the machine's raw Kafka loop. The
+domain code is the same (processors.orders + processors.planner); the loop works in batches:
 
-Live state beside the tables, per router instance:
-* the routing configuration, hot-reloaded from pay.config (streams/config_view.py);
-* success-rate statistics (ChannelBankStats) fed by the first-attempt results this instance sees.
-  In memory, not a table: a table is partitioned by key and written from the partition of the
-  event, but every partition updates every channel-bank, so there is no key that fits. Each
-  instance sees a hash-sample of the cards (its partitions), an unbiased sample of every
-  channel-bank's traffic; a restart starts from the prior and is back within minutes;
-* the health monitor's demotions: `demoted(now_ms)`, read at every decision;
-* the capability endpoint (streams/capability.py) and the capability.changes announcer.
+1. consume what is there (up to `batch` records; waits only when nothing is);
+2. run each record through the order machine; state changes update the in-memory tables and queue
+   their changelog records (streams/changelog.py), effects are collected;
+3. if an effect launches an attempt, flush: the state that records the attempt is on the broker
+   before the attempt leaves. A router that died after sending attempt N but before saving it would
+   decide attempt N again after a restart, maybe for another channel: a double charge;
+4. produce the effects, flush, and only then commit the batch's offsets. A crash anywhere replays
+   the batch: with its state restored, orders.replay() sends the same attempts again (channels are
+   idempotent on attempt_id); without it, nothing had left, and a fresh decision is safe.
+
+Both inputs are keyed by card token with the same partition count, and the group uses the range
+assignor, so a worker owns the same partition numbers of both: an order's command and its results
+reach the same worker, and its tables are split by that partition number.
+
+Live state beside the tables, per router instance: the routing configuration (hot-reloaded from
+pay.config, streams/config_view.py), success-rate statistics fed by the first-attempt results this
+instance sees (a hash-sample of cards: an unbiased sample of every channel-bank's traffic), the
+health monitor's demotions (streams/health_view.py), the capability endpoint (streams/capability.py)
+and the capability.changes announcer.
 """
 from __future__ import annotations
 
 import json
 import logging
+import signal
 import time
 
-import faust
 from aiokafka.partitioner import murmur2
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
+from infra import kafka
 from infra.settings import Settings
+from paycenter import metrics
 from processors import binding, orders
 from processors.agreements import CardAgreements
 from processors.capability_changes import Snapshotter, diff
@@ -35,206 +47,285 @@ from processors.planner import Demoted, Routing, RoutingPlanner, apply_delta, no
 from processors.routing_config import RoutingConfig
 from processors.scoring import ChannelBankStats
 from schemas.codec import DecodeError
-from schemas.records import AttemptResult, PaymentCommand
-from streams.capability import CapabilityService, CardView, CostWindow, port_from_env
-from streams.common import (PARTITIONS, Clock, dead_letter, load_routing_config, make_app, raw_topic, run_faust,
-                            wall_clock_ms)
+from schemas.records import AttemptResult, DeadLetter, PaymentCommand
+from streams.capability import CapabilityService, CardView, CostWindow, port_from_env, serve_in_thread
+from streams.changelog import ChangelogTable, restore
+from streams.common import PARTITIONS, Clock, load_routing_config, wall_clock_ms
 from streams.config_view import ConfigView
-from streams.outbox import Outbox, Pending
-from paycenter import metrics
+from streams.lag import LagReporter
 
 log = logging.getLogger("paycenter.router")
 
+Out = list[tuple[str, bytes | None, bytes, list | None]]  # (topic, key, value, headers)
 
-def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_ms,
-          demoted: Demoted = no_demotions, config_view: ConfigView | None = None,
-          capability_port: int | None = None) -> faust.App:
-    """`config` is the fallback (PAYCENTER_ROUTING_CONFIG) used when pay.config holds no valid one."""
-    # one record per produce batch: the embedded broker under-reports a partition's high watermark
-    # after a multi-record batch, and faust restores tables up to it (see streams/health.py
-    # ONE_RECORD_BATCHES); a lost order state would be re-decided and could charge twice
-    app = make_app("router", settings, producer_max_batch_size=1)
-    view = config_view or ConfigView(settings, fallback=ConfigDoc(config, digest(config),
-                                                                  f"file:{settings.routing_config}"))
-    doc = view.load_initial()
-    planner = RoutingPlanner(doc.config, ChannelBankStats.from_config(doc.config.scoring), demoted)
-    view.listen(lambda new: planner.reload(Routing.of(new.config)))  # compiled in the reader thread
-    order_table = app.Table("orders", default=None, key_type=str)  # json-encoded in the changelog
-    usage_table = app.Table("card_usage", default=None, key_type=str)
-    agreements_table = app.Table("agreements", default=None, key_type=str)
-    commands_topic = settings.topic("pay.commands")
-    source = raw_topic(app, settings, "pay.commands", "pay.results")
-    attempts_out = raw_topic(app, settings, "pay.attempts")
-    signing_out = raw_topic(app, settings, "pay.signing")
-    outcomes_out = raw_topic(app, settings, "pay.outcomes")
-    dlq_out = raw_topic(app, settings, "pay.deadletter")
-    changes_out = raw_topic(app, settings, "capability.changes")
-    # what one event costs in the order machine + routing (state decode and encode included),
-    # measured here, inside the stream: served on GET /v1/stats
-    costs = {"command": CostWindow(), "result": CostWindow()}
 
-    outbox = Outbox(app)
+class RouterLoop:
+    def __init__(self, settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_ms,
+                 demoted: Demoted = no_demotions, config_view: ConfigView | None = None,
+                 capability_port: int | None = None, batch: int = 1000):
+        """`config` is the fallback (PAYCENTER_ROUTING_CONFIG) used when pay.config holds no valid one."""
+        self.s, self.clock, self.demoted, self.batch = settings, clock, demoted, batch
+        self.view = config_view or ConfigView(settings, fallback=ConfigDoc(config, digest(config),
+                                                                           f"file:{settings.routing_config}"))
+        doc = self.view.load_initial()
+        self.planner = RoutingPlanner(doc.config, ChannelBankStats.from_config(doc.config.scoring), demoted)
+        self.view.listen(lambda new: self.planner.reload(Routing.of(new.config)))  # compiled in the reader thread
+        t = settings.topic
+        self.commands, self.results = t("pay.commands"), t("pay.results")
+        self.attempts_t, self.signing_t, self.outcomes_t = t("pay.attempts"), t("pay.signing"), t("pay.outcomes")
+        self.dlq_t, self.changes_t = t("pay.deadletter"), t("capability.changes")
+        self.orders = ChangelogTable(t("paycenter-orders-changelog"), orders.OrderState.to_dict,
+                                     orders.OrderState.from_dict)
+        self.usage = ChangelogTable(t("paycenter-card_usage-changelog"), CardUsage.to_dict, CardUsage.from_dict)
+        self.agreements = ChangelogTable(t("paycenter-agreements-changelog"), CardAgreements.to_dict,
+                                         CardAgreements.from_dict)
+        self.tables = [self.orders, self.usage, self.agreements]
+        self.failed_deliveries = 0
+        self.producer = Producer({**kafka.producer_config(settings, linger_ms=1), "on_delivery": self._delivered,
+                                  "delivery.report.only.error": True})
+        self.consumer = Consumer({
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": settings.topic_prefix + "paycenter",  # the faust router's group: offsets carry over
+            "partition.assignment.strategy": "range",  # co-partitioning of pay.commands and pay.results
+            "enable.auto.commit": False, "auto.offset.reset": "earliest",
+            "session.timeout.ms": int(settings.session_timeout_s * 1000),
+            "heartbeat.interval.ms": 1000,
+            "fetch.wait.max.ms": settings.fetch_max_wait_ms,  # the embedded broker holds idle fetches that long
+        })
+        self.owned: set[int] = set()
+        self.costs = {"command": CostWindow(), "result": CostWindow()}  # served on GET /v1/stats
+        self.lag = LagReporter("router")
+        self.running = True
+        self.capability_port = port_from_env() if capability_port is None else capability_port
+        self._snapshot, self._last_snap, self._announced_at = Snapshotter(), None, 0.0
 
-    async def emit(step: orders.Step, key: bytes, card_token: str, out: Pending) -> None:
-        if step.usage:
-            usage = CardUsage.from_dict(usage_table.get(card_token))
-            for d in step.usage:
-                usage = apply_delta(usage, d.channel_id, d.day, d.delta_fen)
-            usage_table[card_token] = usage.to_dict()
-        if step.agreements:
-            signed = CardAgreements.from_dict(agreements_table.get(card_token))
-            for a in step.agreements:
-                signed = signed.with_signed(a.channel_id, a.signed_at_ms, a.ref, a.via)
-            agreements_table[card_token] = signed.to_dict()
-        if step.state is not None:
-            order_table[step.state.command["order_id"]] = step.state.to_dict()
-        if planner.stats is not None:
-            for result in step.observed:
-                planner.stats.observe_result(result, first_attempt=True)
-        # attempts leave after the state that records them is durable (streams/outbox.py)
-        out.barrier = out.barrier or bool(step.attempts or step.signing)
-        for att in step.attempts:
-            out.messages.append((attempts_out, key, att.encode(), None))
-            metrics.DECISIONS.labels(att.channel_id, att.bank_code).inc()
-        for task in step.signing:
-            value, headers = binding.encode_task(task)
-            out.messages.append((signing_out, key, value, headers))
-        for o in step.outcomes:
-            out.messages.append((outcomes_out, key, o.encode(), None))
-            if not o.duplicate:
-                metrics.OUTCOMES.labels(o.business_line, o.status.value).inc()
-
-    def load_state(order_id: str) -> orders.OrderState | None:
-        raw = order_table.get(order_id)
-        return orders.OrderState.from_dict(raw) if raw else None
-
-    def load_usage(card_token: str) -> CardUsage:
-        return CardUsage.from_dict(usage_table.get(card_token))
-
-    def load_agreements(card_token: str) -> frozenset[str]:
-        return CardAgreements.from_dict(agreements_table.get(card_token)).channels()
-
-    def park(out: Pending, event, reason_code: str, reason: str, order_id: str | None = None) -> None:
-        metrics.DEAD_LETTERS.labels("router", reason_code).inc()
-        out.messages.append((dlq_out, event.message.key, dead_letter(
-            event, reason_code, reason, order_id=order_id,
-            keep_payload=not contains_pan(event.message.value)).encode(), None))
-
-    async def on_command(event, out: Pending) -> None:
+    # ---- the loop ----------------------------------------------------------------------------
+    def run(self) -> None:
+        self.view.start()
+        stop_http = lambda: None  # noqa: E731
+        if self.capability_port:
+            service = CapabilityService(self.planner, self.demoted, self.card_view, self.view.status, self.clock,
+                                        self.costs)
+            stop_http = serve_in_thread(service, self.capability_port)
+        self.consumer.subscribe([self.commands, self.results], on_assign=self._assigned,
+                                on_revoke=self._revoked, on_lost=self._lost)
         try:
-            cmd = PaymentCommand.decode(event.message.value)
+            while self.running:
+                msgs = self.consumer.consume(self.batch, 0)
+                if not msgs:
+                    first = self.consumer.poll(0.1)
+                    msgs = [first] + self.consumer.consume(self.batch - 1, 0) if first is not None else []
+                if msgs:
+                    self.process(msgs)
+                self.announce_capability_changes()
+                self.lag.report(self.consumer)
+        finally:
+            self._flush()
+            self.consumer.close()  # leaves the group: the partitions move at once
+            stop_http()
+            self.view.stop()
+
+    def stop(self, *_args) -> None:
+        self.running = False
+
+    def process(self, msgs: list) -> None:
+        out: Out = []
+        barrier = False
+        offsets: dict[tuple[str, int], int] = {}
+        for msg in msgs:
+            if msg.error():
+                log.warning("consume error: %s", msg.error())
+                continue
+            offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
+            metrics.CONSUMED.labels("router", msg.topic()).inc()
+            try:
+                if msg.topic() == self.commands:
+                    barrier |= self.on_command(msg, out)
+                else:
+                    barrier |= self.on_result(msg, out)
+            except Exception as exc:  # a poison record must not stop the partition: park it, loudly
+                log.exception("could not process %s", _origin(msg))
+                self.park(out, msg, "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}; fix and replay from the dead letter")
+        if barrier:
+            self._flush()  # the state recording the attempts is durable before they leave
+        for topic, key, value, headers in out:
+            self._produce(topic, key, value, headers)
+        self._flush()
+        if offsets:
+            try:
+                self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                                     asynchronous=False)
+            except KafkaException as exc:
+                # e.g. the group is rebalancing: the next owner replays the batch, which is safe
+                log.warning("offset commit failed (%s); the batch will be replayed by the next owner", exc)
+
+    # ---- one record ----------------------------------------------------------------------------
+    def on_command(self, msg, out: Out) -> bool:
+        try:
+            cmd = PaymentCommand.decode(msg.value())
         except (DecodeError, ValueError) as exc:
-            # Undecodable or schema-invalid: no order id to answer, so the dead letter is the answer.
-            park(out, event, "UNDECODABLE", f"{exc}")
-            return
+            # undecodable or schema-invalid: no order id to answer, so the dead letter is the answer
+            self.park(out, msg, "UNDECODABLE", f"{exc}")
+            return False
         t0 = time.perf_counter_ns()
-        step = orders.on_command(load_state(cmd.order_id), cmd, load_usage(cmd.card_token), clock(), planner,
-                                 origin=_origin(event), agreements=load_agreements(cmd.card_token),
-                                 lookup=load_state)
-        costs["command"].add(time.perf_counter_ns() - t0)
+        step = orders.on_command(self.orders.get(cmd.order_id), cmd, self._usage(cmd.card_token), self.clock(),
+                                 self.planner, origin=_origin(msg), agreements=self._agreements(cmd.card_token),
+                                 lookup=self.orders.get)
+        self.costs["command"].add(time.perf_counter_ns() - t0)
         # the state's copy of the command is the one to trust: numbers in clear are removed there
         token = step.state.command["card_token"] if step.state is not None else cmd.card_token
         order_id = step.state.command["order_id"] if step.state is not None else cmd.order_id
-        key = event.message.key if event.message.key and not contains_pan(event.message.key) else token.encode()
+        key = msg.key() if msg.key() and not contains_pan(msg.key()) else token.encode()
         if step.dead_letter is not None:
-            park(out, event, step.dead_letter.reason_code, step.dead_letter.reason, order_id)
-        await emit(step, key, token, out)
+            self.park(out, msg, step.dead_letter.reason_code, step.dead_letter.reason, order_id)
+        return self.apply(step, msg.partition(), key, token, out)
 
-    async def on_result(event, out: Pending) -> None:
+    def on_result(self, msg, out: Out) -> bool:
         try:
-            result = AttemptResult.decode(event.message.value)
+            result = AttemptResult.decode(msg.value())
         except (DecodeError, ValueError) as exc:
-            park(out, event, "UNDECODABLE", f"{exc}")
-            return
-        state = load_state(result.order_id)
+            self.park(out, msg, "UNDECODABLE", f"{exc}")
+            return False
+        state = self.orders.get(result.order_id)
         if state is None:
             # A channel's answer for an order this router does not hold: its state was lost, or the
             # result came to the wrong partition. Money may have moved: never drop it silently.
-            park(out, event, "UNKNOWN_ORDER",
-                 f"result {result.status.value} of attempt {result.attempt_id} at {result.channel_id} for an order "
-                 "this router does not know (state lost, or a producer not using the murmur2 partitioner); "
-                 "check the attempt with the channel and reconcile it", result.order_id)
-            return
+            self.park(out, msg, "UNKNOWN_ORDER",
+                      f"result {result.status.value} of attempt {result.attempt_id} at {result.channel_id} for an "
+                      "order this router does not know (state lost, or a producer not using the murmur2 "
+                      "partitioner); check the attempt with the channel and reconcile it", result.order_id)
+            return False
         t0 = time.perf_counter_ns()
-        step = orders.on_result(state, result, load_usage(result.card_token), clock(),
-                                planner, origin=_origin(event), agreements=load_agreements(result.card_token))
-        costs["result"].add(time.perf_counter_ns() - t0)
-        await emit(step, event.message.key or result.card_token.encode(), result.card_token, out)
+        step = orders.on_result(state, result, self._usage(result.card_token), self.clock(), self.planner,
+                                origin=_origin(msg), agreements=self._agreements(result.card_token))
+        self.costs["result"].add(time.perf_counter_ns() - t0)
+        return self.apply(step, msg.partition(), msg.key() or result.card_token.encode(), result.card_token, out)
 
-    @app.agent(source, name="route")
-    async def route(stream):
-        # manual acks: the outbox acks an event once its messages left (streams/outbox.py)
-        async for event in stream.noack().events():
-            out = Pending(event)
-            metrics.CONSUMED.labels("router", event.message.topic).inc()
+    def apply(self, step: orders.Step, partition: int, key: bytes, token: str, out: Out) -> bool:
+        """Write the step's state changes (memory + changelog) and collect its effects; True when
+        an effect launches an attempt (the state must be durable first)."""
+        if step.usage:
+            usage = self._usage(token)
+            for d in step.usage:
+                usage = apply_delta(usage, d.channel_id, d.day, d.delta_fen)
+            self.usage.put(partition, token, usage, self.producer)
+        if step.agreements:
+            signed = self.agreements.get(token) or CardAgreements.from_dict(None)
+            for a in step.agreements:
+                signed = signed.with_signed(a.channel_id, a.signed_at_ms, a.ref, a.via)
+            self.agreements.put(partition, token, signed, self.producer)
+        if step.state is not None:
+            self.orders.put(partition, step.state.command["order_id"], step.state, self.producer)
+        if self.planner.stats is not None:
+            for result in step.observed:
+                self.planner.stats.observe_result(result, first_attempt=True)
+        for att in step.attempts:
+            out.append((self.attempts_t, key, att.encode(), None))
+            metrics.DECISIONS.labels(att.channel_id, att.bank_code).inc()
+        for task in step.signing:
+            value, headers = binding.encode_task(task)
+            out.append((self.signing_t, key, value, headers))
+        for o in step.outcomes:
+            out.append((self.outcomes_t, key, o.encode(), None))
+            if not o.duplicate:
+                metrics.OUTCOMES.labels(o.business_line, o.status.value).inc()
+        return bool(step.attempts or step.signing)
+
+    def park(self, out: Out, msg, reason_code: str, reason: str, order_id: str | None = None) -> None:
+        metrics.DEAD_LETTERS.labels("router", reason_code).inc()
+        dl = DeadLetter(source_topic=msg.topic(), source_partition=msg.partition(), source_offset=msg.offset(),
+                        key=msg.key(), payload=None if contains_pan(msg.value() or b"") else msg.value(),
+                        reason_code=reason_code, reason=reason, order_id=order_id, failed_at_ms=wall_clock_ms())
+        out.append((self.dlq_t, msg.key(), dl.encode(), None))
+
+    def _usage(self, token: str) -> CardUsage:
+        return self.usage.get(token) or CardUsage()
+
+    def _agreements(self, token: str) -> frozenset[str]:
+        signed = self.agreements.get(token)
+        return signed.channels() if signed is not None else frozenset()
+
+    # ---- partitions ------------------------------------------------------------------------------
+    def _assigned(self, consumer, partitions: list[TopicPartition]) -> None:
+        # Eager rebalancing (range): every member gave everything up before this assignment, so a
+        # partition held in the previous generation was written by nobody else since.
+        new = {tp.partition for tp in partitions}
+        for t in self.tables:
+            t.drop(self.owned - new)
+        t0 = time.monotonic()
+        read = restore(self.tables, new - self.owned, self.producer, self.s.kafka_bootstrap)
+        self.owned = new
+        log.warning("router owns partitions %s (restored %d changelog records in %.1f s)", sorted(new), read,
+                    time.monotonic() - t0)
+
+    def _revoked(self, consumer, partitions: list[TopicPartition]) -> None:
+        self._flush()  # every batch was committed after its effects: nothing else is pending
+
+    def _lost(self, consumer, partitions: list[TopicPartition]) -> None:
+        # out of the group (e.g. a missed session): another worker may have written the partitions
+        lost = {tp.partition for tp in partitions}
+        for t in self.tables:
+            t.drop(lost)
+        self.owned -= lost
+        log.warning("router lost partitions %s; their state is dropped and restored when they come back",
+                    sorted(lost))
+
+    # ---- producing -------------------------------------------------------------------------------
+    def _produce(self, topic: str, key: bytes | None, value: bytes, headers: list | None) -> None:
+        while True:
             try:
-                if event.message.topic == commands_topic:
-                    await on_command(event, out)
-                else:
-                    await on_result(event, out)
-            except Exception as exc:  # a poison record must not stop the partition: park it, loudly
-                log.exception("could not process %s", _origin(event))
-                out.messages.clear()
-                park(out, event, "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}; fix and replay from the dead letter")
-            await outbox.put(out)
+                self.producer.produce(topic, key=key, value=value, headers=headers)
+                return
+            except BufferError:  # the local queue is full: let librdkafka deliver some
+                self.producer.poll(0.05)
 
-    def owns(tp_partition: int) -> bool:
-        return any(tp.topic == commands_topic and tp.partition == tp_partition
-                   for tp in app.assignor.assigned_actives())
+    def _flush(self) -> None:
+        while self.producer.flush(10):
+            log.warning("producer has undelivered records after 10 s; still waiting (is the broker up?)")
+        if self.failed_deliveries:
+            # never commit offsets past records that did not reach the broker: exit, the restart replays
+            raise KafkaException(f"{self.failed_deliveries} records could not be delivered; exiting so the "
+                                 "batch is replayed after a restart")
 
-    def card_view(token: str) -> CardView:
+    def _delivered(self, err, msg) -> None:
+        if err is not None:
+            self.failed_deliveries += 1
+            log.error("delivery to %s failed: %s", msg.topic(), err)
+
+    # ---- capability --------------------------------------------------------------------------------
+    def card_view(self, token: str) -> CardView:
         # the card's partition as Kafka's default partitioner (murmur2) places its key
-        partition = (murmur2(token.encode()) & 0x7FFFFFFF) % PARTITIONS
-        if not owns(partition):
+        if (murmur2(token.encode()) & 0x7FFFFFFF) % PARTITIONS not in self.owned:
             return CardView(None, None, "elsewhere")
-        return CardView(load_usage(token), load_agreements(token), "local")
+        return CardView(self._usage(token), self._agreements(token), "local")
 
-    service = CapabilityService(planner, demoted, card_view, view.status, clock, costs)
-    port = port_from_env() if capability_port is None else capability_port
-    last: dict = {}
-    snapshot = Snapshotter()
-
-    @app.task
-    async def send_outbox() -> None:
-        await outbox.run()
-
-    @app.task
-    async def start_side_services() -> None:
-        view.start()
-        if port:
-            await service.start(port)
-
-    @app.timer(1.0)
-    async def announce_capability_changes() -> None:
-        """Maintenance windows, demotions and configuration changes, as capability.changes events.
-        Every instance tracks them; the owner of pay.commands partition 0 publishes (one voice)."""
-        now = clock()
-        routing = planner.routing
-        snap = snapshot(routing.router, now, demoted(now))
-        previous = last.get("snap")
-        last["snap"] = snap
-        if previous is None or not owns(0):
+    def announce_capability_changes(self) -> None:
+        """Maintenance windows, demotions and configuration changes, as capability.changes events,
+        once a second. Every instance tracks them; the owner of partition 0 publishes (one voice)."""
+        if time.monotonic() - self._announced_at < 1.0:
             return
-        for event in diff(previous, snap, now, view.status().get("digest") or ""):
-            await changes_out.send(key=event["channel_id"].encode(),
-                                   value=json.dumps(event, separators=(",", ":")).encode())
-
-    @app.on_before_shutdown.connect
-    async def _stop(app, **kwargs) -> None:
-        await service.stop()
-        view.stop()
-
-    app.paycenter_planner = planner  # for tests and the bench
-    return app
+        self._announced_at = time.monotonic()
+        now = self.clock()
+        snap = self._snapshot(self.planner.routing.router, now, self.demoted(now))
+        previous, self._last_snap = self._last_snap, snap
+        if previous is None or 0 not in self.owned:
+            return
+        for event in diff(previous, snap, now, self.view.status().get("digest") or ""):
+            self._produce(self.changes_t, event["channel_id"].encode(),
+                          json.dumps(event, separators=(",", ":")).encode(), None)
 
 
-def _origin(event) -> str:
-    msg = event.message
-    return f"{msg.topic}:{msg.partition}:{msg.offset}"
+def _origin(msg) -> str:
+    return f"{msg.topic()}:{msg.partition()}:{msg.offset()}"
 
 
 def main(settings: Settings) -> int:
     from streams.health_view import HealthView
     view = HealthView(settings).start()  # every channel-bank's health, from channel.health (issue 4)
     view.wait_ready(30)  # route with the demotions already in force
-    return run_faust(build(settings, load_routing_config(settings), demoted=view.demoted))
+    loop = RouterLoop(settings, load_routing_config(settings), demoted=view.demoted)
+    signal.signal(signal.SIGTERM, loop.stop)
+    signal.signal(signal.SIGINT, loop.stop)
+    loop.run()
+    view.stop()
+    return 0
