@@ -4,13 +4,11 @@
             (an attempt, or an outcome when rejected);
   executor  `paycenter worker executor` fed N attempts, zero-latency simulators answering; every
             attempt gives one result;
-  alt       bench/alt_router_loop.py (the router's domain code in a confluent-kafka loop), with and
-            without --fast-state, on the same backlog: the restructured stage's ceiling.
 
 The rate is measured between the broker timestamps of the first and the last output, so the
 worker's start-up and group join are not counted.
 
-    .venv/bin/python bench/bench_stages.py [--n 20000] [--alt] [--executor]
+    .venv/bin/python bench/bench_stages.py [--n 20000] [--executor]
 """
 from __future__ import annotations
 
@@ -29,8 +27,6 @@ from processors.fees import fee_fen, fee_schedule  # noqa: E402
 from processors.routing_config import load as load_config  # noqa: E402
 from schemas.records import Attempt, AttemptResult, Operation, Outcome  # noqa: E402
 
-# The restructured stage of bench/alt_router_loop.py, for comparison (see docs/performance.md).
-ALT_LOOP = [sys.executable, str(Path(__file__).resolve().parent / "alt_router_loop.py")]
 
 
 def measure_outputs(settings: Settings, n: int, topics: tuple[str, ...], key_of, timeout_s: float,
@@ -67,17 +63,13 @@ def order_id_of(m) -> str:
     return (Attempt if m.topic().endswith("pay.attempts") else Outcome).decode(m.value()).order_id
 
 
-def run_router(settings: Settings, n: int = 20_000, prefix: str = "bench-router.",
-               argv: list[str] | None = None) -> dict:
-    """argv None: the real `paycenter worker router`; otherwise that command (e.g. ALT_LOOP)."""
+def run_router(settings: Settings, n: int = 20_000, prefix: str = "bench-router.") -> dict:
+    """The real `paycenter worker router` (the confluent-kafka loop of streams/router.py)."""
     s = with_prefix(with_routing_config(settings), prefix)
     produce_all(s, "pay.commands", ((c.card_token.encode(), c.encode()) for c in commands(n, "rs")))
     sup = supervisor(s)
     try:
-        if argv is None:
-            sup.start_worker("router", name=f"{prefix}router")
-        else:
-            sup.spawn(f"{prefix}alt", argv)
+        sup.start_worker("router", name=f"{prefix}router")
         return measure_outputs(s, n, ("pay.attempts", "pay.outcomes"), order_id_of, timeout_s=120 + n / 100,
                                check_alive=sup.check_alive)
     finally:
@@ -112,11 +104,8 @@ def run_executor(settings: Settings, n: int = 10_000, prefix: str = "bench-exec.
         sup.stop_all()
 
 
-def variants(alt: bool, executor: bool) -> dict:
+def variants(executor: bool) -> dict:
     out = {"router": lambda st, n: run_router(st, n)}
-    if alt:
-        out["alt_loop"] = lambda st, n: run_router(st, n, "bench-alt.", ALT_LOOP)
-        out["alt_loop_fast_state"] = lambda st, n: run_router(st, n, "bench-altfast.", ALT_LOOP + ["--fast-state"])
     if executor:
         out["executor"] = lambda st, n: run_executor(st, min(n, 10_000))
     return out
@@ -125,12 +114,11 @@ def variants(alt: bool, executor: bool) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=20_000, help="records in each backlog")
-    ap.add_argument("--alt", action="store_true", help="also measure bench/alt_router_loop.py")
     ap.add_argument("--executor", action="store_true", help="also measure the executor stage")
     args = ap.parse_args()
     result = {}
     with private_platform() as settings:
-        for name, fn in variants(args.alt, args.executor).items():
+        for name, fn in variants(args.executor).items():
             try:
                 result[name] = fn(settings, args.n)
             except Exception as exc:  # one broken variant must not hide the others' figures

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (REPO_ROOT, log, private_platform, start_simulators, supervisor,  # noqa: E402
                            with_routing_config)
-from bench.bench_stages import ALT_LOOP, attempts_for  # noqa: E402
+from bench.bench_stages import attempts_for  # noqa: E402
 from bench.workload import commands, drain, produce_all, reader, with_prefix  # noqa: E402
 
 # Layers by file path fragment, first match wins.
@@ -94,11 +94,8 @@ def profile_router_pyspy(settings, n: int, seconds: float, out_dir: Path, role: 
         if role == "executor":
             start_simulators(sup, s, zero_latency=True)
             child = sup.start_worker("executor", name="prof-executor")
-        elif role == "router":
+        else:
             child = sup.start_worker("router", name="prof-router")
-        else:  # the restructured stage (bench/alt_router_loop.py)
-            argv = ALT_LOOP + (["--fast-state"] if role == "alt-fast" else [])
-            child = sup.spawn(f"prof-{role}", argv)
         c = reader(s, first_output)
         try:
             if not drain(c, lambda k: k > 0, 90):
@@ -140,8 +137,8 @@ def profile_router_cprofile(settings, n: int, seconds: float, out_dir: Path) -> 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--role", choices=("router", "executor", "alt", "alt-fast"), default="router",
-                    help="router/executor: the faust workers; alt/alt-fast: bench/alt_router_loop.py")
+    ap.add_argument("--role", choices=("router", "executor"), default="router",
+                    help="the worker to profile: router (confluent-kafka loop) or executor (faust)")
     ap.add_argument("--n", type=int, default=20_000)
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "bench-results")

@@ -37,9 +37,7 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str]]:
     raw = _get(r, "raw", "msgs_per_s")
     ratio = lambda v: "-" if not raw or not isinstance(v, (int, float)) else f"{v / raw:.3f}"  # noqa: E731
     out = [("raw limit: confluent-kafka consume+fastavro+produce", _fmt(raw, " msg/s"), "1.000", "", "")]
-    for key, label in (("router", "router stage: paycenter worker router (faust)"),
-                       ("alt_loop", "  restructured: confluent-kafka loop (bench/alt_router_loop.py)"),
-                       ("alt_loop_fast_state", "  restructured + state without dataclasses.asdict"),
+    for key, label in (("router", "router stage: paycenter worker router (confluent-kafka loop)"),
                        ("executor", "executor stage: paycenter worker executor (faust)")):
         if key not in r.get("stages", {}):
             continue
@@ -105,8 +103,7 @@ def table(r: dict) -> str:
 def chart(r: dict, path: Path) -> Path:
     raw = _get(r, "raw", "msgs_per_s") or 0
     speed = [("raw limit", raw)]
-    for key, label in (("router", "router (faust)"), ("alt_loop", "router, ck loop"),
-                       ("alt_loop_fast_state", "router, ck loop+fast"), ("executor", "executor (faust)")):
+    for key, label in (("router", "router (ck loop)"), ("executor", "executor (faust)")):
         speed.append((label, _get(r, "stages", key, "per_s") or 0))
     speed.append(("end to end max", _get(r, "e2e", "max", "outcomes_per_s") or 0))
     panels = [Panel("Throughput per second, one run (x = ratio to the raw limit)",

@@ -72,7 +72,7 @@ def main() -> int:
             fenced(results, "raw", lambda: bench_raw.run(settings, n=30_000))
         if "stages" in parts:
             stages: dict = {}
-            for name, fn in bench_stages.variants(alt=True, executor=True).items():
+            for name, fn in bench_stages.variants(executor=True).items():
                 fenced(stages, name, lambda fn=fn: fn(settings, n))
             results["stages"] = stages
         if "e2e" in parts:

@@ -18,7 +18,7 @@ router) in a single assignment, so a decision sees either the old or the new one
 """
 from __future__ import annotations
 
-import json
+import orjson
 import zlib
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -126,7 +126,7 @@ class RoutingPlanner:
             on_the_way = self._sign_on_the_way(req, router, agreements)
             if on_the_way is not None:
                 c, d = on_the_way
-                explain = _with(d, mode="sign_on_the_way", sign=c.channel_id, first=json.loads(decision.explain()))
+                explain = _with(d, mode="sign_on_the_way", sign=c.channel_id, first=orjson.loads(decision.explain()))
                 return [Routed(c.channel_id, c.bank_code, amount_fen, c.fee_fen, day_of(c.channel_id), explain,
                                kind=SIGN_AND_PAY)]
         return NoRoute(decision.reason_code, decision.reason, decision.explain())
@@ -147,11 +147,11 @@ class RoutingPlanner:
 
 
 def _with(decision: Decision, **extra) -> str:
-    out = json.loads(decision.explain())
+    out = orjson.loads(decision.explain())
     out.pop("reason_code", None)
     out.pop("reason", None)
     out.update(extra)
-    return json.dumps(out, separators=(",", ":"), ensure_ascii=False)
+    return orjson.dumps(out).decode()
 
 
 def _restat(stats: ChannelBankStats, config: RoutingConfig) -> ChannelBankStats:

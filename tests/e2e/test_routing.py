@@ -315,7 +315,7 @@ def test_decision_cost_inside_the_stream_is_measured_and_served(rstack):
     assert stats["command"]["count"] >= before + 300 and stats["result"]["count"] >= 300
     print(f"[router] 300 commands -> outcomes in {elapsed:.2f} s; per event inside the stream: "
           f"command {stats['command']}, result {stats['result']}", file=sys.stderr)
-    # manual acks (streams/outbox.py) still commit: the router's group reaches the end of pay.commands
+    # offsets are committed after each batch's effects left: the router's group reaches the end of pay.commands
     from confluent_kafka import Consumer, TopicPartition
     topic = rstack.settings.topic("pay.commands")
     probe = Consumer({"bootstrap.servers": rstack.settings.kafka_bootstrap, "group.id": PREFIX + "paycenter",
