@@ -6,6 +6,7 @@ grace period, so Ctrl-C leaves nothing behind.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -18,6 +19,8 @@ from urllib.parse import urlparse
 from infra.settings import Settings
 from processors.routing_config import RoutingConfig
 from streams.roles import ROLES
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 
@@ -55,6 +58,23 @@ class Child:
             return ""
 
 
+def die_with_parent(parent_pid: int):
+    """A preexec_fn: the child gets SIGTERM when the supervisor's process dies, even by kill -9.
+    Children run in their own session (a Ctrl-C to the terminal reaches only the supervisor, which
+    stops them in order), so without this a killed `paycenter run` or test session left its workers
+    and simulators running."""
+    libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+    def preexec() -> None:
+        if libc is None:
+            return
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent_pid:  # the parent died before the call above: nobody to wait for
+            os._exit(1)
+
+    return preexec
+
+
 @dataclass
 class Supervisor:
     settings: Settings
@@ -72,7 +92,8 @@ class Supervisor:
         env = {**self.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                    start_new_session=True, cwd=str(Path(__file__).resolve().parent.parent))
+                                    start_new_session=True, cwd=str(Path(__file__).resolve().parent.parent),
+                                    preexec_fn=die_with_parent(os.getpid()))
         child = Child(name, proc, log_path)
         self.children.append(child)
         return child
