@@ -182,11 +182,13 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    # One loop; the calls run in tasks. Manual acks: faust commits, per partition, only the offsets
-    # below the first one not acked (faust/transport/consumer.py Consumer._new_offset: "We iterate
-    # over it until we find a gap"), and Consumer.commit flushes the producer before it commits
-    # (`await self.app.producer.flush()`). So an offset is committed only after its attempt's result
-    # is on its way to pay.results, whatever order the tasks finish in.
+    # One loop; the calls run in tasks. Manual acks (faust-streaming 0.15.3 as installed): faust
+    # commits, per partition, only the offsets below the first one not acked
+    # (faust/transport/consumer.py Consumer._new_offset: "We iterate over it until we find a gap"),
+    # and Consumer.commit flushes the producer before it commits (`await self.app.producer.flush()`).
+    # So an offset is committed only after its attempt's result is on its way to pay.results,
+    # whatever order the tasks finish in. A hung call holds its partition's commits back until it
+    # times out; a crash meanwhile re-sends the attempts after it (channels are idempotent).
     @app.agent(attempts_in, name="execute", concurrency=1)
     async def execute(stream):
         async for event in stream.noack().events():
