@@ -80,6 +80,13 @@ CODES: dict[str, CodeMeaning] = {
 }
 
 
+# Local code, never sent by a channel: the executor's bulkhead for the channel-bank was full
+# (streams/bulkhead.py), so the request was NOT sent. FAILED/CHANNEL: the router may fail over at
+# no risk. Not evidence about the channel (our capacity, not its health): the health monitor and
+# the routing scores skip it.
+CHANNEL_BUSY = "CHANNEL_BUSY"
+
+
 def classify(code: str) -> CodeMeaning:
     """Map a channel code to a standard outcome.
 

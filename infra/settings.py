@@ -39,8 +39,12 @@ class Settings:
     timezone: str = field(default_factory=lambda: _env("PAYCENTER_TIMEZONE", "Asia/Shanghai"))
     # Session timeout for consumer groups; Tansu makes a first join wait about half of it.
     session_timeout_s: float = field(default_factory=lambda: float(_env("PAYCENTER_SESSION_TIMEOUT_S", "6")))
-    # Executor: how many channel calls may be in flight per worker.
+    # Executor: how many channel calls may be in flight per worker, all channels together; as many
+    # attempts again may wait for a slot, beyond that the worker stops consuming (back-pressure).
     executor_concurrency: int = field(default_factory=lambda: int(_env("PAYCENTER_EXECUTOR_CONCURRENCY", "200")))
+    # Executor: calls in flight per channel-bank (a bulkhead: a hung channel-bank holds only these),
+    # and as many may wait; keep it well under executor_concurrency (streams/executor.py).
+    channel_concurrency: int = field(default_factory=lambda: int(_env("PAYCENTER_CHANNEL_CONCURRENCY", "16")))
     # Executor: how long a PENDING attempt is polled at the channel before it is reported as pending.
     pending_poll_deadline_s: float = field(default_factory=lambda: float(_env("PAYCENTER_PENDING_POLL_DEADLINE_S", "15")))
     # Longest a stream worker's fetch waits on an idle partition (latency vs idle polling).

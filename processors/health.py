@@ -20,7 +20,11 @@ Counting rules (per channel-bank):
 * FAILED with a channel-side failure counts one failure and resets the pending run;
 * FAILED with FailureKind.CUSTOMER (e.g. insufficient balance) neither counts nor resets the failure
   run (the channel worked; the customer could not pay) but, being a final answer, resets the pending run;
-* PENDING counts one pending and leaves the failure run alone.
+* PENDING counts one pending and leaves the failure run alone;
+* FAILED with channel_code CHANNEL_BUSY (connectors/codes.py) is ignored altogether: the executor's
+  own bulkhead refused the attempt and sent nothing, which says nothing about the channel-bank.
+  Counting it would demote a healthy channel-bank for a burst we could not take; a hung one trips
+  on its own PENDING results.
 A result seen again (same attempt_id and status, within the last `dedupe_window` results of that
 channel-bank) is ignored: delivery is at-least-once and a replay must not count twice.
 """
@@ -31,6 +35,7 @@ from collections import deque
 from dataclasses import replace
 from typing import Any, Iterable, Mapping
 
+from connectors.codes import CHANNEL_BUSY
 from schemas.records import AttemptResult, AttemptStatus, FailureKind
 
 from processors.health_model import (  # noqa: F401  (re-exported: the monitor's public vocabulary)
@@ -100,6 +105,9 @@ class HealthMonitor:
         if health.state != HealthState.NORMAL:
             self._advance(entry, policy, now_ms, events)
         status = result.status
+        if result.channel_code == CHANNEL_BUSY:
+            self.last_counted = False
+            return events
         if entry.seen((result.attempt_id, status.value), policy.dedupe_window):
             self.last_counted = False
             return events

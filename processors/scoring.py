@@ -31,6 +31,7 @@ import math
 import random
 from dataclasses import dataclass
 
+from connectors.codes import CHANNEL_BUSY
 from processors.routing_config import BusinessLine, ScoringConfig
 from schemas.records import AttemptResult, AttemptStatus, FailureKind
 
@@ -89,6 +90,8 @@ class ChannelBankStats:
         if not first or result.status == AttemptStatus.PENDING:
             return False
         if result.status == AttemptStatus.FAILED and result.failure_kind == FailureKind.CUSTOMER:
+            return False
+        if result.channel_code == CHANNEL_BUSY:  # refused by our executor, never sent: not about the channel
             return False
         self.observe(result.channel_id, result.bank_code, result.status == AttemptStatus.SUCCESS,
                      result.finished_at_ms)

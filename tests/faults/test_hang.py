@@ -10,8 +10,7 @@ from __future__ import annotations
 import uuid
 from contextlib import contextmanager
 
-import pytest
-
+from connectors.codes import CHANNEL_BUSY
 from schemas.records import Attempt, AttemptResult, AttemptStatus
 from tests.e2e.conftest import command
 from tests.faults.checks import await_census, check_books, decoded
@@ -92,15 +91,25 @@ def test_hung_channel_times_out_into_pending_and_is_resolved_without_blocking_ot
     fstack.sup.check_alive()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "streams/executor.py execute(): one pool of PAYCENTER_EXECUTOR_CONCURRENCY agent actors serves every "
-    "channel, and an actor is held for the whole channel call; once a hung channel holds every actor, "
-    "attempts for healthy channels wait for the hung calls' timeouts (no per-channel bulkhead)"))
 def test_more_hung_attempts_than_executor_concurrency_do_not_block_other_channels(fstack):
+    """The executor's bulkhead per channel-bank (streams/bulkhead.py): the hung ICBC calls fill their
+    own compartments; attempts beyond them are refused CHANNEL_BUSY without being sent (never in a
+    channel's books), and the other banks' attempts go through at once."""
     r = run_with_hung_icbc(fstack, n_icbc=2 * EXECUTOR_CONCURRENCY + 16, n_other=20)
     census, waits = r["census"], sorted(r["waits"].values())
+    hung_ids = {a.attempt_id for a in r["hung"]}
+    results = [x for x in decoded(fstack.settings, "pay.results", AttemptResult) if x.attempt_id in hung_ids]
+    busy = {x.attempt_id for x in results if x.channel_code == CHANNEL_BUSY}
+    pending = {x.attempt_id for x in results if x.status == AttemptStatus.PENDING}
+    booked = {e["attempt_id"] for e in fstack.ledger() if e["order_id"] in r["hung_orders"]}
+    books = check_books(fstack, census.first)
+    print(f"{len(r['hung'])} hung attempts, executor concurrency {EXECUTOR_CONCURRENCY}: {len(pending)} sent and "
+          f"timed out into PENDING, {len(busy)} refused CHANNEL_BUSY; {census.summary()}; other orders' wait for an "
+          f"executor slot min {waits[0]} ms, max {waits[-1]} ms")
     assert not census.lost and not census.conflicting, census.summary()
     assert len(r["hung"]) > EXECUTOR_CONCURRENCY, "not enough hung attempts to fill the executor"
-    print(f"{len(r['hung'])} hung attempts, executor concurrency {EXECUTOR_CONCURRENCY}: other orders' wait for an "
-          f"executor slot min {waits[0]} ms, max {waits[-1]} ms")
     assert waits[-1] < CHANNEL_TIMEOUT_MS, f"healthy channels waited {waits[-1]} ms behind the hung one"
+    assert not busy & booked, f"attempts answered CHANNEL_BUSY were sent: {sorted(busy & booked)[:5]}"
+    assert not busy & pending, "an attempt was both refused and sent"
+    assert not books.double_booked and not books.money_mismatch, books
+    fstack.sup.check_alive()
