@@ -86,6 +86,14 @@ def dead_letter(event, reason_code: str, reason: str, order_id: str | None = Non
                       reason=reason, order_id=order_id, failed_at_ms=wall_clock_ms())
 
 
+def message_dead_letter(msg, reason_code: str, reason: str, order_id: str | None = None,
+                        keep_payload: bool = True) -> DeadLetter:
+    """`dead_letter` for a confluent-kafka message."""
+    return DeadLetter(source_topic=msg.topic(), source_partition=msg.partition(), source_offset=msg.offset(),
+                      key=msg.key(), payload=msg.value() if keep_payload else None, reason_code=reason_code,
+                      reason=reason, order_id=order_id, failed_at_ms=wall_clock_ms())
+
+
 def run_faust(app: faust.App, loglevel: str = "WARNING") -> int:
     """Run a faust app as a worker in this process until SIGTERM/SIGINT."""
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)

@@ -1,48 +1,57 @@
 """Executor role: pay.attempts -> the channel (HTTP, signed) -> pay.results.
 
-One consumer loop hands each attempt to its own task, through a bulkhead per channel-bank
-(streams/bulkhead.py): PAYCENTER_CHANNEL_CONCURRENCY calls in flight per channel-bank and as many
-waiting, PAYCENTER_EXECUTOR_CONCURRENCY calls in flight per worker and as many waiting. A channel-bank
-that hangs fills its own compartment; the loop goes on with the others. When its compartment is full
-and stalled, further attempts for it are answered CHANNEL_BUSY at once, without calling the channel
+A confluent-kafka consumer driven from an asyncio loop (not a faust agent: faust/aiokafka's
+per-event machinery was half of the executor's CPU, docs/performance.md). The loop hands each
+attempt to its own task, through a bulkhead per channel-bank (streams/bulkhead.py):
+PAYCENTER_CHANNEL_CONCURRENCY calls in flight per channel-bank and as many waiting,
+PAYCENTER_EXECUTOR_CONCURRENCY calls in flight per worker and as many waiting. A channel-bank that
+hangs fills its own compartment; the loop goes on with the others. When its compartment is full and
+stalled, further attempts for it are answered CHANNEL_BUSY at once, without calling the channel
 (nothing sent: the router fails over safely; health and routing scores ignore the code). A full
 compartment that drains (a burst, a backlog after a restart) holds the loop back instead: Kafka is
 the queue, a healthy channel-bank is not failed for being popular. Sizing: a hung channel-bank holds
 PAYCENTER_CHANNEL_CONCURRENCY of the worker's calls, so EXECUTOR / CHANNEL hung channel-banks at
 once (12 with the defaults) would again hold every call of the worker.
 
-At-least-once with manual acks: an attempt's offset is acked only once its result is handed to the
-producer, and faust commits the acked prefix only (see `execute`). A PENDING answer is published
-at once (the health monitor counts pending runs) and acked; the attempt is then polled at the
+At-least-once: an attempt's offset counts as finished when the broker has acknowledged its result
+(the producer's delivery report), and only the finished prefix of each partition is committed
+(streams/offsets.py), whatever order the calls end in. A PENDING answer is published at once (the
+health monitor counts pending runs) and finishes the offset; the attempt is then polled at the
 channel with backoff until final or the poll deadline passes. Polling holds no call slot: a status
 query is cheap, and a PENDING attempt holding a slot for the poll deadline would starve its
 channel-bank. Pollers are capped at PAYCENTER_EXECUTOR_CONCURRENCY; beyond that, and whatever the
 poll did not settle, the pending resolver (streams/pending.py) queries later. A crash before the
-result is published means the attempt is consumed again and sent again with the same attempt_id:
+result is delivered means the attempt is consumed again and sent again with the same attempt_id:
 the channel answers with what it already did, it does not charge twice.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import signal
 import time
 
-import faust
+from confluent_kafka import Consumer, KafkaException, Producer
 
 from connectors import codes
 from connectors.base import Channel, ChannelRequest, ChannelResponse
-from paycenter import metrics
+from connectors.registry import build_channels
+from infra import kafka
 from infra.settings import Settings
+from paycenter import metrics
 from processors.routing_config import RoutingConfig
 from schemas.codec import DecodeError
 from schemas.records import Attempt, AttemptResult, AttemptStatus, FailureKind
-from streams.common import (Clock, channel_registry, dead_letter, load_routing_config, make_app, raw_topic,
-                            run_faust, wall_clock_ms)
 from streams.bulkhead import Bulkhead, Ticket
+from streams.common import Clock, load_routing_config, message_dead_letter, wall_clock_ms
+from streams.lag import LagReporter
+from streams.offsets import OffsetTracker, Partition
 
 log = logging.getLogger("paycenter.executor")
 
 STALL_S = 0.5  # a full channel-bank whose oldest waiting attempt got no slot for this long refuses more
+SHUTDOWN_WAIT_S = 10.0  # for the calls in flight when asked to stop
 BUSY_LOG_EVERY_S = 10.0  # one warning per stalled channel-bank per this long, with the count
 
 
@@ -96,30 +105,94 @@ def channel_busy(att: Attempt, limit: int, stall_s: float) -> ChannelResponse:
                            channel_txn_id=None, fee_fen=0)
 
 
-def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_ms,
-          channels: dict[str, Channel] | None = None) -> faust.App:
-    app = make_app("executor", settings)
-    attempts_in = raw_topic(app, settings, "pay.attempts")
-    results_out = raw_topic(app, settings, "pay.results")
-    dlq_out = raw_topic(app, settings, "pay.deadletter")
-    registry: dict[str, Channel] = channel_registry(app, config, channels)
-    bulkhead = Bulkhead(per_key=settings.channel_concurrency, queue_per_key=settings.channel_concurrency,
-                        total=settings.executor_concurrency, stall_s=STALL_S)
-    tasks: set[asyncio.Task] = set()
-    polls = {"n": 0, "max": settings.executor_concurrency}
-    busy_logged: dict[tuple[str, str], float] = {}
+class ExecutorLoop:
+    def __init__(self, settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_ms,
+                 channels: dict[str, Channel] | None = None, batch: int = 500):
+        self.s, self.clock, self.batch = settings, clock, batch
+        # built now, before any attempt can arrive (connectors open their HTTP sessions lazily)
+        self.registry: dict[str, Channel] = channels if channels is not None else build_channels(config)
+        self.bulkhead = Bulkhead(per_key=settings.channel_concurrency, queue_per_key=settings.channel_concurrency,
+                                 total=settings.executor_concurrency, stall_s=STALL_S)
+        self.results_t, self.dlq_t = settings.topic("pay.results"), settings.topic("pay.deadletter")
+        self.consumer = Consumer({
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": settings.topic_prefix + "paycenter-executor",  # the faust executor's group: offsets carry over
+            "enable.auto.commit": False, "auto.offset.reset": "earliest",
+            "session.timeout.ms": int(settings.session_timeout_s * 1000), "heartbeat.interval.ms": 1000,
+            "fetch.wait.max.ms": settings.fetch_max_wait_ms,
+            # the loop stops consuming while the bulkhead's waiting room is full: stay in the group
+            "max.poll.interval.ms": 600_000,
+        })
+        self.producer = Producer(kafka.producer_config(settings, linger_ms=1))
+        self.offsets = OffsetTracker()
+        self.tasks: set[asyncio.Task] = set()  # channel calls (waiting for a slot, or in flight)
+        self.polls: set[asyncio.Task] = set()  # PENDING attempts asked again until final
+        self.polling = 0
+        self.failed: BaseException | None = None  # a result that could not be delivered: stop, replay
+        self.running = True
+        self.lag = LagReporter("executor")
+        self._busy_logged: dict[tuple[str, str], float] = {}
+        self._consumed = functools.lru_cache(maxsize=None)(lambda t: metrics.CONSUMED.labels("executor", t))
 
-    results_topic = settings.topic("pay.results")
+    # ---- the loop --------------------------------------------------------------------------------
+    async def run(self) -> None:
+        self.consumer.subscribe([self.s.topic("pay.attempts")], on_revoke=self._revoked, on_lost=self._lost)
+        idle, committed_at = 0.001, 0.0
+        try:
+            while self.running and self.failed is None:
+                msgs = self.consumer.consume(self.batch, 0)
+                self.producer.poll(0)  # delivery reports: results acknowledged, offsets finished
+                for msg in msgs:
+                    await self.handle(msg)
+                if time.monotonic() - committed_at >= 0.5:
+                    committed_at = time.monotonic()
+                    self._commit(asynchronous=True)
+                    self.lag.report(self.consumer)
+                if not msgs:
+                    # nothing fetched: yield to the calls, a little longer each time while idle
+                    await asyncio.sleep(idle)
+                    idle = min(idle * 2, 0.02)
+                else:
+                    idle = 0.001
+                    await asyncio.sleep(0)
+        finally:
+            await self._shutdown()
+        if self.failed is not None:
+            raise self.failed
 
-    async def publish(att: Attempt, resp: ChannelResponse, started: int) -> None:
-        result = to_result(att, resp, started, clock())
-        await results_out.send(key=att.card_token.encode(), value=result.encode())
-        metrics.PRODUCED.labels("executor", results_topic).inc()
-        metrics.CHANNEL_CALLS.labels(att.channel_id, resp.status.value).observe(result.latency_ms / 1000)
+    def stop(self) -> None:
+        self.running = False
 
-    async def call(event, att: Attempt, channel: Channel, ticket: Ticket) -> None:
+    async def handle(self, msg) -> None:
+        if msg.error():
+            log.warning("consume error: %s", msg.error())
+            return
+        self._consumed(msg.topic()).inc()
+        part = self.offsets.partition(msg.topic(), msg.partition())
+        part.started(msg.offset())
+        done = functools.partial(self._delivered, part, msg.offset())
+        try:
+            att = Attempt.decode(msg.value())
+        except (DecodeError, ValueError) as exc:
+            self._produce(self.dlq_t, msg.key(), message_dead_letter(msg, "UNDECODABLE", str(exc)).encode(), done)
+            metrics.DEAD_LETTERS.labels("executor", "UNDECODABLE").inc()
+            return
+        channel = self.registry.get(att.channel_id)
+        if channel is None:
+            self.publish(att, unknown_channel(att), self.clock(), done)
+            return
+        ticket = await self.bulkhead.admit((att.channel_id, att.bank_code))
+        if ticket is None:
+            self._log_busy(att)
+            self.publish(att, channel_busy(att, self.s.channel_concurrency, STALL_S), self.clock(), done)
+            return
+        task = asyncio.ensure_future(self.call(att, channel, ticket, done))
+        self.tasks.add(task)
+        task.add_done_callback(functools.partial(self._task_done, ticket))
+
+    async def call(self, att: Attempt, channel: Channel, ticket: Ticket, done) -> None:
         await ticket.started()
-        started = clock()  # after the wait for a slot: latency is the channel's, the wait shows in started_at
+        started = self.clock()  # after the wait for a slot: latency is the channel's, the wait shows in started_at
         try:
             resp = await channel.execute(to_request(att))
         except Exception as exc:  # a connector bug: the request may have gone out, so the outcome is unknown
@@ -127,94 +200,121 @@ def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_m
             resp = ChannelResponse.pending("EXECUTOR_ERROR", f"outcome unknown: connector failed: {exc!r}")
         finally:
             ticket.release()  # the call is over: the slot goes to the next attempt waiting
-        await publish(att, resp, started)
-        event.ack()
+        self.publish(att, resp, started, done)
         if resp.status == AttemptStatus.PENDING:
-            await poll(att, channel, started)
+            # a task of its own: the call is over (its offset finishes with the PENDING result)
+            task = asyncio.ensure_future(self.poll(att, channel, started))
+            self.polls.add(task)
+            task.add_done_callback(self.polls.discard)
 
-    async def poll(att: Attempt, channel: Channel, started: int) -> None:
-        if polls["n"] >= polls["max"]:
+    async def poll(self, att: Attempt, channel: Channel, started: int) -> None:
+        if self.polling >= self.s.executor_concurrency:
             log.warning("attempt %s pending at %s: %d attempts already polled; left to the pending resolver",
-                        att.attempt_id, att.channel_id, polls["n"])
+                        att.attempt_id, att.channel_id, self.polling)
             return
-        polls["n"] += 1
+        self.polling += 1
         try:
-            final = await resolve_pending(channel, att.attempt_id, settings.pending_poll_deadline_s)
+            final = await resolve_pending(channel, att.attempt_id, self.s.pending_poll_deadline_s)
         except Exception as exc:  # e.g. the connector closed at shutdown; the pending resolver asks later
             log.warning("attempt %s: polling %s failed (%r); left to the pending resolver",
                         att.attempt_id, att.channel_id, exc)
             return
         finally:
-            polls["n"] -= 1
+            self.polling -= 1
         if final is not None:
-            await publish(att, final, started)
+            self.publish(att, final, started, None)
         else:
             log.warning("attempt %s still pending at %s after %.0f s; left to the pending resolver",
-                        att.attempt_id, att.channel_id, settings.pending_poll_deadline_s)
+                        att.attempt_id, att.channel_id, self.s.pending_poll_deadline_s)
 
-    def spawn(event, att: Attempt, channel: Channel, ticket: Ticket) -> None:
-        task = asyncio.ensure_future(call(event, att, channel, ticket))
-        tasks.add(task)
-        task.add_done_callback(lambda t: finished(t, ticket))
+    # ---- producing -------------------------------------------------------------------------------
+    def publish(self, att: Attempt, resp: ChannelResponse, started: int, done) -> None:
+        result = to_result(att, resp, started, self.clock())
+        self._produce(self.results_t, att.card_token.encode(), result.encode(), done)
+        metrics.PRODUCED.labels("executor", self.results_t).inc()
+        metrics.CHANNEL_CALLS.labels(att.channel_id, resp.status.value).observe(result.latency_ms / 1000)
 
-    def finished(task: asyncio.Task, ticket: Ticket) -> None:
-        tasks.discard(task)
-        ticket.release()  # idempotent: a task cancelled while waiting or calling frees its place
-        if not task.cancelled() and task.exception() is not None:
-            # its result could not be published: stop the worker, the attempt is consumed again
-            log.error("attempt task failed: %r; stopping the executor", task.exception())
-            asyncio.ensure_future(app.crash(task.exception()))
-
-    def log_busy(att: Attempt) -> None:
-        key, now = (att.channel_id, att.bank_code), time.monotonic()
-        if now - busy_logged.get(key, 0.0) >= BUSY_LOG_EVERY_S:
-            busy_logged[key] = now
-            running, waiting = bulkhead.snapshot().get(key, (0, 0))
-            log.warning("%s/%s stalled (%d calls in flight, %d waiting): answering CHANNEL_BUSY without calling "
-                        "(%d so far)", *key, running, waiting, bulkhead.refused[key])
-
-    @app.on_before_shutdown.connect
-    async def _stop_tasks(app, **kwargs) -> None:
-        # faust has normally waited for every unacked attempt already (App._stop_consumer ->
-        # Consumer.wait_empty), so what is left is polling: cancelled, left to the pending resolver.
-        # Anything else cancelled mid-call is not acked: consumed again after the restart.
-        for task in list(tasks):
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    # One loop; the calls run in tasks. Manual acks (faust-streaming 0.15.3 as installed): faust
-    # commits, per partition, only the offsets below the first one not acked
-    # (faust/transport/consumer.py Consumer._new_offset: "We iterate over it until we find a gap"),
-    # and Consumer.commit flushes the producer before it commits (`await self.app.producer.flush()`).
-    # So an offset is committed only after its attempt's result is on its way to pay.results,
-    # whatever order the tasks finish in. A hung call holds its partition's commits back until it
-    # times out; a crash meanwhile re-sends the attempts after it (channels are idempotent).
-    @app.agent(attempts_in, name="execute", concurrency=1)
-    async def execute(stream):
-        async for event in stream.noack().events():
-            metrics.CONSUMED.labels("executor", event.message.topic).inc()
+    def _produce(self, topic: str, key: bytes | None, value: bytes, done) -> None:
+        on_delivery = done or self._delivered_untracked
+        while True:
             try:
-                att = Attempt.decode(event.message.value)
-            except (DecodeError, ValueError) as exc:
-                await dlq_out.send(key=event.message.key, value=dead_letter(event, "UNDECODABLE", str(exc)).encode())
-                metrics.DEAD_LETTERS.labels("executor", "UNDECODABLE").inc()
-                event.ack()
-                continue
-            channel = registry.get(att.channel_id)
-            if channel is None:
-                await publish(att, unknown_channel(att), clock())
-                event.ack()
-                continue
-            ticket = await bulkhead.admit((att.channel_id, att.bank_code))
-            if ticket is None:
-                log_busy(att)
-                await publish(att, channel_busy(att, settings.channel_concurrency, STALL_S), clock())
-                event.ack()
-                continue
-            spawn(event, att, channel, ticket)
+                self.producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
+                return
+            except BufferError:  # the local queue is full: let librdkafka deliver some
+                self.producer.poll(0.05)
 
-    return app
+    def _delivered(self, part: Partition, offset: int, err, msg) -> None:
+        if err is not None:
+            self._delivered_untracked(err, msg)
+            return
+        part.finished(offset)
+
+    def _delivered_untracked(self, err, msg) -> None:
+        if err is not None and self.failed is None:
+            # never commit past a result the broker did not take: stop, the restart replays the attempt
+            log.error("delivery to %s failed: %s; stopping the executor", msg.topic(), err)
+            self.failed = KafkaException(err)
+
+    def _task_done(self, ticket: Ticket, task: asyncio.Task) -> None:
+        self.tasks.discard(task)
+        ticket.release()  # idempotent: a task cancelled while waiting or calling frees its place
+        if not task.cancelled() and task.exception() is not None and self.failed is None:
+            log.error("attempt task failed: %r; stopping the executor", task.exception())
+            self.failed = task.exception()
+
+    # ---- offsets ---------------------------------------------------------------------------------
+    def _commit(self, asynchronous: bool, tps=None) -> None:
+        offsets = self.offsets.commits(tps)
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=asynchronous)
+        except KafkaException as exc:  # e.g. a rebalance: the next owner re-sends, which is safe
+            log.warning("offset commit failed (%s); some attempts will be sent again (idempotent)", exc)
+
+    def _revoked(self, consumer, partitions) -> None:
+        # Calls still running for these partitions finish and publish; their offsets stay
+        # uncommitted and the next owner sends those attempts again (the channel answers from its books).
+        self.producer.flush(5)  # serve the delivery reports: commit everything finished
+        self._commit(asynchronous=False, tps=partitions)
+        self.offsets.forget(partitions)
+
+    def _lost(self, consumer, partitions) -> None:
+        self.offsets.forget(partitions)
+
+    async def _shutdown(self) -> None:
+        # Calls in flight may end (bounded by the channels' timeouts): their results go out and
+        # their offsets are committed. What is still running after that, and every poll, is
+        # cancelled: a call's attempt is consumed again after the restart, a poll's attempt is the
+        # pending resolver's.
+        calls = [t for t in self.tasks if not t.done()]
+        if calls:
+            await asyncio.wait(calls, timeout=SHUTDOWN_WAIT_S)
+        leftover = [t for t in self.tasks | self.polls if not t.done()]
+        for task in leftover:
+            task.cancel()
+        await asyncio.gather(*leftover, return_exceptions=True)
+        self.producer.flush(10)
+        self._commit(asynchronous=False)
+        self.consumer.close()
+        for ch in self.registry.values():
+            await ch.close()
+
+    def _log_busy(self, att: Attempt) -> None:
+        key, now = (att.channel_id, att.bank_code), time.monotonic()
+        if now - self._busy_logged.get(key, 0.0) >= BUSY_LOG_EVERY_S:
+            self._busy_logged[key] = now
+            running, waiting = self.bulkhead.snapshot().get(key, (0, 0))
+            log.warning("%s/%s stalled (%d calls in flight, %d waiting): answering CHANNEL_BUSY without calling "
+                        "(%d so far)", *key, running, waiting, self.bulkhead.refused[key])
 
 
 def main(settings: Settings) -> int:
-    return run_faust(build(settings, load_routing_config(settings)))
+    async def run() -> None:
+        loop = ExecutorLoop(settings, load_routing_config(settings))
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(sig, loop.stop)
+        await loop.run()
+
+    asyncio.run(run())
+    return 0

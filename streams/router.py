@@ -49,10 +49,10 @@ from processors.planner import Demoted, Routing, RoutingPlanner, apply_delta, no
 from processors.routing_config import RoutingConfig
 from processors.scoring import ChannelBankStats
 from schemas.codec import DecodeError
-from schemas.records import AttemptResult, DeadLetter, PaymentCommand
+from schemas.records import AttemptResult, PaymentCommand
 from streams.capability import CapabilityService, CardView, CostWindow, port_from_env, serve_in_thread
 from streams.changelog import ChangelogTable, restore
-from streams.common import PARTITIONS, Clock, load_routing_config, wall_clock_ms
+from streams.common import PARTITIONS, Clock, load_routing_config, message_dead_letter, wall_clock_ms
 from streams.config_view import ConfigView
 from streams.lag import LagReporter
 
@@ -236,9 +236,7 @@ class RouterLoop:
 
     def park(self, out: Out, msg, reason_code: str, reason: str, order_id: str | None = None) -> None:
         metrics.DEAD_LETTERS.labels("router", reason_code).inc()
-        dl = DeadLetter(source_topic=msg.topic(), source_partition=msg.partition(), source_offset=msg.offset(),
-                        key=msg.key(), payload=None if contains_pan(msg.value() or b"") else msg.value(),
-                        reason_code=reason_code, reason=reason, order_id=order_id, failed_at_ms=wall_clock_ms())
+        dl = message_dead_letter(msg, reason_code, reason, order_id, keep_payload=not contains_pan(msg.value() or b""))
         out.append((self.dlq_t, msg.key(), dl.encode(), None))
 
     def _usage(self, token: str) -> CardUsage:
