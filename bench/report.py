@@ -38,7 +38,7 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str]]:
     ratio = lambda v: "-" if not raw or not isinstance(v, (int, float)) else f"{v / raw:.3f}"  # noqa: E731
     out = [("raw limit: confluent-kafka consume+fastavro+produce", _fmt(raw, " msg/s"), "1.000", "", "")]
     for key, label in (("router", "router stage: paycenter worker router (confluent-kafka loop)"),
-                       ("executor", "executor stage: paycenter worker executor (faust)")):
+                       ("executor", "executor stage: paycenter worker executor (confluent-kafka + asyncio)")):
         if key not in r.get("stages", {}):
             continue
         st = r["stages"][key]
@@ -103,7 +103,7 @@ def table(r: dict) -> str:
 def chart(r: dict, path: Path) -> Path:
     raw = _get(r, "raw", "msgs_per_s") or 0
     speed = [("raw limit", raw)]
-    for key, label in (("router", "router (ck loop)"), ("executor", "executor (faust)")):
+    for key, label in (("router", "router (ck loop)"), ("executor", "executor (ck+asyncio)")):
         speed.append((label, _get(r, "stages", key, "per_s") or 0))
     speed.append(("end to end max", _get(r, "e2e", "max", "outcomes_per_s") or 0))
     panels = [Panel("Throughput per second, one run (x = ratio to the raw limit)",

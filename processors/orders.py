@@ -444,3 +444,14 @@ def _answer_duplicate(state: OrderState, now_ms: int) -> Step:
         state.duplicates_waiting += 1  # answered when the first one is decided
         return Step(state)
     return Step(state, outcomes=[_duplicate_of(state, now_ms)])
+
+
+def refuse_unheld(cmd: PaymentCommand, now_ms: int, origin: str, reason_code: str, reason: str) -> Step:
+    """A REJECTED outcome and a dead letter for a command this router must not hold (e.g. it came
+    on the wrong partition): nothing is kept (`state` None), so the same order_id sent again
+    correctly is processed normally."""
+    step = _finish(OrderState(command=without_card_numbers(cmd).to_avro()), now_ms, origin,
+                   reject=NoRoute(reason_code, reason))
+    step.state = None
+    step.dead_letter = DeadLetterReason(reason_code, reason)
+    return step

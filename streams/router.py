@@ -95,6 +95,7 @@ class RouterLoop:
             "fetch.wait.max.ms": settings.fetch_max_wait_ms,  # the embedded broker holds idle fetches that long
         })
         self.owned: set[int] = set()
+        self.command_partitions = PARTITIONS  # read from the broker at start
         self.costs = {"command": CostWindow(), "result": CostWindow()}  # served on GET /v1/stats
         self.lag = LagReporter("router")
         self._consumed = functools.lru_cache(maxsize=None)(lambda topic: metrics.CONSUMED.labels("router", topic))
@@ -110,6 +111,8 @@ class RouterLoop:
             service = CapabilityService(self.planner, self.demoted, self.card_view, self.view.status, self.clock,
                                         self.costs)
             stop_http = serve_in_thread(service, self.capability_port)
+        meta = self.consumer.list_topics(self.commands, timeout=30).topics.get(self.commands)
+        self.command_partitions = len(meta.partitions) if meta is not None and meta.error is None else 0
         self.consumer.subscribe([self.commands, self.results], on_assign=self._assigned,
                                 on_revoke=self._revoked, on_lost=self._lost)
         try:
@@ -171,6 +174,12 @@ class RouterLoop:
             self.park(out, msg, "UNDECODABLE", f"{exc}")
             return False
         t0 = time.perf_counter_ns()
+        misplaced = self._misplaced(msg)
+        if misplaced is not None:
+            step = orders.refuse_unheld(cmd, self.clock(), _origin(msg), "WRONG_PARTITION", misplaced)
+            token = step.outcomes[0].card_token
+            self.park(out, msg, "WRONG_PARTITION", misplaced, cmd.order_id)
+            return self.apply(step, msg.partition(), token.encode(), token, out)
         step = orders.on_command(self.orders.get(cmd.order_id), cmd, self._usage(cmd.card_token), self.clock(),
                                  self.planner, origin=_origin(msg), agreements=self._agreements(cmd.card_token),
                                  lookup=self.orders.get)
@@ -239,6 +248,21 @@ class RouterLoop:
         dl = message_dead_letter(msg, reason_code, reason, order_id, keep_payload=not contains_pan(msg.value() or b""))
         out.append((self.dlq_t, msg.key(), dl.encode(), None))
 
+    def _misplaced(self, msg) -> str | None:
+        """Why a command must not be held here: it is not on the partition its key hashes to. Its
+        results would come back (keyed by card token, murmur2) to another router, which does not
+        know the order: money could move with no outcome. Refused before anything is sent."""
+        key = msg.key()
+        if not key or not self.command_partitions:
+            return None
+        expected = (murmur2(key) & 0x7FFFFFFF) % self.command_partitions
+        if expected == msg.partition():
+            return None
+        return (f"the command arrived on partition {msg.partition()} of {msg.topic()}, but its key hashes to "
+                f"partition {expected} with murmur2, the partitioner of the Java client and of paycenter; the "
+                "producer uses another one (librdkafka's default is CRC32). Set partitioner=murmur2_random "
+                "(docs/upstream.md) and publish again with the same order_id: nothing was executed")
+
     def _usage(self, token: str) -> CardUsage:
         return self.usage.get(token) or CardUsage()
 
@@ -296,7 +320,7 @@ class RouterLoop:
     # ---- capability --------------------------------------------------------------------------------
     def card_view(self, token: str) -> CardView:
         # the card's partition as Kafka's default partitioner (murmur2) places its key
-        if (murmur2(token.encode()) & 0x7FFFFFFF) % PARTITIONS not in self.owned:
+        if (murmur2(token.encode()) & 0x7FFFFFFF) % (self.command_partitions or PARTITIONS) not in self.owned:
             return CardView(None, None, "elsewhere")
         return CardView(self._usage(token), self._agreements(token), "local")
 

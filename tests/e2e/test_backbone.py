@@ -77,6 +77,36 @@ def test_bad_input_lands_in_the_dead_letter_topic_with_its_reason(stack):
     assert got[unknown.order_id].reason_code == "UNKNOWN_BUSINESS_LINE"
 
 
+def test_a_command_on_the_wrong_partition_is_refused_before_anything_is_sent(stack):
+    """A producer with another partitioner than murmur2 (librdkafka's default is CRC32) puts a card's
+    command where its results will not come back: refused, dead-lettered, and nothing executed."""
+    from aiokafka.partitioner import murmur2
+    cmd = command(f"wp-{uuid.uuid4().hex[:6]}", amount=3_000)
+    right = (murmur2(cmd.card_token.encode()) & 0x7FFFFFFF) % 6
+    stack.producer.produce(stack.settings.topic("pay.commands"), key=cmd.card_token.encode(), value=cmd.encode(),
+                           partition=(right + 1) % 6)
+    stack.producer.flush(30)
+    [out] = stack.await_outcomes({cmd.order_id})[cmd.order_id]
+    assert out.status == OutcomeStatus.REJECTED and out.reason_code == "WRONG_PARTITION", out
+    assert "murmur2_random" in out.reason and out.attempts == 0
+    reader = stack.deadletter_reader()
+    try:
+        dl = wait_for(lambda: next((d for _m, d in reader.poll() if d.order_id == cmd.order_id), None), 60,
+                      "the dead letter of the misplaced command")
+    finally:
+        reader.close()
+    assert dl.reason_code == "WRONG_PARTITION" and dl.source_partition == (right + 1) % 6
+    # sent again correctly, the same order_id is processed: nothing of the refusal was kept
+    stack.publish([cmd])
+    outcomes = stack.outcomes_reader()
+    try:
+        ok = wait_for(lambda: next((o for _m, o in outcomes.poll() if o.order_id == cmd.order_id
+                                    and o.status == OutcomeStatus.SUCCEEDED), None), 60, "the order, sent again, to succeed")
+    finally:
+        outcomes.close()
+    assert not ok.duplicate and ok.succeeded_amount_fen == 3_000
+
+
 def test_a_repeated_order_id_is_answered_not_executed_again(stack):
     cmd = command(f"dup-{uuid.uuid4().hex[:6]}", amount=12_345, card="tok_dup_card")
     stack.publish([cmd, cmd])
