@@ -66,6 +66,12 @@ class ChangelogTable(Generic[T]):
         producer.produce(self.topic, key=orjson.dumps(key), value=orjson.dumps(self._encode(value)),
                          partition=partition)
 
+    def keys(self, partition: int | None = None) -> list[str]:
+        """The keys held (of one partition, or of all): a list, safe to write the table while iterating."""
+        if partition is not None:
+            return list(self._parts.get(partition, ()))
+        return list(self._where)
+
     def __len__(self) -> int:
         return len(self._where)
 
@@ -97,7 +103,8 @@ def restore(tables: list[ChangelogTable], partitions: set[int], producer: Produc
         return 0
     for t in tables:
         t.drop(partitions)
-    marker = uuid.uuid4().hex.encode()
+    # JSON like every other value of a changelog, so a reader that decodes them all is not surprised
+    marker = orjson.dumps({"restore_marker": uuid.uuid4().hex})
     for t in tables:
         for p in partitions:
             producer.produce(t.topic, key=MARKER_KEY, value=marker, partition=p)
@@ -106,7 +113,7 @@ def restore(tables: list[ChangelogTable], partitions: set[int], producer: Produc
         raise RestoreTimeout(f"{left} restore markers not delivered in 30 s; is the broker up?")
     by_topic = {t.topic: t for t in tables}
     waiting = {(t.topic, p) for t in tables for p in partitions}
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"restore-{marker.decode()}",
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"restore-{uuid.uuid4().hex}",
                          "enable.auto.commit": False, "fetch.wait.max.ms": 50})
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for topic, p in waiting])
     read, started = 0, time.monotonic()

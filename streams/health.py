@@ -3,16 +3,18 @@
 
 Design. Results are keyed by card_token, but a consecutive-failure run belongs to a channel-bank, so
 one channel-bank's results must meet in one place:
-  1. agent `regroup` re-publishes every pay.results record unchanged to `health.results`, keyed
-     `channel_id:bank_code`, on partition `partition_of(key)` — faust's group_by, but with an explicit
-     partition function so the CLI can address the same partition with operator commands, and to a
-     topic provisioned in infra/topics.yaml (faust never auto-creates topics here);
-  2. agent `monitor` reads health.results + health.commands (co-partitioned) and keeps one cell per
-     channel-bank (processors/health_cell.py) in the faust table `health`, changelog-backed: runs,
-     state, timers, dedupe memory and the open minutes' counters survive a restart.
-Timers: a table may only be written while processing an event, so the timer below does not touch
-the table; it sends a TICK to health.commands for each partition that holds a due cell, and the
-monitor agent fires the due timers there.
+  1. every pay.results record is re-published unchanged to `health.results`, keyed
+     `channel_id:bank_code`, on partition `partition_of(key)` (an explicit partition function, so the
+     CLI addresses the same partition with operator commands on health.commands);
+  2. health.results + health.commands (co-partitioned) feed one cell per channel-bank
+     (processors/health_cell.py) in the table `health`, in memory and changelogged
+     (streams/changelog.py): runs, state, timers, dedupe memory and the open minutes' counters
+     survive a restart; a worker taking over a partition restores it up to a marker it wrote.
+A confluent-kafka loop (one consumer group, all three inputs): it processes a batch, produces the
+transitions first (routers react to them: the reaction is what is timed), then the changelog, flushes
+and commits. A crash replays the batch; a cell's dedupe memory ignores results it already counted.
+Timers (restore after a demotion, probation) are fired by the loop itself every half second for the
+cells it owns; TICK commands on health.commands still fire them too.
 
 Clock: wall time, plus an offset for tests. PAYCENTER_CLOCK_OFFSET_MS sets it at start; with
 PAYCENTER_ALLOW_CLOCK_OFFSET=1 (never in production) a CLOCK command (`paycenter health clock
@@ -20,35 +22,36 @@ PAYCENTER_ALLOW_CLOCK_OFFSET=1 (never in production) a CLOCK command (`paycenter
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import signal
 import time
 import uuid
 import zlib
 
-import faust
+import orjson
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from infra import topics
+from infra import kafka, topics
 from infra.settings import Settings
+from paycenter import metrics
+from processors.health import HealthState
 from processors.health_alerts import minute_alert, transition_alert
 from processors.health_cell import Cells, CellStep, due_ms, key_of, minute_stats, split_key
 from processors.health_config import HealthConfig, load as load_health_config
 from schemas.codec import DecodeError
 from schemas.records import AttemptResult, HealthAction, HealthCommand
-from streams.common import make_app, raw_topic, run_faust, wall_clock_ms
-from paycenter import metrics
-from processors.health import HealthState
+from streams.changelog import ChangelogTable, restore
+from streams.common import wall_clock_ms
+from streams.lag import LagReporter
 
 log = logging.getLogger("paycenter.health")
 
-# ONE_RECORD_BATCHES: the embedded broker (Tansu) reports a partition's high watermark as the base
-# offset of its last record batch + 1, not its last offset + 1. faust restores a table by reading its
-# changelog up to that watermark, so the records of a multi-record last batch were lost on a restart
-# (seen: 15 counted failures came back as 12). Producing one record per batch makes the watermark
-# exact; the cost is more, smaller produce requests, which the monitor's volume affords.
 OFFSET_ENV = "PAYCENTER_CLOCK_OFFSET_MS"
 ALLOW_OFFSET_ENV = "PAYCENTER_ALLOW_CLOCK_OFFSET"
 METRICS_INTERVAL_ENV = "PAYCENTER_HEALTH_METRICS_INTERVAL_S"
+TIMER_EVERY_S = 0.5
 
 
 def partition_of(key: str, partitions: int | None = None) -> int:
@@ -78,150 +81,240 @@ def command(action: HealthAction, channel_id: str = "", bank_code: str = "", **f
                          issued_at_ms=wall_clock_ms(), **fields)
 
 
-def build(settings: Settings, config: HealthConfig | None = None, clock: HealthClock | None = None) -> faust.App:
-    config = config if config is not None else load_health_config()
-    clock = clock if clock is not None else HealthClock.from_env()
-    metrics_every_s = float(os.environ.get(METRICS_INTERVAL_ENV, "10"))
-    cells = Cells(config.policies(), config.default)
-    parts = topics.get("health.results").partitions
-    app = make_app("health", settings, producer_max_batch_size=1)  # see ONE_RECORD_BATCHES
-    table = app.Table("health", default=None, key_type=str)  # key -> cell dict (json in the changelog)
-    results_in = raw_topic(app, settings, "pay.results")
-    regrouped = raw_topic(app, settings, "health.results")
-    commands = raw_topic(app, settings, "health.commands")
-    monitor_in = raw_topic(app, settings, "health.results", "health.commands")
-    health_out = raw_topic(app, settings, "channel.health")
-    alerts_out = raw_topic(app, settings, "pay.alerts")
-    metrics_out = raw_topic(app, settings, "health.metrics")
-    results_name = settings.topic("health.results")
-    dirty: set[str] = set()  # keys whose counters changed since the last metrics snapshot
+class HealthLoop:
+    def __init__(self, settings: Settings, config: HealthConfig | None = None, clock: HealthClock | None = None,
+                 batch: int = 1000):
+        self.s, self.batch = settings, batch
+        self.config = config if config is not None else load_health_config()
+        self.clock = clock if clock is not None else HealthClock.from_env()
+        self.metrics_every_s = float(os.environ.get(METRICS_INTERVAL_ENV, "10"))
+        self.cells = Cells(self.config.policies(), self.config.default)
+        self.parts = topics.get("health.results").partitions
+        t = settings.topic
+        self.results_t, self.regrouped_t, self.commands_t = t("pay.results"), t("health.results"), t("health.commands")
+        self.health_t, self.alerts_t, self.metrics_t = t("channel.health"), t("pay.alerts"), t("health.metrics")
+        self.table: ChangelogTable[dict] = ChangelogTable(t("paycenter-health-health-changelog"),
+                                                          encode=lambda v: v, decode=lambda d: d)
+        self.failed_deliveries = 0
+        self.producer = Producer({**kafka.producer_config(settings, linger_ms=1), "on_delivery": self._delivered,
+                                  "delivery.report.only.error": True})
+        self.consumer = Consumer({
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": settings.topic_prefix + "paycenter-health",
+            "partition.assignment.strategy": "range",  # co-partitioning of health.results and health.commands
+            "enable.auto.commit": False, "auto.offset.reset": "earliest",
+            "session.timeout.ms": int(settings.session_timeout_s * 1000), "heartbeat.interval.ms": 1000,
+            "fetch.wait.max.ms": settings.fetch_max_wait_ms,
+        })
+        self.owned: set[int] = set()  # partitions of health.results (and health.commands)
+        self.dirty: set[str] = set()  # keys whose counters changed since the last metrics snapshot
+        self.running = True
+        self.lag = LagReporter("health")
+        self._consumed = functools.lru_cache(maxsize=None)(lambda topic: metrics.CONSUMED.labels("health", topic))
 
-    async def publish(key: str, step: CellStep) -> None:
+    # ---- the loop --------------------------------------------------------------------------------
+    def run(self) -> None:
+        self.consumer.subscribe([self.results_t, self.regrouped_t, self.commands_t], on_assign=self._assigned,
+                                on_revoke=lambda c, p: self._flush(), on_lost=self._lost)
+        timers_at = snapshot_at = time.monotonic()
+        try:
+            while self.running:
+                msgs = self.consumer.consume(self.batch, 0)
+                if not msgs:
+                    first = self.consumer.poll(0.1)
+                    msgs = [first] + self.consumer.consume(self.batch - 1, 0) if first is not None else []
+                offsets: dict[tuple[str, int], int] = {}
+                for msg in msgs:
+                    if msg.error():
+                        log.warning("consume error: %s", msg.error())
+                        continue
+                    offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
+                    self._consumed(msg.topic()).inc()
+                    try:
+                        self.handle(msg)
+                    except Exception:  # a poison record must not stop the partition
+                        log.exception("health monitor could not process %s:%d@%d", msg.topic(), msg.partition(),
+                                      msg.offset())
+                now = time.monotonic()
+                if now - timers_at >= TIMER_EVERY_S:
+                    timers_at = now
+                    self.fire_timers(self.clock(), self.owned)
+                if now - snapshot_at >= self.metrics_every_s and self.dirty:
+                    snapshot_at = now
+                    self.snapshot_open_minutes()
+                if offsets or msgs:
+                    self._flush()
+                if offsets:
+                    self._commit(offsets)
+                self.lag.report(self.consumer)
+        finally:
+            self._flush()
+            self.consumer.close()
+
+    def stop(self, *_args) -> None:
+        self.running = False
+
+    def handle(self, msg) -> None:
+        topic = msg.topic()
+        if topic == self.results_t:
+            self.regroup(msg)
+        elif topic == self.regrouped_t:
+            self.on_result(msg)
+        else:
+            self.on_command(msg)
+
+    def regroup(self, msg) -> None:
+        try:
+            result = AttemptResult.decode(msg.value())
+        except (DecodeError, ValueError):
+            return  # the router dead-letters undecodable results; nothing to count here
+        key = key_of(result.channel_id, result.bank_code)
+        self._produce(self.regrouped_t, key.encode(), msg.value(), partition=partition_of(key, self.parts))
+
+    def on_result(self, msg) -> None:
+        try:
+            result = AttemptResult.decode(msg.value())
+        except (DecodeError, ValueError):
+            return
+        key = key_of(result.channel_id, result.bank_code)
+        step = self.cells.on_result(self.table.get(key), result, self.clock())
+        self.publish(key, step)  # before the table: the reaction is what is timed
+        self.store(msg.partition(), key, step)
+        if step.counted:
+            self.dirty.add(key)
+
+    def on_command(self, msg) -> None:
+        try:
+            cmd = HealthCommand.decode(msg.value())
+        except (DecodeError, ValueError) as exc:
+            log.error("undecodable health command at %s:%d@%d skipped: %s", msg.topic(), msg.partition(),
+                      msg.offset(), exc)
+            return
+        now = self.clock()
+        if cmd.action == HealthAction.CLOCK:
+            if not self.clock.allow_commands:
+                log.error("CLOCK command %s refused: set %s=1 on the monitor (tests only)", cmd.command_id,
+                          ALLOW_OFFSET_ENV)
+                return
+            self.clock.offset_ms = int(cmd.clock_offset_ms or 0)
+            now = self.clock()
+            log.warning("clock offset set to %d ms by %s", self.clock.offset_ms, cmd.operator or cmd.command_id)
+        if cmd.action in (HealthAction.TICK, HealthAction.CLOCK):
+            self.fire_timers(now, {msg.partition()}, only_due=False)
+            return
+        key = key_of(cmd.channel_id, cmd.bank_code)
+        try:
+            if cmd.action == HealthAction.DEMOTE:
+                step = self.cells.force_demote(self.table.get(key), cmd.channel_id, cmd.bank_code,
+                                               f"{cmd.reason} (operator {cmd.operator or 'unknown'})", now,
+                                               cmd.duration_ms)
+            else:
+                step = self.cells.restore(self.table.get(key), cmd.channel_id, cmd.bank_code,
+                                          f"{cmd.reason or 'operator restore'} (operator {cmd.operator or 'unknown'})",
+                                          now)
+        except ValueError as exc:
+            log.error("health command %s refused: %s", cmd.command_id, exc)
+            return
+        self.publish(key, step)
+        self.store(partition_of(key, self.parts), key, step)
+
+    def fire_timers(self, now: int, partitions: set[int], only_due: bool = True) -> None:
+        for p in sorted(partitions):
+            for key in self.table.keys(p):
+                state = self.table.get(key)
+                if only_due and ((due := due_ms(state)) is None or due > now):
+                    continue
+                step = self.cells.tick(state, now)
+                self.publish(key, step)
+                self.store(p, key, step)
+
+    # ---- output ----------------------------------------------------------------------------------
+    def publish(self, key: str, step: CellStep) -> None:
         for event in step.events:  # the compacted state first: routers react to it
-            await health_out.send(key=event.key.encode(), value=event.encode())
+            self._produce(self.health_t, event.key.encode(), event.encode())
             if event.to_state == HealthState.DEMOTED:
                 metrics.DEMOTIONS.labels(event.channel_id, event.bank_code, event.reason_code.value).inc()
-            await alerts_out.send(key=event.key.encode(), value=transition_alert(event).encode())
+            self._produce(self.alerts_t, event.key.encode(), transition_alert(event).encode())
             log.warning("%s %s -> %s (%s): %s", event.key, event.from_state.value, event.to_state.value,
                         event.reason_code.value, event.reason)
         channel_id, bank_code = split_key(key)
         for stats in step.closed:
-            await publish_minute(key, stats)
-            alert = minute_alert(channel_id, bank_code, stats, config.minute_alert, clock())
+            self.publish_minute(key, stats)
+            alert = minute_alert(channel_id, bank_code, stats, self.config.minute_alert, self.clock())
             if alert is not None:
-                await alerts_out.send(key=key.encode(), value=alert.encode())
+                self._produce(self.alerts_t, key.encode(), alert.encode())
 
-    async def publish_minute(key: str, stats, closed: bool = True) -> None:
+    def publish_minute(self, key: str, stats, closed: bool = True) -> None:
         body = {"kind": "channel_bank_minute", "key": key, "closed": closed, **stats.to_dict(),
                 "failures": stats.failures, "success_rate": stats.success_rate,
                 "latency_avg_ms": stats.latency_avg_ms}
-        await metrics_out.send(key=f"{key}:{stats.minute_ms}".encode(), value=_json(body))
+        self._produce(self.metrics_t, f"{key}:{stats.minute_ms}".encode(), orjson.dumps(body))
         if not closed:
             return  # a snapshot of an open minute: published, logged when it closes
         log.info("minute %s %d: volume=%d ok=%d failed=%d (channel %d) pending=%d avg_latency=%s ms", key,
                  stats.minute_ms, stats.volume, stats.successes, stats.failures, stats.channel_failures,
                  stats.pending, None if stats.latency_avg_ms is None else round(stats.latency_avg_ms))
 
-    def store(key: str, step: CellStep) -> None:
+    def snapshot_open_minutes(self) -> None:
+        keys, self.dirty = self.dirty, set()
+        for key in keys:  # snapshots of the open minutes: the compacted topic keeps the latest
+            state = self.table.get(key)
+            if state is not None:
+                for stats in minute_stats(state):
+                    self.publish_minute(key, stats, closed=False)
+
+    def store(self, partition: int, key: str, step: CellStep) -> None:
         if step.state is not None:
-            table[key] = step.state
+            self.table.put(partition, key, step.state, self.producer)
 
-    async def on_result(event) -> None:
-        try:
-            result = AttemptResult.decode(event.message.value)
-        except (DecodeError, ValueError):
-            return  # the router dead-letters undecodable results; nothing to count here
-        key = key_of(result.channel_id, result.bank_code)
-        step = cells.on_result(table.get(key), result, clock())
-        await publish(key, step)  # before the table: the reaction is what is timed
-        store(key, step)
-        if step.counted:
-            dirty.add(key)
-
-    async def on_command(event) -> None:
-        try:
-            cmd = HealthCommand.decode(event.message.value)
-        except (DecodeError, ValueError) as exc:
-            log.error("undecodable health command at %s:%d@%d skipped: %s", event.message.topic,
-                      event.message.partition, event.message.offset, exc)
-            return
-        now = clock()
-        if cmd.action == HealthAction.CLOCK:
-            if not clock.allow_commands:
-                log.error("CLOCK command %s refused: set %s=1 on the monitor (tests only)", cmd.command_id,
-                          ALLOW_OFFSET_ENV)
+    def _produce(self, topic: str, key: bytes, value: bytes, partition: int | None = None) -> None:
+        kwargs = {"partition": partition} if partition is not None else {}
+        while True:
+            try:
+                self.producer.produce(topic, key=key, value=value, **kwargs)
                 return
-            clock.offset_ms = int(cmd.clock_offset_ms or 0)
-            now = clock()
-            log.warning("clock offset set to %d ms by %s", clock.offset_ms, cmd.operator or cmd.command_id)
-        if cmd.action in (HealthAction.TICK, HealthAction.CLOCK):
-            for key, state in list(table.items()):
-                if partition_of(key, parts) == event.message.partition:
-                    step = cells.tick(state, now)
-                    await publish(key, step)
-                    store(key, step)
-            return
-        key = key_of(cmd.channel_id, cmd.bank_code)
+            except BufferError:  # the local queue is full: let librdkafka deliver some
+                self.producer.poll(0.05)
+
+    def _flush(self) -> None:
+        while self.producer.flush(10):
+            log.warning("producer has undelivered records after 10 s; still waiting (is the broker up?)")
+        if self.failed_deliveries:
+            raise KafkaException(f"{self.failed_deliveries} records could not be delivered; exiting so the "
+                                 "batch is replayed after a restart")
+
+    def _delivered(self, err, msg) -> None:
+        if err is not None:
+            self.failed_deliveries += 1
+            log.error("delivery to %s failed: %s", msg.topic(), err)
+
+    def _commit(self, offsets: dict[tuple[str, int], int]) -> None:
         try:
-            if cmd.action == HealthAction.DEMOTE:
-                step = cells.force_demote(table.get(key), cmd.channel_id, cmd.bank_code,
-                                          f"{cmd.reason} (operator {cmd.operator or 'unknown'})", now, cmd.duration_ms)
-            else:
-                step = cells.restore(table.get(key), cmd.channel_id, cmd.bank_code,
-                                     f"{cmd.reason or 'operator restore'} (operator {cmd.operator or 'unknown'})", now)
-        except ValueError as exc:
-            log.error("health command %s refused: %s", cmd.command_id, exc)
-            return
-        await publish(key, step)
-        store(key, step)
+            self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                                 asynchronous=False)
+        except KafkaException as exc:  # e.g. a rebalance: the next owner replays, the cells dedupe
+            log.warning("offset commit failed (%s); the batch will be replayed by the next owner", exc)
 
-    @app.agent(results_in, name="regroup")
-    async def regroup(stream):
-        async for event in stream.events():
-            value = event.message.value
-            try:
-                result = AttemptResult.decode(value)
-            except (DecodeError, ValueError):
-                continue
-            key = key_of(result.channel_id, result.bank_code)
-            await regrouped.send(key=key.encode(), value=value, partition=partition_of(key, parts))
+    # ---- partitions ------------------------------------------------------------------------------
+    def _assigned(self, consumer, partitions: list[TopicPartition]) -> None:
+        # eager rebalancing (range): a partition held in the previous generation was written by no one since
+        new = {tp.partition for tp in partitions if tp.topic == self.regrouped_t}
+        self.table.drop(self.owned - new)
+        t0 = time.monotonic()
+        read = restore([self.table], new - self.owned, self.producer, self.s.kafka_bootstrap)
+        self.owned = new
+        log.warning("health monitor owns partitions %s of %s (restored %d changelog records in %.1f s)",
+                    sorted(new), self.regrouped_t, read, time.monotonic() - t0)
 
-    @app.agent(monitor_in, name="monitor")
-    async def monitor(stream):
-        async for event in stream.events():
-            try:
-                if event.message.topic == results_name:
-                    await on_result(event)
-                else:
-                    await on_command(event)
-            except Exception:  # a poison record must not stop the partition
-                log.exception("health monitor could not process %s:%d@%d", event.message.topic,
-                              event.message.partition, event.message.offset)
-
-    last_snapshot = [time.monotonic()]
-
-    @app.timer(interval=0.5)
-    async def timers() -> None:
-        # Read-only scan (tables are written by the agent only): which partitions hold a due cell?
-        now = clock()
-        due_parts = {partition_of(k, parts) for k, s in list(table.items()) if (d := due_ms(s)) is not None and d <= now}
-        for p in sorted(due_parts):
-            await commands.send(key=b"tick", value=command(HealthAction.TICK).encode(), partition=p)
-        if time.monotonic() - last_snapshot[0] >= metrics_every_s and dirty:
-            last_snapshot[0] = time.monotonic()
-            keys, dirty_now = list(dirty), dirty.copy()
-            dirty.difference_update(dirty_now)
-            for key in keys:  # snapshots of the open minutes: the compacted topic keeps the latest
-                for stats in minute_stats(table.get(key)):
-                    await publish_minute(key, stats, closed=False)
-
-    return app
-
-
-def _json(body: dict) -> bytes:
-    import json
-    return json.dumps(body, separators=(",", ":")).encode()
+    def _lost(self, consumer, partitions: list[TopicPartition]) -> None:
+        lost = {tp.partition for tp in partitions if tp.topic == self.regrouped_t}
+        self.table.drop(lost)
+        self.owned -= lost
 
 
 def main(settings: Settings) -> int:
-    return run_faust(build(settings))
+    loop = HealthLoop(settings)
+    signal.signal(signal.SIGTERM, loop.stop)
+    signal.signal(signal.SIGINT, loop.stop)
+    loop.run()
+    return 0

@@ -162,11 +162,6 @@ def restart_evidence(st: HealthStack, channel: str, bank: str) -> str:
             f"on health.results (20 expected, more if replayed); restarted monitor's log:\n{tail}")
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "flaky on a loaded 2-core machine (2 of ~5 full runs): after kill -9 and restart, the monitor "
-    "sometimes publishes no demotion within 90 s; the same 15 + 5 restart rule passes deterministically "
-    "in tests/processors/test_health.py. Open: find whether the restarted worker's join/recovery or "
-    "the embedded broker's high-watermark quirk holds back the last results"))
 def test_counters_survive_a_restart_of_the_monitor(hstack):
     run, channel, bank = uuid.uuid4().hex[:6], "restart", f"B{uuid.uuid4().hex[:4]}"
     events = hstack.reader("channel.health", HealthEvent.decode)
