@@ -193,13 +193,15 @@ def run(settings: Settings, burst: int = 10_000, rate: float = 2000, seconds: fl
             if warm["outcomes"] < warm["commands"]:
                 raise RuntimeError(f"stack not ready: {warm}; see {sup.log_dir}")
             sup.check_alive()
+            # the latency floor first, on a quiet stack: after the burst, the journal and the
+            # rollups are still catching up for a while and their CPU shows in the light phase
+            out["light"] = phase_paced(s, clock, 20, 3, 60)  # 20/s, nothing queues
             cpu0 = cpu_snapshot(sup, s)
             out["max"] = phase_burst(s, clock, burst, 60 + burst / 50)
             out["cpu_ms_per_payment"] = cpu_ms_per_payment(cpu0, cpu_snapshot(sup, s), out["max"]["outcomes"])
             max_rate = max(out["max"]["outcomes_per_s"], 1.0)
-            # below saturation first (half the measured max), then the target load, whose backlog
-            # (if the stack cannot keep up) is not waited out beyond a bound
-            out["light"] = phase_paced(s, clock, 20, 3, 60)  # the latency floor: 20/s, nothing queues
+            # below saturation (half the measured max), then the target load, whose backlog (if the
+            # stack cannot keep up) is not waited out beyond a bound
             out["half"] = phase_paced(s, clock, max(10.0, min(rate, max_rate / 2)), seconds, 90)
             out["offered"] = phase_paced(s, clock, rate, seconds, min(120.0, 30 + 1.2 * rate * seconds / max_rate))
             sup.check_alive()
