@@ -119,7 +119,7 @@ class ExecutorLoop:
             "group.id": settings.topic_prefix + "paycenter-executor",  # the faust executor's group: offsets carry over
             "enable.auto.commit": False, "auto.offset.reset": "earliest",
             "session.timeout.ms": int(settings.session_timeout_s * 1000), "heartbeat.interval.ms": 1000,
-            "fetch.wait.max.ms": settings.fetch_max_wait_ms,
+            "fetch.wait.max.ms": settings.path_fetch_max_wait_ms,  # the payment path: see infra/settings.py
             # the loop stops consuming while the bulkhead's waiting room is full: stay in the group
             "max.poll.interval.ms": 600_000,
         })

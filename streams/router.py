@@ -92,7 +92,7 @@ class RouterLoop:
             "enable.auto.commit": False, "auto.offset.reset": "earliest",
             "session.timeout.ms": int(settings.session_timeout_s * 1000),
             "heartbeat.interval.ms": 1000,
-            "fetch.wait.max.ms": settings.fetch_max_wait_ms,  # the embedded broker holds idle fetches that long
+            "fetch.wait.max.ms": settings.path_fetch_max_wait_ms,  # the embedded broker holds idle fetches that long
         })
         self.owned: set[int] = set()
         self.command_partitions = PARTITIONS  # read from the broker at start
