@@ -23,8 +23,8 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from processors.fees import fee_fen, fee_schedule
-from processors.limits import CardUsage, channel_day
-from processors.maintenance import CompiledWindow, any_active, compile_windows, local_ms_of_day
+from processors.limits import CardUsage, local_day
+from processors.maintenance import CompiledWindow, any_active, compile_windows
 from processors.routing_config import Fee, RoutingConfig
 from processors.scoring import ChannelBankStats, attempt_rng, expected_value, success_value_fen, unit_draw
 from schemas.records import CardType, Operation
@@ -214,7 +214,7 @@ class Router:
                 continue
             zl = zone_cache.get(e.tz)
             if zl is None:
-                zl = zone_cache[e.tz] = (channel_day(now, e.tz), local_ms_of_day(now, e.tz))
+                zl = zone_cache[e.tz] = local_day(now, e.tz)  # (day, local ms of day)
             if e.windows and any_active(e.windows, now, zl[1]):
                 excluded.append(Exclusion(cid, MAINTENANCE, f"in a maintenance window for {e.bank_code}"))
                 continue
