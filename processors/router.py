@@ -196,6 +196,8 @@ class Router:
                         windows=windows,
                     ))
         self._index = {k: tuple(v) for k, v in index.items()}
+        # each channel's zone, resolved once (the planner asks for the chosen channel's day per decision)
+        self.channel_tz: dict[str, ZoneInfo] = {cid: config.channel_tz(ch) for cid, ch in config.channels.items()}
 
     def entries(self, operation: Operation, bank_code: str) -> tuple[RouteEntry, ...]:
         return self._index.get((operation, bank_code), ())
