@@ -120,8 +120,9 @@ class Decision:
             "chosen": self.chosen.channel_id if self.chosen else None,
             "mode": self.mode,
             # [channel, fee, priority, score, remaining daily, p_success, demoted]
+            # (1 if .. else 0: int(bool) without the call, once per candidate of every decision)
             "cand": [[c.channel_id, c.fee_fen, c.priority, round(c.score, 4), c.remaining_daily_fen,
-                      None if c.p_success is None else round(c.p_success, 4), int(c.demoted)]
+                      None if c.p_success is None else round(c.p_success, 4), 1 if c.demoted else 0]
                      for c in self.candidates],
             "excl": [[e.channel_id, e.reason_code, e.detail] for e in self.excluded],
         }
