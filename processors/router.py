@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Mapping
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -147,6 +149,18 @@ def _neg_key(s: str) -> tuple[int, ...]:
     return tuple(-ord(ch) for ch in s)
 
 
+_NO_AGREEMENT_DETAIL = "protocol payment: card has not signed an agreement with this channel"
+_ALREADY_TRIED_DETAIL = "already tried for this order"
+
+
+def _card_type_detail(card_type: str, bank_code: str) -> str:
+    return f"{card_type} cards not supported for {bank_code}"
+
+
+def _maintenance_detail(bank_code: str) -> str:
+    return f"in a maintenance window for {bank_code}"
+
+
 @dataclass(frozen=True, slots=True)
 class RouteEntry:
     """One channel-bank for one operation, with everything a decision needs precomputed."""
@@ -161,6 +175,13 @@ class RouteEntry:
     fee: Fee
     tz: ZoneInfo
     windows: tuple[CompiledWindow, ...]
+    # The exclusions that do not depend on the payment, built once: with many channels a decision
+    # excludes most entries, and building these texts and records was most of screen()'s cost.
+    # (Exclusion is immutable: sharing one between decisions is safe.)
+    wrong_card_type: Mapping[str, Exclusion]  # card type -> its UNSUPPORTED_CARD_TYPE exclusion
+    no_agreement: Exclusion
+    in_maintenance: Exclusion
+    already_tried: Exclusion
 
 
 @fast_frozen_init  # built per decision: see processors/fastinit.py
@@ -195,6 +216,11 @@ class Router:
                         fee=fee_schedule(cb, op),
                         tz=tz,
                         windows=windows,
+                        wrong_card_type=MappingProxyType({ct: Exclusion(cid, UNSUPPORTED_CARD_TYPE, _card_type_detail(
+                            ct, bank_code)) for ct in CardType if ct not in cb.card_types}),
+                        no_agreement=Exclusion(cid, NO_AGREEMENT, _NO_AGREEMENT_DETAIL),
+                        in_maintenance=Exclusion(cid, MAINTENANCE, _maintenance_detail(bank_code)),
+                        already_tried=Exclusion(cid, ALREADY_TRIED, _ALREADY_TRIED_DETAIL),
                     ))
         self._index = {k: tuple(v) for k, v in index.items()}
         # each channel's zone, resolved once (the planner asks for the chosen channel's day per decision)
@@ -221,16 +247,18 @@ class Router:
         for e in self._index.get((req.operation, req.bank_code), ()):
             cid = e.channel_id
             if card_type not in e.card_types:
-                excluded.append(Exclusion(cid, UNSUPPORTED_CARD_TYPE, f"{card_type} cards not supported for {e.bank_code}"))
+                ex = e.wrong_card_type.get(card_type)
+                excluded.append(ex if ex is not None else
+                                Exclusion(cid, UNSUPPORTED_CARD_TYPE, _card_type_detail(card_type, e.bank_code)))
                 continue
             if e.needs_agreement and cid not in agreements:
-                excluded.append(Exclusion(cid, NO_AGREEMENT, "protocol payment: card has not signed an agreement with this channel"))
+                excluded.append(e.no_agreement)
                 continue
             zl = zone_cache.get(e.tz)
             if zl is None:
                 zl = zone_cache[e.tz] = local_day(now, e.tz)  # (day, local ms of day)
             if e.windows and any_active(e.windows, now, zl[1]):
-                excluded.append(Exclusion(cid, MAINTENANCE, f"in a maintenance window for {e.bank_code}"))
+                excluded.append(e.in_maintenance)
                 continue
             left = e.daily_limit_fen - used((cid, zl[0]), 0)
             if left < 0:
@@ -243,7 +271,7 @@ class Router:
                     excluded.append(Exclusion(cid, OVER_DAILY_LIMIT, f"amount {amount} > remaining daily {left} of {e.daily_limit_fen} on {zl[0]}"))
                     continue
             if cid in tried:
-                excluded.append(Exclusion(cid, ALREADY_TRIED, "already tried for this order"))
+                excluded.append(e.already_tried)
                 continue
             if demoted and (cid, e.bank_code) in demoted:
                 held.append((e, left))
