@@ -287,8 +287,13 @@ def on_result(state: OrderState | None, result: AttemptResult, usage: CardUsage,
     return step
 
 
+def _never_split(_business_line: str) -> bool:
+    return False
+
+
 def _allow_split(planner: Planner, business_line: str) -> bool:
-    return bool(getattr(planner, "allow_split", lambda _b: False)(business_line))
+    # a module-level default, not a lambda made on every command
+    return bool(getattr(planner, "allow_split", _never_split)(business_line))
 
 
 def _is_first_of_part(state: OrderState, att: AttemptState) -> bool:
