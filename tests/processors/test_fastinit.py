@@ -73,3 +73,16 @@ def test_router_records_use_it_and_stay_frozen() -> None:
         with pytest.raises(FrozenInstanceError):
             object.__getattribute__(obj, "__class__").__setattr__(obj, dataclasses.fields(obj)[0].name, None)
     assert RouteRequest.__init__.__module__ == "processors.router"
+
+
+def test_orders_records_pickle_copy_and_keywords() -> None:
+    import copy
+    import pickle
+
+    from processors.orders import SIGN_CONFIRM, Routed, UsageDelta
+
+    r = Routed("alpha", "ICBC", 100, 1, "2026-11-26", "{}", kind=SIGN_CONFIRM, sign_ref="ref")
+    assert (r.kind, r.sign_ref) == (SIGN_CONFIRM, "ref")
+    assert Routed("alpha", "ICBC", 100, 1, "2026-11-26").decision == ""
+    for obj in (r, UsageDelta("alpha", "2026-11-26", -5)):
+        assert pickle.loads(pickle.dumps(obj)) == obj == copy.deepcopy(obj)
