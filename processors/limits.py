@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Mapping
 from zoneinfo import ZoneInfo
@@ -21,10 +22,42 @@ _OTHER_CHANNEL_KEEP_DAYS = 3
 def channel_day(ts_ms: int, tz: ZoneInfo) -> str:
     """The channel's calendar day at `ts_ms`. Floors to the second in integers: 23:59:59.999 stays
     on its day (no float rounding up into the next one)."""
-    return datetime.fromtimestamp(ts_ms // 1000, tz).date().isoformat()
+    return local_day(ts_ms, tz)[0]
 
 
+# Local days seen recently, per zone: (first second, end second (exclusive), "YYYY-MM-DD").
+# Why: every decision asks for the day (and the wall-clock time) of a few zones; the datetime/zoneinfo
+# conversion was ~5 % of a command's domain cost, a span check is a comparison. A day is only cached
+# when its UTC offset is the same at every quarter hour of it (and at its last second), i.e. not on a
+# DST change day, so inside a cached span "seconds since its first second" is the wall-clock time.
+# (The tz database has no pair of offset changes less than 15 minutes apart that cancel out.)
+_DAY_SPANS: dict[ZoneInfo, list[tuple[int, int, str]]] = {}
+_SPANS_KEPT = 4  # per zone: today, yesterday, tomorrow and one spare (late or replayed events)
+
+
+def local_day(ts_ms: int, tz: ZoneInfo) -> tuple[str, int]:
+    """(day "YYYY-MM-DD", milliseconds since local midnight, wall clock) in `tz` at `ts_ms`."""
+    sec = ts_ms // 1000
+    spans = _DAY_SPANS.get(tz)
+    if spans is not None:
+        for lo, hi, day in spans:
+            if lo <= sec < hi:
+                return day, (sec - lo) * 1000 + ts_ms % 1000
+    dt = datetime.fromtimestamp(sec, tz)
+    sod = (dt.hour * 60 + dt.minute) * 60 + dt.second
+    day = dt.date().isoformat()
+    lo = sec - sod
+    off = dt.utcoffset()
+    if all(datetime.fromtimestamp(t, tz).utcoffset() == off for t in (*range(lo, lo + 86_400, 900), lo + 86_399)):
+        spans = _DAY_SPANS.setdefault(tz, [])
+        spans.insert(0, (lo, lo + 86_400, day))
+        del spans[_SPANS_KEPT:]
+    return day, sod * 1000 + ts_ms % 1000
+
+
+@lru_cache(maxsize=256)
 def day_minus(day: str, days: int) -> str:
+    # cached: two calls per CardUsage.add, always on the same few days
     return (date.fromisoformat(day) - timedelta(days=days)).isoformat()
 
 

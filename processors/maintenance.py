@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from processors.limits import local_day
 from processors.routing_config import Channel, MaintenanceWindow
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -61,8 +62,7 @@ def compile_windows(channel: Channel, tz: ZoneInfo, bank_code: str | None = None
 
 def local_ms_of_day(ts_ms: int, tz: ZoneInfo) -> int:
     """Milliseconds since local midnight (wall clock) in `tz`."""
-    dt = datetime.fromtimestamp(ts_ms // 1000, tz)
-    return ((dt.hour * 60 + dt.minute) * 60 + dt.second) * 1000 + ts_ms % 1000
+    return local_day(ts_ms, tz)[1]  # cached per local day (processors/limits.py)
 
 
 def any_active(windows: tuple[CompiledWindow, ...], ts_ms: int, local_ms: int) -> bool:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Callable, Protocol
 
+from processors.fastinit import fast_frozen_init
 from processors.limits import CardUsage
 from processors.validation import clear_card_number_field, without_card_numbers
 from schemas.records import (
@@ -40,7 +41,8 @@ SIGN_AND_PAY = "sign_and_pay"  # user-present debit on a channel the card has no
 SIGNING_KINDS = frozenset({SIGN_REQUEST, SIGN_CONFIRM, SIGN_AND_PAY})
 
 
-@dataclass(frozen=True)
+@fast_frozen_init  # one or more per routed command: see processors/fastinit.py
+@dataclass(frozen=True, slots=True)
 class Routed:
     """One part routed to one channel-bank."""
 
@@ -139,7 +141,8 @@ class OrderState:
         return next((a for a in self.attempts if a.attempt_id == attempt_id), None)
 
 
-@dataclass(frozen=True)
+@fast_frozen_init  # one or more per routed command: see processors/fastinit.py
+@dataclass(frozen=True, slots=True)
 class UsageDelta:
     channel_id: str
     day: str
@@ -284,8 +287,13 @@ def on_result(state: OrderState | None, result: AttemptResult, usage: CardUsage,
     return step
 
 
+def _never_split(_business_line: str) -> bool:
+    return False
+
+
 def _allow_split(planner: Planner, business_line: str) -> bool:
-    return bool(getattr(planner, "allow_split", lambda _b: False)(business_line))
+    # a module-level default, not a lambda made on every command
+    return bool(getattr(planner, "allow_split", _never_split)(business_line))
 
 
 def _is_first_of_part(state: OrderState, att: AttemptState) -> bool:

@@ -33,10 +33,18 @@ def _looks_like_pan(run: bytes) -> bool:
     return luhn_ok(run)
 
 
+# The same runs found in text: UTF-8 never uses the bytes of ASCII digits inside another character,
+# so [0-9] runs of a str and of its UTF-8 bytes are the same. Used to skip the encoding (and the
+# Luhn checks) for the usual text without any 13-digit run: every command is scanned.
+_DIGIT_RUN_TEXT = re.compile(r"(?<![0-9])[0-9]{13,19}(?![0-9])", re.ASCII)
+
+
 def contains_pan(data: bytes | str | None) -> bool:
     if not data:
         return False
     if isinstance(data, str):
+        if _DIGIT_RUN_TEXT.search(data) is None:
+            return False
         data = data.encode("utf-8", "replace")
     return any(_looks_like_pan(m.group()) for m in _DIGIT_RUN.finditer(data))
 

@@ -100,15 +100,17 @@ class RoutingPlanner:
              usage: CardUsage, now_ms: int, allow_split: bool,
              agreements: frozenset[str] = frozenset()) -> list[Routed] | NoRoute | Settled:
         routing = self.routing  # one read: the whole decision uses one configuration
-        router, config = routing.router, routing.config
+        router = routing.router
         req = RouteRequest(order_id=cmd.order_id, attempt_no=attempt_no, business_line=cmd.business_line,
                            operation=cmd.operation, bank_code=cmd.bank_code, card_type=cmd.card_type,
                            amount_fen=amount_fen, now_ms=now_ms, usage=usage, tried_channels=tried,
                            agreements=agreements, seed=seed_of(cmd.order_id, attempt_no),
                            demoted=self.demoted(now_ms))
 
+        tzs = router.channel_tz
+
         def day_of(channel_id: str) -> str:
-            return channel_day(now_ms, config.channel_tz(config.channels[channel_id]))
+            return channel_day(now_ms, tzs[channel_id])
 
         if cmd.operation == Operation.AUTHENTICATE and cmd.auth_step == AuthStep.BIND:
             return binding.plan_bind(req, router, self.stats, day_of)

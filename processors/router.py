@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Mapping
 from zoneinfo import ZoneInfo
 
 import orjson
 
+from processors.fastinit import fast_frozen_init
 from processors.fees import fee_fen, fee_schedule
-from processors.limits import CardUsage, channel_day
-from processors.maintenance import CompiledWindow, any_active, compile_windows, local_ms_of_day
+from processors.limits import CardUsage, local_day
+from processors.maintenance import CompiledWindow, any_active, compile_windows
 from processors.routing_config import Fee, RoutingConfig
 from processors.scoring import ChannelBankStats, attempt_rng, expected_value, success_value_fen, unit_draw
 from schemas.records import CardType, Operation
@@ -45,6 +48,7 @@ _RANK = {code: i for i, code in enumerate(CHECK_ORDER)}
 NO_ROUTE = "NO_ROUTE"
 
 
+@fast_frozen_init  # built per decision: see processors/fastinit.py
 @dataclass(frozen=True, slots=True)
 class RouteRequest:
     order_id: str
@@ -62,6 +66,7 @@ class RouteRequest:
     demoted: frozenset[tuple[str, str]] = frozenset()  # (channel_id, bank_code) demoted by health
 
 
+@fast_frozen_init  # built per decision: see processors/fastinit.py
 @dataclass(frozen=True, slots=True)
 class Candidate:
     channel_id: str
@@ -74,6 +79,7 @@ class Candidate:
     demoted: bool = False  # only in exploring or last-resort decisions
 
 
+@fast_frozen_init  # built per decision: see processors/fastinit.py
 @dataclass(frozen=True, slots=True)
 class Exclusion:
     channel_id: str
@@ -81,6 +87,7 @@ class Exclusion:
     detail: str
 
 
+@fast_frozen_init  # built per decision: see processors/fastinit.py
 @dataclass(frozen=True, slots=True)
 class Decision:
     chosen: Candidate | None
@@ -115,8 +122,9 @@ class Decision:
             "chosen": self.chosen.channel_id if self.chosen else None,
             "mode": self.mode,
             # [channel, fee, priority, score, remaining daily, p_success, demoted]
+            # (1 if .. else 0: int(bool) without the call, once per candidate of every decision)
             "cand": [[c.channel_id, c.fee_fen, c.priority, round(c.score, 4), c.remaining_daily_fen,
-                      None if c.p_success is None else round(c.p_success, 4), int(c.demoted)]
+                      None if c.p_success is None else round(c.p_success, 4), 1 if c.demoted else 0]
                      for c in self.candidates],
             "excl": [[e.channel_id, e.reason_code, e.detail] for e in self.excluded],
         }
@@ -131,9 +139,26 @@ def compact_json(obj) -> str:
     return orjson.dumps(obj).decode()
 
 
+def _value_order(c: Candidate) -> tuple:
+    # v2 optimality: highest score, then higher priority, then channel id (deterministic)
+    return -c.score, -c.priority, c.channel_id
+
+
 def _neg_key(s: str) -> tuple[int, ...]:
     # max() with ascending channel id as the tie-break
     return tuple(-ord(ch) for ch in s)
+
+
+_NO_AGREEMENT_DETAIL = "protocol payment: card has not signed an agreement with this channel"
+_ALREADY_TRIED_DETAIL = "already tried for this order"
+
+
+def _card_type_detail(card_type: str, bank_code: str) -> str:
+    return f"{card_type} cards not supported for {bank_code}"
+
+
+def _maintenance_detail(bank_code: str) -> str:
+    return f"in a maintenance window for {bank_code}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,8 +175,16 @@ class RouteEntry:
     fee: Fee
     tz: ZoneInfo
     windows: tuple[CompiledWindow, ...]
+    # The exclusions that do not depend on the payment, built once: with many channels a decision
+    # excludes most entries, and building these texts and records was most of screen()'s cost.
+    # (Exclusion is immutable: sharing one between decisions is safe.)
+    wrong_card_type: Mapping[str, Exclusion]  # card type -> its UNSUPPORTED_CARD_TYPE exclusion
+    no_agreement: Exclusion
+    in_maintenance: Exclusion
+    already_tried: Exclusion
 
 
+@fast_frozen_init  # built per decision: see processors/fastinit.py
 @dataclass(frozen=True, slots=True)
 class Screened:
     ok: list[tuple[RouteEntry, int]]  # available, with the card's remaining daily amount
@@ -183,8 +216,15 @@ class Router:
                         fee=fee_schedule(cb, op),
                         tz=tz,
                         windows=windows,
+                        wrong_card_type=MappingProxyType({ct: Exclusion(cid, UNSUPPORTED_CARD_TYPE, _card_type_detail(
+                            ct, bank_code)) for ct in CardType if ct not in cb.card_types}),
+                        no_agreement=Exclusion(cid, NO_AGREEMENT, _NO_AGREEMENT_DETAIL),
+                        in_maintenance=Exclusion(cid, MAINTENANCE, _maintenance_detail(bank_code)),
+                        already_tried=Exclusion(cid, ALREADY_TRIED, _ALREADY_TRIED_DETAIL),
                     ))
         self._index = {k: tuple(v) for k, v in index.items()}
+        # each channel's zone, resolved once (the planner asks for the chosen channel's day per decision)
+        self.channel_tz: dict[str, ZoneInfo] = {cid: config.channel_tz(ch) for cid, ch in config.channels.items()}
 
     def entries(self, operation: Operation, bank_code: str) -> tuple[RouteEntry, ...]:
         return self._index.get((operation, bank_code), ())
@@ -207,16 +247,18 @@ class Router:
         for e in self._index.get((req.operation, req.bank_code), ()):
             cid = e.channel_id
             if card_type not in e.card_types:
-                excluded.append(Exclusion(cid, UNSUPPORTED_CARD_TYPE, f"{card_type} cards not supported for {e.bank_code}"))
+                ex = e.wrong_card_type.get(card_type)
+                excluded.append(ex if ex is not None else
+                                Exclusion(cid, UNSUPPORTED_CARD_TYPE, _card_type_detail(card_type, e.bank_code)))
                 continue
             if e.needs_agreement and cid not in agreements:
-                excluded.append(Exclusion(cid, NO_AGREEMENT, "protocol payment: card has not signed an agreement with this channel"))
+                excluded.append(e.no_agreement)
                 continue
             zl = zone_cache.get(e.tz)
             if zl is None:
-                zl = zone_cache[e.tz] = (channel_day(now, e.tz), local_ms_of_day(now, e.tz))
+                zl = zone_cache[e.tz] = local_day(now, e.tz)  # (day, local ms of day)
             if e.windows and any_active(e.windows, now, zl[1]):
-                excluded.append(Exclusion(cid, MAINTENANCE, f"in a maintenance window for {e.bank_code}"))
+                excluded.append(e.in_maintenance)
                 continue
             left = e.daily_limit_fen - used((cid, zl[0]), 0)
             if left < 0:
@@ -229,7 +271,7 @@ class Router:
                     excluded.append(Exclusion(cid, OVER_DAILY_LIMIT, f"amount {amount} > remaining daily {left} of {e.daily_limit_fen} on {zl[0]}"))
                     continue
             if cid in tried:
-                excluded.append(Exclusion(cid, ALREADY_TRIED, "already tried for this order"))
+                excluded.append(e.already_tried)
                 continue
             if demoted and (cid, e.bank_code) in demoted:
                 held.append((e, left))
@@ -275,13 +317,15 @@ class Router:
         cands = []
         p_success = stats.p_success
         for e, left in pool:
+            cid, bank = e.channel_id, e.bank_code
             fee = fee_fen(e.fee, amount)
-            p = p_success(e.channel_id, e.bank_code, now)
-            # rounded so that equal estimates compare equal and the tie-breaks decide
-            score = round(expected_value(p, value, fee), 6)
-            cands.append(Candidate(e.channel_id, e.bank_code, fee, e.priority, score, left, p,
-                                   bool(demoted) and (e.channel_id, e.bank_code) in demoted))
-        cands.sort(key=lambda c: (-c.score, -c.priority, c.channel_id))
+            p = p_success(cid, bank, now)
+            # rounded so that equal estimates compare equal and the tie-breaks decide;
+            # p * value - fee is scoring.expected_value, inlined (hot loop, one call less per candidate)
+            cands.append(Candidate(cid, bank, fee, e.priority, round(p * value - fee, 6), left, p,
+                                   (cid, bank) in demoted if demoted else False))
+        if len(cands) > 1:
+            cands.sort(key=_value_order)
         return cands
 
     def _thompson(self, req: RouteRequest, cands: list[Candidate], stats: ChannelBankStats) -> Candidate:

@@ -106,7 +106,13 @@ class ChannelBankStats:
         return self.prior_successes + c.successes * f, self.prior_failures + c.failures * f
 
     def p_success(self, channel_id: str, bank_code: str, now_ms: int) -> float:
-        a, b = self.posterior(channel_id, bank_code, now_ms)
+        # posterior() inlined (same arithmetic, same floats): called for every candidate of every decision
+        c = self._counts.get((channel_id, bank_code))
+        if c is None:
+            a, b = self.prior_successes, self.prior_failures
+        else:
+            f = math.exp(-(now_ms - c.last_ms) * self._rate) if now_ms > c.last_ms else 1.0
+            a, b = self.prior_successes + c.successes * f, self.prior_failures + c.failures * f
         return a / (a + b)
 
     def to_dict(self) -> dict:

@@ -86,8 +86,17 @@ def _cheapest(pool: list[tuple[RouteEntry, int]], amount: int, k: int) -> list[S
     best_fee = [None]
     budget = [_SEARCH_BUDGET]
 
+    # room_after(i, parts) = sum of _room over pool[i:], precomputed for every i and parts <= k:
+    # the search asks it at every node, and re-summing the suffix each time was most of a split
+    # decision's cost with many channels (same values, same search, same plan).
+    suffix = [[0] * (n + 1) for _ in range(k + 1)]
+    for parts, row in enumerate(suffix):
+        for i in range(n - 1, -1, -1):
+            e, left = pool[i]
+            row[i] = row[i + 1] + _room(e, left, parts)
+
     def room_after(i: int, parts: int) -> int:
-        return sum(_room(e, left, parts) for e, left in pool[i:])
+        return suffix[parts][i]
 
     def dfs(i: int, rest: int, parts_left: int, acc: list[SplitPart], acc_fee: int) -> None:
         budget[0] -= 1
