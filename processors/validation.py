@@ -33,7 +33,9 @@ def clear_card_number_field(cmd: PaymentCommand) -> str | None:
     fields = {"order_id": cmd.order_id, "card_token": cmd.card_token, "bank_code": cmd.bank_code,
               "business_line": cmd.business_line, "funder": cmd.funder or "",
               "sign_order_id": cmd.sign_order_id or "", "sms_code": cmd.sms_code or ""}
-    fields.update({f"metadata[{k}]": f"{k}={v}" for k, v in cmd.metadata.items()})
+    # the field's name is reported (outcome reason, dead letter): a number used as a metadata KEY
+    # must not come back in clear through it
+    fields.update({f"metadata[{redact(k)}]": f"{k}={v}" for k, v in cmd.metadata.items()})
     return next((name for name, value in fields.items() if contains_pan(value)), None)
 
 

@@ -170,7 +170,8 @@ def test_release_never_goes_below_zero():
 def test_a_command_with_a_card_number_in_clear_is_rejected_and_nothing_of_it_is_kept(planner):
     pan = "6222022914177764"
     leaky = [command(order_id="o-pan-1").model_copy(update={"card_token": pan}),
-             command(order_id="o-pan-2").model_copy(update={"metadata": {"note": f"card {pan}"}})]
+             command(order_id="o-pan-2").model_copy(update={"metadata": {"note": f"card {pan}"}}),
+             command(order_id="o-pan-3").model_copy(update={"metadata": {pan: "a number as a key"}})]
     for cmd in leaky:
         step = orders.on_command(None, cmd, EMPTY, NOW, planner)
         assert step.attempts == [] and step.dead_letter.reason_code == "CARD_NUMBER_IN_CLEAR"
