@@ -224,6 +224,7 @@ def run(settings: Settings, burst: int = 10_000, rate: float = 2000, seconds: fl
         out["journal_complete_after_s"] = journal_lag_s(s, total)
     finally:
         sup.stop_all()
+        _PRODUCERS.clear()  # no producer left retrying a stopped broker
     return out
 
 

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 
-from bench.bench_e2e import publish_paced  # noqa: E402
+from bench.bench_e2e import _PRODUCERS, publish_paced  # noqa: E402
 from bench.harness import log, private_platform, start_simulators, supervisor, with_routing_config  # noqa: E402
 from bench.workload import percentile, with_prefix  # noqa: E402
 from infra import topics  # noqa: E402
@@ -94,6 +94,7 @@ def run(settings: Settings, rate: float, seconds: float) -> dict:
         by_hop = hops(s, run_id)
     finally:
         sup.stop_all()
+        _PRODUCERS.clear()  # no producer left retrying a stopped broker
     return {h: {"n": len(v), "p50_ms": percentile(sorted(v), 0.5), "p99_ms": percentile(sorted(v), 0.99)}
             for h, v in by_hop.items()}
 

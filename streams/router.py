@@ -255,7 +255,7 @@ class RouterLoop:
         key = msg.key()
         if not key or not self.command_partitions:
             return None
-        expected = (murmur2(key) & 0x7FFFFFFF) % self.command_partitions
+        expected = _partition_of(key, self.command_partitions)
         if expected == msg.partition():
             return None
         return (f"the command arrived on partition {msg.partition()} of {msg.topic()}, but its key hashes to "
@@ -320,7 +320,7 @@ class RouterLoop:
     # ---- capability --------------------------------------------------------------------------------
     def card_view(self, token: str) -> CardView:
         # the card's partition as Kafka's default partitioner (murmur2) places its key
-        if (murmur2(token.encode()) & 0x7FFFFFFF) % (self.command_partitions or PARTITIONS) not in self.owned:
+        if _partition_of(token.encode(), self.command_partitions or PARTITIONS) not in self.owned:
             return CardView(None, None, "elsewhere")
         return CardView(self._usage(token), self._agreements(token), "local")
 
@@ -338,6 +338,12 @@ class RouterLoop:
         for event in diff(previous, snap, now, self.view.status().get("digest") or ""):
             self._produce(self.changes_t, event["channel_id"].encode(),
                           json.dumps(event, separators=(",", ":")).encode(), None)
+
+
+@functools.lru_cache(maxsize=200_000)
+def _partition_of(key: bytes, partitions: int) -> int:
+    # aiokafka's murmur2 is pure Python (7 % of a command); a card's commands repeat its key
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def _origin(msg) -> str:
