@@ -68,8 +68,11 @@ def produce_all(settings: Settings, topic: str, items: Iterable[tuple[bytes, byt
 
 def reader(settings: Settings, topic: str, group: str = "bench-reader") -> Consumer:
     """Reads every partition of `topic` from the beginning (assign: no group join to wait for)."""
+    # fetch.wait.max.ms as on paycenter's payment path (librdkafka's default is 500 ms), so the
+    # raw loop and the stages wait on idle partitions alike
     c = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": group,
-                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                  "fetch.wait.max.ms": settings.path_fetch_max_wait_ms})
     parts = topics.get(topic).partitions
     c.assign([TopicPartition(settings.topic(topic), p, 0) for p in range(parts)])
     return c
