@@ -44,8 +44,9 @@ def make_app(role: str, settings: Settings, **overrides) -> faust.App:
     """One faust app (and so one consumer group) per role.
 
     Topics are provisioned by infra (never declared or auto-created by faust), and faust's leader
-    topic is not used. The router's app id is plain "paycenter" so its table changelogs are
-    "paycenter-<table>-changelog" as provisioned.
+    topic is not used. App ids are "paycenter-<role>" (table changelogs
+    "paycenter-<role>-<table>-changelog", provisioned in infra/topics.yaml); "paycenter" was the
+    faust router's, whose changelogs the loop router (streams/router.py) still uses.
     """
     _tune_fetch_wait(settings.fetch_max_wait_ms)
     app_id = settings.topic_prefix + ("paycenter" if role == "router" else f"paycenter-{role}")

@@ -54,7 +54,7 @@ def build(settings: Settings, channels: dict[str, Channel] | None = None, clock:
     query_every_s = _env_s("PAYCENTER_PENDING_QUERY_INTERVAL_S", 10)
     grace_ms = int(1000 * (settings.pending_poll_deadline_s + 1))  # the executor's polling, and a margin
     backlog_every_s = _env_s("PAYCENTER_BACKLOG_INTERVAL_S", 5)
-    app = make_app("pending", settings, producer_max_batch_size=1)  # see streams/health.py ONE_RECORD_BATCHES
+    app = make_app("pending", settings, producer_max_batch_size=1)  # faust restores its table to the broker's high watermark: see streams/common.py
     table = app.Table("pending", default=None, key_type=str)  # attempt_id -> entry (processors/health_pending.py)
     source = raw_topic(app, settings, "pay.results", "pay.notifications")
     results_out = raw_topic(app, settings, "pay.results")
