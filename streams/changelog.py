@@ -66,6 +66,13 @@ class ChangelogTable(Generic[T]):
         producer.produce(self.topic, key=orjson.dumps(key), value=orjson.dumps(self._encode(value)),
                          partition=partition)
 
+    def delete(self, partition: int, key: str, producer: Producer) -> None:
+        """Forget a key: a tombstone in the changelog (compaction removes it there too)."""
+        self._parts.get(partition, {}).pop(key, None)
+        if self._where.get(key) == partition:
+            del self._where[key]
+        producer.produce(self.topic, key=orjson.dumps(key), value=None, partition=partition)
+
     def keys(self, partition: int | None = None) -> list[str]:
         """The keys held (of one partition, or of all): a list, safe to write the table while iterating."""
         if partition is not None:

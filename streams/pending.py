@@ -1,41 +1,53 @@
 """Pending resolver role (`paycenter worker pending`): attempts left PENDING get their final answer
 applied exactly once, by a status query at the channel or by the channel's notification.
 
-* agent `resolve` reads pay.results + pay.notifications (both keyed card_token, co-partitioned) and
-  keeps the attempts waiting for a final answer in the changelog-backed table `pending`
-  (processors/health_pending.py decides; the first final answer wins, later ones are ignored);
-  a final answer it accepts is published to pay.results like any result, so the order machine,
-  the health monitor and the journal see it the usual way;
-* a timer queries the channel (`Channel.query_status`) for attempts pending longer than
+A confluent-kafka consumer driven from asyncio (like the executor), one consumer group:
+* it reads pay.results + pay.notifications (both keyed card_token, co-partitioned: range assignor)
+  and keeps the attempts waiting for a final answer in the table `pending`, in memory and
+  changelogged (streams/changelog.py; restored up to a marker when a partition is taken over).
+  processors/health_pending.py decides; the first final answer wins, later ones are ignored; a
+  final answer it accepts is published to pay.results like any result, so the order machine, the
+  health monitor and the journal see it the usual way. Outputs are flushed before offsets are
+  committed; a replay publishes a final answer at most once more (the router ignores a second
+  final result of an attempt);
+* every second it queries the channel (`Channel.query_status`) for attempts pending longer than
   PAYCENTER_PENDING_QUERY_AGE_S (default: the executor's poll deadline + 5 s), again after
   PAYCENTER_PENDING_QUERY_INTERVAL_S (10 s) or half the attempt's age if longer, and hands final
-  answers to the agent through pay.notifications; it also reports the order backlog per business line (attempts waiting, oldest
-  age) to health.metrics and, over its threshold (PAYCENTER_HEALTH_CONFIG `backlog`), to pay.alerts;
+  answers to itself through pay.notifications (durable, in order with the partition's results);
+  it also releases held callbacks and forgets old final entries, and reports the order backlog
+  per business line (attempts waiting, oldest age) to health.metrics and, over its threshold
+  (PAYCENTER_HEALTH_CONFIG `backlog`), to pay.alerts;
 * an HTTP endpoint (streams/callbacks.py, PAYCENTER_CALLBACK_HOST/PORT, default 127.0.0.1:18610)
-  accepts signed channel notifications and hands them to the agent the same way.
-The timer only reads the table: faust tables are written while processing an event, so table
-housekeeping (held callbacks, forgetting old final entries) runs on TICK records it sends.
+  accepts signed channel notifications and hands them on the same way; a notification is
+  acknowledged to the channel once it is on the broker.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
+import signal
 import time
 
-import faust
+import orjson
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from connectors.base import Channel, ChannelResponse
 from connectors.registry import build_channels
+from infra import kafka
 from infra.settings import Settings
+from paycenter import metrics
 from processors import health_pending as hp
 from processors.health_alerts import backlog_alert
 from processors.health_config import HealthConfig, load as load_health_config
 from schemas.codec import DecodeError
 from schemas.records import AttemptResult
 from streams.callbacks import DEFAULT_HOST, DEFAULT_PORT, HOST_ENV, PORT_ENV, CallbackEndpoint, serve
-from streams.common import Clock, load_routing_config, make_app, raw_topic, run_faust, wall_clock_ms
+from streams.changelog import ChangelogTable, restore
+from streams.common import Clock, load_routing_config, wall_clock_ms
+from streams.lag import LagReporter
 
 log = logging.getLogger("paycenter.pending")
 
@@ -46,172 +58,264 @@ def _env_s(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
 
-def build(settings: Settings, channels: dict[str, Channel] | None = None, clock: Clock = wall_clock_ms,
-          config: HealthConfig | None = None) -> faust.App:
-    config = config if config is not None else load_health_config()
-    registry = channels if channels is not None else build_channels(load_routing_config(settings))
-    query_age_ms = int(1000 * _env_s("PAYCENTER_PENDING_QUERY_AGE_S", settings.pending_poll_deadline_s + 5))
-    query_every_s = _env_s("PAYCENTER_PENDING_QUERY_INTERVAL_S", 10)
-    grace_ms = int(1000 * (settings.pending_poll_deadline_s + 1))  # the executor's polling, and a margin
-    backlog_every_s = _env_s("PAYCENTER_BACKLOG_INTERVAL_S", 5)
-    app = make_app("pending", settings, producer_max_batch_size=1)  # faust restores its table to the broker's high watermark: see streams/common.py
-    table = app.Table("pending", default=None, key_type=str)  # attempt_id -> entry (processors/health_pending.py)
-    source = raw_topic(app, settings, "pay.results", "pay.notifications")
-    results_out = raw_topic(app, settings, "pay.results")
-    notes_out = raw_topic(app, settings, "pay.notifications")
-    alerts_out = raw_topic(app, settings, "pay.alerts")
-    metrics_out = raw_topic(app, settings, "health.metrics")
-    results_name = settings.topic("pay.results")
-    queried: dict[str, float] = {}  # attempt_id -> monotonic time of the last query (in flight included)
-    alerting: dict[str, bool] = {}
-    lines_seen: set[str] = set()
-    stats = {"published": 0, "ignored": 0, "held": 0}
+class PendingLoop:
+    def __init__(self, settings: Settings, channels: dict[str, Channel] | None = None, clock: Clock = wall_clock_ms,
+                 config: HealthConfig | None = None, batch: int = 1000):
+        self.s, self.clock, self.batch = settings, clock, batch
+        self.config = config if config is not None else load_health_config()
+        self.registry = channels if channels is not None else build_channels(load_routing_config(settings))
+        self.query_age_ms = int(1000 * _env_s("PAYCENTER_PENDING_QUERY_AGE_S", settings.pending_poll_deadline_s + 5))
+        self.query_every_s = _env_s("PAYCENTER_PENDING_QUERY_INTERVAL_S", 10)
+        self.grace_ms = int(1000 * (settings.pending_poll_deadline_s + 1))  # the executor's polling, and a margin
+        self.backlog_every_s = _env_s("PAYCENTER_BACKLOG_INTERVAL_S", 5)
+        t = settings.topic
+        self.results_t, self.notes_t = t("pay.results"), t("pay.notifications")
+        self.alerts_t, self.metrics_t = t("pay.alerts"), t("health.metrics")
+        self.table: ChangelogTable[dict] = ChangelogTable(t("paycenter-pending-pending-changelog"),
+                                                          encode=lambda v: v, decode=lambda d: d)
+        self.failed_deliveries = 0
+        # every delivery is reported (not only errors): a callback is acknowledged on its report
+        self.producer = Producer({**kafka.producer_config(settings, linger_ms=1), "on_delivery": self._delivered})
+        self.consumer = Consumer({
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": settings.topic_prefix + "paycenter-pending",
+            "partition.assignment.strategy": "range",  # co-partitioning of pay.results and pay.notifications
+            "enable.auto.commit": False, "auto.offset.reset": "earliest",
+            "session.timeout.ms": int(settings.session_timeout_s * 1000), "heartbeat.interval.ms": 1000,
+            "fetch.wait.max.ms": settings.fetch_max_wait_ms,
+        })
+        self.owned: set[int] = set()
+        self.queried: dict[str, float] = {}  # attempt_id -> monotonic time of the last query (in flight included)
+        self.queries = asyncio.Semaphore(50)  # status queries in flight, across channels
+        self.alerting: dict[str, bool] = {}
+        self.lines_seen: set[str] = set()
+        self.stats = {"published": 0, "ignored": 0, "held": 0}
+        self.running = True
+        self.lag = LagReporter("pending")
+        self._consumed = functools.lru_cache(maxsize=None)(lambda topic: metrics.CONSUMED.labels("pending", topic))
 
-    async def note_to_agent(note: hp.Notification, partition: int | None) -> None:
-        fut = await notes_out.send(key=note.card_token.encode(), value=note.model_dump_json().encode(),
-                                   partition=partition)
-        await fut  # durable before a callback is acknowledged
-
-    async def deliver(channel_id: str, attempt_id: str, card_token: str, resp: ChannelResponse) -> None:
-        entry = table.get(attempt_id)
-        await note_to_agent(_note(channel_id, attempt_id, card_token, resp, hp.CALLBACK, clock()),
-                            entry["p"] if entry else None)
-
-    async def on_result(event) -> None:
+    # ---- the loop --------------------------------------------------------------------------------
+    async def run(self) -> None:
+        self.consumer.subscribe([self.results_t, self.notes_t], on_assign=self._assigned,
+                                on_revoke=lambda c, p: self._flush(), on_lost=self._lost)
+        runner = await self._serve_callbacks()
+        idle, housekeeping_at, backlog_at = 0.001, 0.0, time.monotonic()
         try:
-            result = AttemptResult.decode(event.message.value)
+            while self.running:
+                msgs = self.consumer.consume(self.batch, 0)
+                offsets: dict[tuple[str, int], int] = {}
+                for msg in msgs:
+                    if msg.error():
+                        log.warning("consume error: %s", msg.error())
+                        continue
+                    offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
+                    self._consumed(msg.topic()).inc()
+                    try:
+                        self.handle(msg)
+                    except Exception:  # a poison record must not stop the partition
+                        log.exception("pending resolver could not process %s:%d@%d", msg.topic(), msg.partition(),
+                                      msg.offset())
+                if offsets:
+                    self._flush()
+                    self._commit(offsets)
+                now = time.monotonic()
+                if now - housekeeping_at >= 1.0:
+                    housekeeping_at = now
+                    self.housekeeping()
+                if now - backlog_at >= self.backlog_every_s:
+                    backlog_at = now
+                    self.report_backlog()
+                    self.lag.report(self.consumer)
+                self.producer.poll(0)
+                if msgs:
+                    idle = 0.001
+                    await asyncio.sleep(0)
+                else:
+                    await asyncio.sleep(idle)  # nothing fetched: let queries and callbacks run
+                    idle = min(idle * 2, 0.05)
+        finally:
+            if runner is not None:
+                await runner.cleanup()
+            self._flush()
+            self.consumer.close()
+            for ch in self.registry.values():
+                await ch.close()
+
+    def stop(self) -> None:
+        self.running = False
+
+    def handle(self, msg) -> None:
+        if msg.topic() == self.results_t:
+            self.on_result(msg)
+        else:
+            self.on_note(msg)
+
+    def on_result(self, msg) -> None:
+        try:
+            result = AttemptResult.decode(msg.value())
         except (DecodeError, ValueError):
             return  # the router dead-letters it
-        entry = hp.on_result(table.get(result.attempt_id), result, event.message.partition)
+        entry = hp.on_result(self.table.get(result.attempt_id), result, msg.partition())
         if entry is not None:
-            table[result.attempt_id] = entry
-            lines_seen.add(result.business_line)
+            self.table.put(msg.partition(), result.attempt_id, entry, self.producer)
+            self.lines_seen.add(result.business_line)
             if entry["final"]:
-                queried.pop(result.attempt_id, None)
+                self.queried.pop(result.attempt_id, None)
 
-    async def on_note(event) -> None:
-        body = json.loads(event.message.value)
-        now = clock()
-        if body.get("kind") == "tick":  # the attempts the timer found due for housekeeping
-            for attempt_id in body.get("ids", ()):
-                entry = table.get(attempt_id)
-                if entry is None or entry["p"] != event.message.partition:
-                    continue
-                new, drop, final = hp.on_tick(entry, now, grace_ms, KEEP_FINAL_MS)
-                if final is not None:
-                    await publish(final)
-                if drop:
-                    del table[attempt_id]
-                elif new is not None:
-                    table[attempt_id] = new
-            return
+    def on_note(self, msg) -> None:
+        body = json.loads(msg.value())
+        if body.get("kind") == "tick":
+            return  # housekeeping requests of the earlier faust resolver: done by the loop itself now
         note = hp.Notification.model_validate(body)
-        entry = table.get(note.attempt_id)
-        new, final = hp.on_notification(entry, note, now, grace_ms)
+        entry = self.table.get(note.attempt_id)
+        new, final = hp.on_notification(entry, note, self.clock(), self.grace_ms)
         if final is not None:
-            await publish(final)
+            self.publish(final)
         elif new is not None:
-            stats["held"] += 1
+            self.stats["held"] += 1
         else:
-            stats["ignored"] += 1
+            self.stats["ignored"] += 1
             log.info("%s answer for %s ignored: %s", note.source, note.attempt_id,
                      "not waiting here" if entry is None else "already final" if entry["final"] else "not final")
         if new is not None:
-            table[note.attempt_id] = new
-            queried.pop(note.attempt_id, None)
+            self.table.put(msg.partition(), note.attempt_id, new, self.producer)
+            self.queried.pop(note.attempt_id, None)
 
-    async def publish(final: AttemptResult) -> None:
-        stats["published"] += 1
-        await results_out.send(key=final.card_token.encode(), value=final.encode())
+    def publish(self, final: AttemptResult) -> None:
+        self.stats["published"] += 1
+        self._produce(self.results_t, final.card_token.encode(), final.encode())
         log.warning("late final answer for %s on %s: %s %s", final.attempt_id, final.channel_id,
                     final.status.value, final.channel_message)
 
-    @app.agent(source, name="resolve")
-    async def resolve(stream):
-        async for event in stream.events():
-            try:
-                if event.message.topic == results_name:
-                    await on_result(event)
-                else:
-                    await on_note(event)
-            except Exception:  # a poison record must not stop the partition
-                log.exception("pending resolver could not process %s:%d@%d", event.message.topic,
-                              event.message.partition, event.message.offset)
+    # ---- timers --------------------------------------------------------------------------------
+    def housekeeping(self) -> None:
+        now, mono = self.clock(), time.monotonic()
+        for p in sorted(self.owned):
+            for attempt_id in self.table.keys(p):
+                entry = self.table.get(attempt_id)
+                held = entry.get("held") is not None
+                if (entry["final"] and (entry["final_at"] or 0) + KEEP_FINAL_MS <= now) or \
+                        (held and now >= entry["since"] + self.grace_ms):
+                    new, drop, final = hp.on_tick(entry, now, self.grace_ms, KEEP_FINAL_MS)
+                    if final is not None:
+                        self.publish(final)
+                    if drop:
+                        self.table.delete(p, attempt_id, self.producer)
+                    elif new is not None:
+                        self.table.put(p, attempt_id, new, self.producer)
+                elif hp.due_for_query(entry, now, self.query_age_ms) and \
+                        mono - self.queried.get(attempt_id, -1e9) >= max(self.query_every_s, (now - entry["since"]) / 2000):
+                    # asked again every interval, backing off to half the attempt's age: a channel that
+                    # keeps thousands pending for an hour is not asked thousands of times a second
+                    self.queried[attempt_id] = mono
+                    asyncio.ensure_future(self.query(entry))
 
-    queries = asyncio.Semaphore(50)  # status queries in flight, across channels
-
-    async def query(entry: dict) -> None:
+    async def query(self, entry: dict) -> None:
         r = entry["r"]
-        channel = registry.get(r["channel_id"])
+        channel = self.registry.get(r["channel_id"])
         if channel is None:
             return
-        async with queries:
-            resp = await channel.query_status(r["attempt_id"])
-        if resp.is_final:
-            try:
-                await note_to_agent(_note(r["channel_id"], r["attempt_id"], r["card_token"], resp, hp.QUERY,
-                                          clock()), entry["p"])
-            except Exception:  # asked again at the next interval
-                log.exception("could not hand on the status of %s", r["attempt_id"])
-
-    @app.timer(interval=1.0)
-    async def housekeeping() -> None:
-        now, mono = clock(), time.monotonic()
-        due: dict[int, list[str]] = {}
-        for attempt_id, entry in list(table.items()):
-            held = entry.get("held") is not None
-            if (entry["final"] and (entry["final_at"] or 0) + KEEP_FINAL_MS <= now) or \
-                    (held and now >= entry["since"] + grace_ms):
-                due.setdefault(entry["p"], []).append(attempt_id)
-            elif hp.due_for_query(entry, now, query_age_ms) and \
-                    mono - queried.get(attempt_id, -1e9) >= max(query_every_s, (now - entry["since"]) / 2000):
-                # asked again every interval, backing off to half the attempt's age: a channel that
-                # keeps thousands pending for an hour is not asked thousands of times a second
-                queried[attempt_id] = mono
-                asyncio.ensure_future(query(entry))
-        for p, ids in sorted(due.items()):
-            for i in range(0, len(ids), 500):
-                await notes_out.send(key=b"tick", value=json.dumps({"kind": "tick", "ids": ids[i:i + 500]}).encode(),
-                                     partition=p)
-
-    last_backlog = [0.0]
-
-    @app.timer(interval=1.0)
-    async def report_backlog() -> None:
-        if time.monotonic() - last_backlog[0] < backlog_every_s:
+        try:
+            async with self.queries:
+                resp = await channel.query_status(r["attempt_id"])
+        except Exception as exc:  # asked again at the next interval
+            log.warning("status query of %s at %s failed: %r", r["attempt_id"], r["channel_id"], exc)
             return
-        last_backlog[0] = time.monotonic()
-        now = clock()
-        statuses = hp.backlog(list(table.values()), now, config.backlog.business_lines, config.backlog.default,
-                              lines_seen)
+        if resp.is_final:
+            self.note(_note(r["channel_id"], r["attempt_id"], r["card_token"], resp, hp.QUERY, self.clock()),
+                      entry["p"])
+
+    def note(self, note: hp.Notification, partition: int | None) -> None:
+        kwargs = {"partition": partition} if partition is not None else {}
+        self._produce(self.notes_t, note.card_token.encode(), note.model_dump_json().encode(), **kwargs)
+
+    async def deliver(self, channel_id: str, attempt_id: str, card_token: str, resp: ChannelResponse) -> None:
+        """A signed callback: on the broker before the channel gets its acknowledgement."""
+        entry = self.table.get(attempt_id)
+        done = asyncio.get_running_loop().create_future()
+
+        def delivered(err, _msg) -> None:  # served by producer.poll/flush, on this loop's thread
+            if done.done():
+                return
+            if err is not None:
+                done.set_exception(KafkaException(err))
+            else:
+                done.set_result(None)
+
+        note = _note(channel_id, attempt_id, card_token, resp, hp.CALLBACK, self.clock())
+        kwargs = {"partition": entry["p"]} if entry else {}
+        self.producer.produce(self.notes_t, key=card_token.encode(), value=note.model_dump_json().encode(),
+                              on_delivery=delivered, **kwargs)
+        while not done.done():
+            self.producer.poll(0)
+            await asyncio.sleep(0.005)
+        done.result()
+
+    def report_backlog(self) -> None:
+        now = self.clock()
+        entries = [self.table.get(k) for k in self.table.keys()]
+        statuses = hp.backlog(entries, now, self.config.backlog.business_lines, self.config.backlog.default,
+                              self.lines_seen)
         for line, status in statuses.items():
-            await metrics_out.send(key=f"backlog:{line}".encode(),
-                                   value=json.dumps({"kind": "backlog", "at_ms": now, **status.to_dict()}).encode())
-            alert = backlog_alert(status, alerting.get(line, False), now)
-            alerting[line] = status.alert
+            self._produce(self.metrics_t, f"backlog:{line}".encode(),
+                          orjson.dumps({"kind": "backlog", "at_ms": now, **status.to_dict()}))
+            alert = backlog_alert(status, self.alerting.get(line, False), now)
+            self.alerting[line] = status.alert
             if alert is not None:
-                await alerts_out.send(key=line.encode(), value=alert.encode())
+                self._produce(self.alerts_t, line.encode(), alert.encode())
                 log.warning("%s: %s", alert.what, alert.reason)
             if status.pending:
                 log.info("backlog %s: %d waiting, oldest %s ms", line, status.pending, status.oldest_age_ms)
 
-    @app.task
-    async def callbacks() -> None:
+    async def _serve_callbacks(self):
         host = os.environ.get(HOST_ENV, DEFAULT_HOST)
         port = int(os.environ.get(PORT_ENV, DEFAULT_PORT))
         try:
-            await serve(CallbackEndpoint(registry, deliver), host, port)
+            return await serve(CallbackEndpoint(self.registry, self.deliver), host, port)
         except OSError as exc:  # status queries still resolve pending attempts; say how to fix it
             log.error("channel callbacks NOT served: cannot listen on %s:%d (%s); set %s to a free port",
                       host, port, exc, PORT_ENV)
+            return None
 
-    @app.on_before_shutdown.connect
-    async def _close(app, **kwargs) -> None:
-        for ch in registry.values():
-            await ch.close()
+    # ---- Kafka plumbing ----------------------------------------------------------------------------
+    def _produce(self, topic: str, key: bytes, value: bytes, **kwargs) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, key=key, value=value, **kwargs)
+                return
+            except BufferError:  # the local queue is full: let librdkafka deliver some
+                self.producer.poll(0.05)
 
-    app.pending_stats = stats  # for tests and logs
-    return app
+    def _flush(self) -> None:
+        while self.producer.flush(10):
+            log.warning("producer has undelivered records after 10 s; still waiting (is the broker up?)")
+        if self.failed_deliveries:
+            raise KafkaException(f"{self.failed_deliveries} records could not be delivered; exiting so the "
+                                 "batch is replayed after a restart")
+
+    def _delivered(self, err, msg) -> None:
+        if err is not None:
+            self.failed_deliveries += 1
+            log.error("delivery to %s failed: %s", msg.topic(), err)
+
+    def _commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        try:
+            self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                                 asynchronous=False)
+        except KafkaException as exc:  # e.g. a rebalance: the next owner replays, first final answer wins
+            log.warning("offset commit failed (%s); the batch will be replayed by the next owner", exc)
+
+    def _assigned(self, consumer, partitions: list[TopicPartition]) -> None:
+        new = {tp.partition for tp in partitions if tp.topic == self.results_t}
+        self.table.drop(self.owned - new)
+        read = restore([self.table], new - self.owned, self.producer, self.s.kafka_bootstrap)
+        self.owned = new
+        log.warning("pending resolver owns partitions %s (restored %d changelog records)", sorted(new), read)
+
+    def _lost(self, consumer, partitions: list[TopicPartition]) -> None:
+        lost = {tp.partition for tp in partitions if tp.topic == self.results_t}
+        self.table.drop(lost)
+        self.owned -= lost
 
 
 def _note(channel_id: str, attempt_id: str, card_token: str, resp: ChannelResponse, source: str,
@@ -223,4 +327,11 @@ def _note(channel_id: str, attempt_id: str, card_token: str, resp: ChannelRespon
 
 
 def main(settings: Settings) -> int:
-    return run_faust(build(settings))
+    async def run() -> None:
+        loop = PendingLoop(settings)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(sig, loop.stop)
+        await loop.run()
+
+    asyncio.run(run())
+    return 0
