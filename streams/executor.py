@@ -31,26 +31,32 @@ import functools
 import logging
 import signal
 import time
+from types import SimpleNamespace
 
 from confluent_kafka import Consumer, KafkaException, Producer
 
 from connectors import codes
 from connectors.base import Channel, ChannelRequest, ChannelResponse
 from connectors.registry import build_channels
+from connectors.signing import MissingSecretError
 from infra import kafka
 from infra.settings import Settings
 from paycenter import metrics
+from processors.config_doc import ConfigDoc, digest
 from processors.routing_config import RoutingConfig
 from schemas.codec import DecodeError
 from schemas.records import Attempt, AttemptResult, AttemptStatus, FailureKind
 from streams.bulkhead import Bulkhead, Ticket
 from streams.common import Clock, load_routing_config, message_dead_letter, wall_clock_ms
+from streams.config_view import ConfigView
 from streams.lag import LagReporter
 from streams.offsets import OffsetTracker, Partition
 
 log = logging.getLogger("paycenter.executor")
 
 STALL_S = 0.5  # a full channel-bank whose oldest waiting attempt got no slot for this long refuses more
+UNKNOWN_CHANNEL_WAIT_S = 5.0  # for a configuration that adds a channel to reach this executor too
+RETIRE_S = 60.0  # a connector replaced by a new configuration is closed this much later
 SHUTDOWN_WAIT_S = 10.0  # for the calls in flight when asked to stop
 BUSY_LOG_EVERY_S = 10.0  # one warning per stalled channel-bank per this long, with the count
 
@@ -95,6 +101,11 @@ async def resolve_pending(channel: Channel, attempt_id: str, deadline_s: float,
     return None
 
 
+def _wiring(ch) -> tuple:
+    """What a connector is built from: a change of any of it needs a new connector."""
+    return (ch.base_url, ch.secret_env, ch.timeout_ms)
+
+
 def channel_busy(att: Attempt, limit: int, stall_s: float) -> ChannelResponse:
     # Nothing was sent, so this is a safe channel-side failure: the router may fail over.
     return ChannelResponse(status=AttemptStatus.FAILED, failure_kind=FailureKind.CHANNEL,
@@ -109,8 +120,15 @@ class ExecutorLoop:
     def __init__(self, settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_ms,
                  channels: dict[str, Channel] | None = None, batch: int = 500):
         self.s, self.clock, self.batch = settings, clock, batch
+        # the configuration in force on pay.config (PAYCENTER_ROUTING_CONFIG when it holds none), as
+        # the routers see it, followed while running: a channel added there is called without a restart
+        self.view = None
+        if channels is None:
+            self.view = ConfigView(settings, fallback=ConfigDoc(config, digest(config), f"file:{settings.routing_config}"))
+            config = self.view.load_initial().config
         # built now, before any attempt can arrive (connectors open their HTTP sessions lazily)
         self.registry: dict[str, Channel] = channels if channels is not None else build_channels(config)
+        self._wiring = {cid: _wiring(ch) for cid, ch in config.channels.items()}
         self.bulkhead = Bulkhead(per_key=settings.channel_concurrency, queue_per_key=settings.channel_concurrency,
                                  total=settings.executor_concurrency, stall_s=STALL_S)
         self.results_t, self.dlq_t = settings.topic("pay.results"), settings.topic("pay.deadletter")
@@ -136,6 +154,11 @@ class ExecutorLoop:
 
     # ---- the loop --------------------------------------------------------------------------------
     async def run(self) -> None:
+        self._reconfigured = asyncio.get_running_loop().create_future()
+        if self.view is not None:
+            loop = asyncio.get_running_loop()
+            self.view.listen(lambda doc: loop.call_soon_threadsafe(self.reconfigure, doc.config))
+            self.view.start()
         self.consumer.subscribe([self.s.topic("pay.attempts")], on_revoke=self._revoked, on_lost=self._lost)
         idle, committed_at = 0.001, 0.0
         try:
@@ -163,6 +186,28 @@ class ExecutorLoop:
     def stop(self) -> None:
         self.running = False
 
+    def reconfigure(self, config: RoutingConfig) -> None:
+        """Connectors for the channels a new configuration adds or rewires (URL, secret, timeout).
+        A replaced connector is closed a minute later: calls in flight keep the one they started
+        with. A removed channel keeps its connector: attempts routed before may still arrive."""
+        changed = {cid: ch for cid, ch in config.channels.items() if self._wiring.get(cid) != _wiring(ch)}
+        if not changed:
+            return
+        try:
+            built = build_channels(SimpleNamespace(channels=changed))
+        except MissingSecretError as exc:
+            log.error("new channel configuration not applied in this executor: %s; then restart it", exc)
+            return
+        for cid, connector in built.items():
+            old = self.registry.get(cid)
+            self.registry[cid] = connector
+            self._wiring[cid] = _wiring(changed[cid])
+            if old is not None:
+                asyncio.get_running_loop().call_later(RETIRE_S, lambda ch=old: asyncio.ensure_future(ch.close()))
+        log.warning("channels %s connected from the configuration on pay.config", sorted(built))
+        self._reconfigured.set_result(None)  # wakes attempts waiting for these channels
+        self._reconfigured = asyncio.get_running_loop().create_future()
+
     async def handle(self, msg) -> None:
         if msg.error():
             log.warning("consume error: %s", msg.error())
@@ -179,14 +224,36 @@ class ExecutorLoop:
             return
         channel = self.registry.get(att.channel_id)
         if channel is None:
-            self.publish(att, unknown_channel(att), self.clock(), done)
+            self._spawn(self.unknown(att, done), None)
             return
+        await self.dispatch(att, channel, done)
+
+    async def unknown(self, att: Attempt, done) -> None:
+        """A channel this executor has no connector for: the routers may have read a configuration
+        that adds it a moment before this executor did; wait for that a little, then answer
+        NO_CONNECTOR (nothing sent: the router fails over)."""
+        end = time.monotonic() + (UNKNOWN_CHANNEL_WAIT_S if self.view is not None else 0.0)
+        while att.channel_id not in self.registry and (left := end - time.monotonic()) > 0:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._reconfigured), left)
+            except asyncio.TimeoutError:
+                break
+        channel = self.registry.get(att.channel_id)
+        if channel is None:
+            self.publish(att, unknown_channel(att), self.clock(), done)
+        else:
+            await self.dispatch(att, channel, done)
+
+    async def dispatch(self, att: Attempt, channel: Channel, done) -> None:
         ticket = await self.bulkhead.admit((att.channel_id, att.bank_code))
         if ticket is None:
             self._log_busy(att)
             self.publish(att, channel_busy(att, self.s.channel_concurrency, STALL_S), self.clock(), done)
             return
-        task = asyncio.ensure_future(self.call(att, channel, ticket, done))
+        self._spawn(self.call(att, channel, ticket, done), ticket)
+
+    def _spawn(self, coro, ticket: Ticket | None) -> None:
+        task = asyncio.ensure_future(coro)
         self.tasks.add(task)
         task.add_done_callback(functools.partial(self._task_done, ticket))
 
@@ -255,9 +322,10 @@ class ExecutorLoop:
             log.error("delivery to %s failed: %s; stopping the executor", msg.topic(), err)
             self.failed = KafkaException(err)
 
-    def _task_done(self, ticket: Ticket, task: asyncio.Task) -> None:
+    def _task_done(self, ticket: Ticket | None, task: asyncio.Task) -> None:
         self.tasks.discard(task)
-        ticket.release()  # idempotent: a task cancelled while waiting or calling frees its place
+        if ticket is not None:
+            ticket.release()  # idempotent: a task cancelled while waiting or calling frees its place
         if not task.cancelled() and task.exception() is not None and self.failed is None:
             log.error("attempt task failed: %r; stopping the executor", task.exception())
             self.failed = task.exception()
@@ -297,6 +365,8 @@ class ExecutorLoop:
         self.producer.flush(10)
         self._commit(asynchronous=False)
         self.consumer.close()
+        if self.view is not None:
+            self.view.stop()
         for ch in self.registry.values():
             await ch.close()
 

@@ -288,6 +288,45 @@ def test_config_hot_reload_removes_a_channel_and_invalid_configs_are_rejected(rs
     print(f"[hot reload] apply -> router on new config in {reload_s:.2f} s", file=sys.stderr)
 
 
+def test_a_channel_added_through_pay_config_is_called_without_restarting_the_executor(rstack, tmp_path: Path):
+    """`paycenter config apply` with a new channel: the routers route to it and the running executor
+    connects to it (before, it answered NO_CONNECTOR until restarted)."""
+    r = run_id()
+    original = rstack.capability("/v1/config")
+    port = _proc.free_port()
+    data = yaml.safe_load(rstack.config_path.read_text())
+    added = json.loads(json.dumps(data["channels"]["one"]))
+    added.update(base_url=f"http://127.0.0.1:{port}", secret_env="PAYCENTER_SECRET_RT_FRESH", priority=200)
+    added["banks"] = {"CMB": added["banks"]["ICBC"]}  # a bank only the new channel serves
+    data["channels"]["fresh"] = added
+    prof = tmp_path / "profile-fresh.yaml"
+    prof.write_text(yaml.safe_dump(profile(added["banks"])))
+    sim = rstack.sup.spawn(f"rt-simulator-fresh-{r}", [sys.executable, "-m", "connectors.simulator", "--channel",
+                                                       "fresh", "--port", str(port), "--secret-env",
+                                                       "PAYCENTER_SECRET_RT_FRESH", "--profile", str(prof),
+                                                       "--zero-latency"])
+    bigger = tmp_path / "with-fresh.yaml"
+    bigger.write_text(yaml.safe_dump(data))
+    try:
+        wait_for(lambda: _proc.port_open("127.0.0.1", port), 30, "the new channel's simulator")
+        applied = rstack.cli("config", "apply", str(bigger))
+        assert applied.returncode == 0, applied.stderr
+        digest_ = applied.stdout.split("digest ")[1].split()[0]
+        wait_for(lambda: rstack.capability("/v1/config")["digest"] == digest_, 30, "routers on the new config")
+        payment = cmd(f"fresh-{r}", 100 * CNY, bank="CMB", card=f"tok_fresh_{r}")
+        rstack.publish([payment])
+        out = one(rstack.await_outcomes({payment.order_id}), payment.order_id)
+        assert out.status == OutcomeStatus.SUCCEEDED, (out.reason_code, out.reason)
+        assert out.parts[0].channel_id == "fresh" and out.attempts == 1, out
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/ledger", timeout=10) as resp:
+            assert [e["order_id"] for e in json.loads(resp.read())] == [payment.order_id]
+    finally:
+        back = rstack.cli("config", "apply", str(rstack.config_path))
+        assert back.returncode == 0, back.stderr
+        wait_for(lambda: rstack.capability("/v1/config")["digest"] == original["digest"], 30, "config restored")
+        rstack.sup.retire(sim)
+
+
 def test_capability_cli_asks_a_router(rstack):
     out = subprocess.run([sys.executable, "-m", "paycenter.cli", "capability", "--business-line", "card_repayment",
                           "--bank", "CCB", "--url", f"http://127.0.0.1:{rstack.capability_port}"],
