@@ -33,7 +33,7 @@ import signal
 import time
 from types import SimpleNamespace
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import KafkaException, Producer
 
 from connectors import codes
 from connectors.base import Channel, ChannelRequest, ChannelResponse
@@ -46,6 +46,7 @@ from processors.config_doc import ConfigDoc, digest
 from processors.routing_config import RoutingConfig
 from schemas.codec import DecodeError
 from schemas.records import Attempt, AttemptResult, AttemptStatus, FailureKind
+from streams import kafka_loop
 from streams.bulkhead import Bulkhead, Ticket
 from streams.common import Clock, load_routing_config, message_dead_letter, wall_clock_ms
 from streams.config_view import ConfigView
@@ -132,15 +133,11 @@ class ExecutorLoop:
         self.bulkhead = Bulkhead(per_key=settings.channel_concurrency, queue_per_key=settings.channel_concurrency,
                                  total=settings.executor_concurrency, stall_s=STALL_S)
         self.results_t, self.dlq_t = settings.topic("pay.results"), settings.topic("pay.deadletter")
-        self.consumer = Consumer({
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": settings.topic_prefix + "paycenter-executor",  # the faust executor's group: offsets carry over
-            "enable.auto.commit": False, "auto.offset.reset": "earliest",
-            "session.timeout.ms": int(settings.session_timeout_s * 1000), "heartbeat.interval.ms": 1000,
-            "fetch.wait.max.ms": settings.path_fetch_max_wait_ms,  # the payment path: see infra/settings.py
-            # the loop stops consuming while the bulkhead's waiting room is full: stay in the group
-            "max.poll.interval.ms": 600_000,
-        })
+        # the faust executor's group (offsets carry over); the payment path's fetch wait
+        # (infra/settings.py); the loop stops consuming while the bulkhead's waiting room is full:
+        # stay in the group meanwhile
+        self.consumer = kafka_loop.consumer(settings, "paycenter-executor", settings.path_fetch_max_wait_ms,
+                                            **{"max.poll.interval.ms": 600_000})
         self.producer = Producer(kafka.producer_config(settings, linger_ms=1))
         self.offsets = OffsetTracker()
         self.tasks: set[asyncio.Task] = set()  # channel calls (waiting for a slot, or in flight)
@@ -302,13 +299,7 @@ class ExecutorLoop:
         metrics.CHANNEL_CALLS.labels(att.channel_id, resp.status.value).observe(result.latency_ms / 1000)
 
     def _produce(self, topic: str, key: bytes | None, value: bytes, done) -> None:
-        on_delivery = done or self._delivered_untracked
-        while True:
-            try:
-                self.producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
-                return
-            except BufferError:  # the local queue is full: let librdkafka deliver some
-                self.producer.poll(0.05)
+        kafka_loop.produce(self.producer, topic, key, value, on_delivery=done or self._delivered_untracked)
 
     def _delivered(self, part: Partition, offset: int, err, msg) -> None:
         if err is not None:

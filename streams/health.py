@@ -31,9 +31,8 @@ import uuid
 import zlib
 
 import orjson
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from infra import kafka, topics
+from infra import topics
 from infra.settings import Settings
 from paycenter import metrics
 from processors.health import HealthState
@@ -42,7 +41,9 @@ from processors.health_cell import Cells, CellStep, due_ms, key_of, minute_stats
 from processors.health_config import HealthConfig, load as load_health_config
 from schemas.codec import DecodeError
 from schemas.records import AttemptResult, HealthAction, HealthCommand
-from streams.changelog import ChangelogTable, restore
+from streams import kafka_loop
+from streams.changelog import ChangelogTable
+from streams.kafka_loop import CheckedProducer, OwnedTables
 from streams.common import wall_clock_ms
 from streams.lag import LagReporter
 
@@ -95,18 +96,11 @@ class HealthLoop:
         self.health_t, self.alerts_t, self.metrics_t = t("channel.health"), t("pay.alerts"), t("health.metrics")
         self.table: ChangelogTable[dict] = ChangelogTable(t("paycenter-health-health-changelog"),
                                                           encode=lambda v: v, decode=lambda d: d)
-        self.failed_deliveries = 0
-        self.producer = Producer({**kafka.producer_config(settings, linger_ms=1), "on_delivery": self._delivered,
-                                  "delivery.report.only.error": True})
-        self.consumer = Consumer({
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": settings.topic_prefix + "paycenter-health",
-            "partition.assignment.strategy": "range",  # co-partitioning of health.results and health.commands
-            "enable.auto.commit": False, "auto.offset.reset": "earliest",
-            "session.timeout.ms": int(settings.session_timeout_s * 1000), "heartbeat.interval.ms": 1000,
-            "fetch.wait.max.ms": settings.fetch_max_wait_ms,
-        })
-        self.owned: set[int] = set()  # partitions of health.results (and health.commands)
+        self.producer = CheckedProducer(settings)
+        # range: health.results and health.commands co-partitioned
+        self.consumer = kafka_loop.consumer(settings, "paycenter-health", settings.fetch_max_wait_ms)
+        self.own = OwnedTables("health monitor", self.regrouped_t, [self.table], self.producer,
+                               settings.kafka_bootstrap)
         self.dirty: set[str] = set()  # keys whose counters changed since the last metrics snapshot
         self.running = True
         self.lag = LagReporter("health")
@@ -114,15 +108,12 @@ class HealthLoop:
 
     # ---- the loop --------------------------------------------------------------------------------
     def run(self) -> None:
-        self.consumer.subscribe([self.results_t, self.regrouped_t, self.commands_t], on_assign=self._assigned,
-                                on_revoke=lambda c, p: self._flush(), on_lost=self._lost)
+        self.consumer.subscribe([self.results_t, self.regrouped_t, self.commands_t], on_assign=self.own.assigned,
+                                on_revoke=lambda _c, _p: self.producer.flush_all(), on_lost=self.own.lost)
         timers_at = snapshot_at = time.monotonic()
         try:
             while self.running:
-                msgs = self.consumer.consume(self.batch, 0)
-                if not msgs:
-                    first = self.consumer.poll(0.1)
-                    msgs = [first] + self.consumer.consume(self.batch - 1, 0) if first is not None else []
+                msgs = kafka_loop.next_batch(self.consumer, self.batch)
                 offsets: dict[tuple[str, int], int] = {}
                 for msg in msgs:
                     if msg.error():
@@ -138,17 +129,16 @@ class HealthLoop:
                 now = time.monotonic()
                 if now - timers_at >= TIMER_EVERY_S:
                     timers_at = now
-                    self.fire_timers(self.clock(), self.owned)
+                    self.fire_timers(self.clock(), self.own.owned)
                 if now - snapshot_at >= self.metrics_every_s and self.dirty:
                     snapshot_at = now
                     self.snapshot_open_minutes()
-                if offsets or msgs:
-                    self._flush()
-                if offsets:
-                    self._commit(offsets)
+                if msgs:
+                    self.producer.flush_all()
+                kafka_loop.commit(self.consumer, offsets)
                 self.lag.report(self.consumer)
         finally:
-            self._flush()
+            self.producer.flush_all()
             self.consumer.close()
 
     def stop(self, *_args) -> None:
@@ -169,7 +159,7 @@ class HealthLoop:
         except (DecodeError, ValueError):
             return  # the router dead-letters undecodable results; nothing to count here
         key = key_of(result.channel_id, result.bank_code)
-        self._produce(self.regrouped_t, key.encode(), msg.value(), partition=partition_of(key, self.parts))
+        self.producer.produce(self.regrouped_t, key.encode(), msg.value(), partition=partition_of(key, self.parts))
 
     def on_result(self, msg) -> None:
         try:
@@ -231,10 +221,10 @@ class HealthLoop:
     # ---- output ----------------------------------------------------------------------------------
     def publish(self, key: str, step: CellStep) -> None:
         for event in step.events:  # the compacted state first: routers react to it
-            self._produce(self.health_t, event.key.encode(), event.encode())
+            self.producer.produce(self.health_t, event.key.encode(), event.encode())
             if event.to_state == HealthState.DEMOTED:
                 metrics.DEMOTIONS.labels(event.channel_id, event.bank_code, event.reason_code.value).inc()
-            self._produce(self.alerts_t, event.key.encode(), transition_alert(event).encode())
+            self.producer.produce(self.alerts_t, event.key.encode(), transition_alert(event).encode())
             log.warning("%s %s -> %s (%s): %s", event.key, event.from_state.value, event.to_state.value,
                         event.reason_code.value, event.reason)
         channel_id, bank_code = split_key(key)
@@ -242,13 +232,13 @@ class HealthLoop:
             self.publish_minute(key, stats)
             alert = minute_alert(channel_id, bank_code, stats, self.config.minute_alert, self.clock())
             if alert is not None:
-                self._produce(self.alerts_t, key.encode(), alert.encode())
+                self.producer.produce(self.alerts_t, key.encode(), alert.encode())
 
     def publish_minute(self, key: str, stats, closed: bool = True) -> None:
         body = {"kind": "channel_bank_minute", "key": key, "closed": closed, **stats.to_dict(),
                 "failures": stats.failures, "success_rate": stats.success_rate,
                 "latency_avg_ms": stats.latency_avg_ms}
-        self._produce(self.metrics_t, f"{key}:{stats.minute_ms}".encode(), orjson.dumps(body))
+        self.producer.produce(self.metrics_t, f"{key}:{stats.minute_ms}".encode(), orjson.dumps(body))
         if not closed:
             return  # a snapshot of an open minute: published, logged when it closes
         log.info("minute %s %d: volume=%d ok=%d failed=%d (channel %d) pending=%d avg_latency=%s ms", key,
@@ -266,50 +256,6 @@ class HealthLoop:
     def store(self, partition: int, key: str, step: CellStep) -> None:
         if step.state is not None:
             self.table.put(partition, key, step.state, self.producer)
-
-    def _produce(self, topic: str, key: bytes, value: bytes, partition: int | None = None) -> None:
-        kwargs = {"partition": partition} if partition is not None else {}
-        while True:
-            try:
-                self.producer.produce(topic, key=key, value=value, **kwargs)
-                return
-            except BufferError:  # the local queue is full: let librdkafka deliver some
-                self.producer.poll(0.05)
-
-    def _flush(self) -> None:
-        while self.producer.flush(10):
-            log.warning("producer has undelivered records after 10 s; still waiting (is the broker up?)")
-        if self.failed_deliveries:
-            raise KafkaException(f"{self.failed_deliveries} records could not be delivered; exiting so the "
-                                 "batch is replayed after a restart")
-
-    def _delivered(self, err, msg) -> None:
-        if err is not None:
-            self.failed_deliveries += 1
-            log.error("delivery to %s failed: %s", msg.topic(), err)
-
-    def _commit(self, offsets: dict[tuple[str, int], int]) -> None:
-        try:
-            self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
-                                 asynchronous=False)
-        except KafkaException as exc:  # e.g. a rebalance: the next owner replays, the cells dedupe
-            log.warning("offset commit failed (%s); the batch will be replayed by the next owner", exc)
-
-    # ---- partitions ------------------------------------------------------------------------------
-    def _assigned(self, consumer, partitions: list[TopicPartition]) -> None:
-        # eager rebalancing (range): a partition held in the previous generation was written by no one since
-        new = {tp.partition for tp in partitions if tp.topic == self.regrouped_t}
-        self.table.drop(self.owned - new)
-        t0 = time.monotonic()
-        read = restore([self.table], new - self.owned, self.producer, self.s.kafka_bootstrap)
-        self.owned = new
-        log.warning("health monitor owns partitions %s of %s (restored %d changelog records in %.1f s)",
-                    sorted(new), self.regrouped_t, read, time.monotonic() - t0)
-
-    def _lost(self, consumer, partitions: list[TopicPartition]) -> None:
-        lost = {tp.partition for tp in partitions if tp.topic == self.regrouped_t}
-        self.table.drop(lost)
-        self.owned -= lost
 
 
 def main(settings: Settings) -> int:

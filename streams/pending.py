@@ -32,11 +32,10 @@ import signal
 import time
 
 import orjson
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaException
 
 from connectors.base import Channel, ChannelResponse
 from connectors.registry import build_channels
-from infra import kafka
 from infra.settings import Settings
 from paycenter import metrics
 from processors import health_pending as hp
@@ -45,7 +44,9 @@ from processors.health_config import HealthConfig, load as load_health_config
 from schemas.codec import DecodeError
 from schemas.records import AttemptResult
 from streams.callbacks import DEFAULT_HOST, DEFAULT_PORT, HOST_ENV, PORT_ENV, CallbackEndpoint, serve
-from streams.changelog import ChangelogTable, restore
+from streams import kafka_loop
+from streams.changelog import ChangelogTable
+from streams.kafka_loop import CheckedProducer, OwnedTables
 from streams.common import Clock, load_routing_config, wall_clock_ms
 from streams.lag import LagReporter
 
@@ -73,18 +74,12 @@ class PendingLoop:
         self.alerts_t, self.metrics_t = t("pay.alerts"), t("health.metrics")
         self.table: ChangelogTable[dict] = ChangelogTable(t("paycenter-pending-pending-changelog"),
                                                           encode=lambda v: v, decode=lambda d: d)
-        self.failed_deliveries = 0
         # every delivery is reported (not only errors): a callback is acknowledged on its report
-        self.producer = Producer({**kafka.producer_config(settings, linger_ms=1), "on_delivery": self._delivered})
-        self.consumer = Consumer({
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": settings.topic_prefix + "paycenter-pending",
-            "partition.assignment.strategy": "range",  # co-partitioning of pay.results and pay.notifications
-            "enable.auto.commit": False, "auto.offset.reset": "earliest",
-            "session.timeout.ms": int(settings.session_timeout_s * 1000), "heartbeat.interval.ms": 1000,
-            "fetch.wait.max.ms": settings.fetch_max_wait_ms,
-        })
-        self.owned: set[int] = set()
+        self.producer = CheckedProducer(settings, report_all=True)
+        # range: pay.results and pay.notifications co-partitioned
+        self.consumer = kafka_loop.consumer(settings, "paycenter-pending", settings.fetch_max_wait_ms)
+        self.own = OwnedTables("pending resolver", self.results_t, [self.table], self.producer,
+                               settings.kafka_bootstrap)
         self.queried: dict[str, float] = {}  # attempt_id -> monotonic time of the last query (in flight included)
         self.queries = asyncio.Semaphore(50)  # status queries in flight, across channels
         self.alerting: dict[str, bool] = {}
@@ -96,8 +91,8 @@ class PendingLoop:
 
     # ---- the loop --------------------------------------------------------------------------------
     async def run(self) -> None:
-        self.consumer.subscribe([self.results_t, self.notes_t], on_assign=self._assigned,
-                                on_revoke=lambda c, p: self._flush(), on_lost=self._lost)
+        self.consumer.subscribe([self.results_t, self.notes_t], on_assign=self.own.assigned,
+                                on_revoke=lambda _c, _p: self.producer.flush_all(), on_lost=self.own.lost)
         runner = await self._serve_callbacks()
         idle, housekeeping_at, backlog_at = 0.001, 0.0, time.monotonic()
         try:
@@ -116,8 +111,8 @@ class PendingLoop:
                         log.exception("pending resolver could not process %s:%d@%d", msg.topic(), msg.partition(),
                                       msg.offset())
                 if offsets:
-                    self._flush()
-                    self._commit(offsets)
+                    self.producer.flush_all()
+                    kafka_loop.commit(self.consumer, offsets)
                 now = time.monotonic()
                 if now - housekeeping_at >= 1.0:
                     housekeeping_at = now
@@ -136,7 +131,7 @@ class PendingLoop:
         finally:
             if runner is not None:
                 await runner.cleanup()
-            self._flush()
+            self.producer.flush_all()
             self.consumer.close()
             for ch in self.registry.values():
                 await ch.close()
@@ -183,14 +178,14 @@ class PendingLoop:
 
     def publish(self, final: AttemptResult) -> None:
         self.stats["published"] += 1
-        self._produce(self.results_t, final.card_token.encode(), final.encode())
+        self.producer.produce(self.results_t, final.card_token.encode(), final.encode())
         log.warning("late final answer for %s on %s: %s %s", final.attempt_id, final.channel_id,
                     final.status.value, final.channel_message)
 
     # ---- timers --------------------------------------------------------------------------------
     def housekeeping(self) -> None:
         now, mono = self.clock(), time.monotonic()
-        for p in sorted(self.owned):
+        for p in sorted(self.own.owned):
             for attempt_id in self.table.keys(p):
                 entry = self.table.get(attempt_id)
                 held = entry.get("held") is not None
@@ -227,7 +222,7 @@ class PendingLoop:
 
     def note(self, note: hp.Notification, partition: int | None) -> None:
         kwargs = {"partition": partition} if partition is not None else {}
-        self._produce(self.notes_t, note.card_token.encode(), note.model_dump_json().encode(), **kwargs)
+        self.producer.produce(self.notes_t, note.card_token.encode(), note.model_dump_json().encode(), **kwargs)
 
     async def deliver(self, channel_id: str, attempt_id: str, card_token: str, resp: ChannelResponse) -> None:
         """A signed callback: on the broker before the channel gets its acknowledgement."""
@@ -257,12 +252,12 @@ class PendingLoop:
         statuses = hp.backlog(entries, now, self.config.backlog.business_lines, self.config.backlog.default,
                               self.lines_seen)
         for line, status in statuses.items():
-            self._produce(self.metrics_t, f"backlog:{line}".encode(),
+            self.producer.produce(self.metrics_t, f"backlog:{line}".encode(),
                           orjson.dumps({"kind": "backlog", "at_ms": now, **status.to_dict()}))
             alert = backlog_alert(status, self.alerting.get(line, False), now)
             self.alerting[line] = status.alert
             if alert is not None:
-                self._produce(self.alerts_t, line.encode(), alert.encode())
+                self.producer.produce(self.alerts_t, line.encode(), alert.encode())
                 log.warning("%s: %s", alert.what, alert.reason)
             if status.pending:
                 log.info("backlog %s: %d waiting, oldest %s ms", line, status.pending, status.oldest_age_ms)
@@ -276,46 +271,6 @@ class PendingLoop:
             log.error("channel callbacks NOT served: cannot listen on %s:%d (%s); set %s to a free port",
                       host, port, exc, PORT_ENV)
             return None
-
-    # ---- Kafka plumbing ----------------------------------------------------------------------------
-    def _produce(self, topic: str, key: bytes, value: bytes, **kwargs) -> None:
-        while True:
-            try:
-                self.producer.produce(topic, key=key, value=value, **kwargs)
-                return
-            except BufferError:  # the local queue is full: let librdkafka deliver some
-                self.producer.poll(0.05)
-
-    def _flush(self) -> None:
-        while self.producer.flush(10):
-            log.warning("producer has undelivered records after 10 s; still waiting (is the broker up?)")
-        if self.failed_deliveries:
-            raise KafkaException(f"{self.failed_deliveries} records could not be delivered; exiting so the "
-                                 "batch is replayed after a restart")
-
-    def _delivered(self, err, msg) -> None:
-        if err is not None:
-            self.failed_deliveries += 1
-            log.error("delivery to %s failed: %s", msg.topic(), err)
-
-    def _commit(self, offsets: dict[tuple[str, int], int]) -> None:
-        try:
-            self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
-                                 asynchronous=False)
-        except KafkaException as exc:  # e.g. a rebalance: the next owner replays, first final answer wins
-            log.warning("offset commit failed (%s); the batch will be replayed by the next owner", exc)
-
-    def _assigned(self, consumer, partitions: list[TopicPartition]) -> None:
-        new = {tp.partition for tp in partitions if tp.topic == self.results_t}
-        self.table.drop(self.owned - new)
-        read = restore([self.table], new - self.owned, self.producer, self.s.kafka_bootstrap)
-        self.owned = new
-        log.warning("pending resolver owns partitions %s (restored %d changelog records)", sorted(new), read)
-
-    def _lost(self, consumer, partitions: list[TopicPartition]) -> None:
-        lost = {tp.partition for tp in partitions if tp.topic == self.results_t}
-        self.table.drop(lost)
-        self.owned -= lost
 
 
 def _note(channel_id: str, attempt_id: str, card_token: str, resp: ChannelResponse, source: str,

@@ -34,9 +34,7 @@ import signal
 import time
 
 from aiokafka.partitioner import murmur2
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from infra import kafka
 from infra.settings import Settings
 from paycenter import metrics
 from processors import binding, orders
@@ -51,9 +49,11 @@ from processors.scoring import ChannelBankStats
 from schemas.codec import DecodeError
 from schemas.records import AttemptResult, PaymentCommand
 from streams.capability import CapabilityService, CardView, CostWindow, port_from_env, serve_in_thread
-from streams.changelog import ChangelogTable, restore
+from streams import kafka_loop
+from streams.changelog import ChangelogTable
 from streams.common import PARTITIONS, Clock, load_routing_config, message_dead_letter, wall_clock_ms
 from streams.config_view import ConfigView
+from streams.kafka_loop import CheckedProducer, OwnedTables
 from streams.lag import LagReporter
 
 log = logging.getLogger("paycenter.router")
@@ -82,19 +82,11 @@ class RouterLoop:
         self.agreements = ChangelogTable(t("paycenter-agreements-changelog"), CardAgreements.to_dict,
                                          CardAgreements.from_dict)
         self.tables = [self.orders, self.usage, self.agreements]
-        self.failed_deliveries = 0
-        self.producer = Producer({**kafka.producer_config(settings, linger_ms=1), "on_delivery": self._delivered,
-                                  "delivery.report.only.error": True})
-        self.consumer = Consumer({
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": settings.topic_prefix + "paycenter",  # the faust router's group: offsets carry over
-            "partition.assignment.strategy": "range",  # co-partitioning of pay.commands and pay.results
-            "enable.auto.commit": False, "auto.offset.reset": "earliest",
-            "session.timeout.ms": int(settings.session_timeout_s * 1000),
-            "heartbeat.interval.ms": 1000,
-            "fetch.wait.max.ms": settings.path_fetch_max_wait_ms,  # the embedded broker holds idle fetches that long
-        })
-        self.owned: set[int] = set()
+        self.producer = CheckedProducer(settings)
+        # group "paycenter": the faust router's, so its offsets carry over; range keeps pay.commands
+        # and pay.results co-partitioned
+        self.consumer = kafka_loop.consumer(settings, "paycenter", settings.path_fetch_max_wait_ms)
+        self.own = OwnedTables("router", self.commands, self.tables, self.producer, settings.kafka_bootstrap)
         self.command_partitions = PARTITIONS  # read from the broker at start
         self.costs = {"command": CostWindow(), "result": CostWindow()}  # served on GET /v1/stats
         self.lag = LagReporter("router")
@@ -113,20 +105,18 @@ class RouterLoop:
             stop_http = serve_in_thread(service, self.capability_port)
         meta = self.consumer.list_topics(self.commands, timeout=30).topics.get(self.commands)
         self.command_partitions = len(meta.partitions) if meta is not None and meta.error is None else 0
-        self.consumer.subscribe([self.commands, self.results], on_assign=self._assigned,
-                                on_revoke=self._revoked, on_lost=self._lost)
+        # on a revocation every batch was committed after its effects: nothing else is pending
+        self.consumer.subscribe([self.commands, self.results], on_assign=self.own.assigned,
+                                on_revoke=lambda _c, _p: self.producer.flush_all(), on_lost=self.own.lost)
         try:
             while self.running:
-                msgs = self.consumer.consume(self.batch, 0)
-                if not msgs:
-                    first = self.consumer.poll(0.1)
-                    msgs = [first] + self.consumer.consume(self.batch - 1, 0) if first is not None else []
+                msgs = kafka_loop.next_batch(self.consumer, self.batch)
                 if msgs:
                     self.process(msgs)
                 self.announce_capability_changes()
                 self.lag.report(self.consumer)
         finally:
-            self._flush()
+            self.producer.flush_all()
             self.consumer.close()  # leaves the group: the partitions move at once
             stop_http()
             self.view.stop()
@@ -153,17 +143,11 @@ class RouterLoop:
                 log.exception("could not process %s", _origin(msg))
                 self.park(out, msg, "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}; fix and replay from the dead letter")
         if barrier:
-            self._flush()  # the state recording the attempts is durable before they leave
+            self.producer.flush_all()  # the state recording the attempts is durable before they leave
         for topic, key, value, headers in out:
-            self._produce(topic, key, value, headers)
-        self._flush()
-        if offsets:
-            try:
-                self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
-                                     asynchronous=False)
-            except KafkaException as exc:
-                # e.g. the group is rebalancing: the next owner replays the batch, which is safe
-                log.warning("offset commit failed (%s); the batch will be replayed by the next owner", exc)
+            self.producer.produce(topic, key, value, headers=headers)
+        self.producer.flush_all()  # never commit offsets past records that did not reach the broker
+        kafka_loop.commit(self.consumer, offsets)
 
     # ---- one record ----------------------------------------------------------------------------
     def on_command(self, msg, out: Out) -> bool:
@@ -270,57 +254,10 @@ class RouterLoop:
         signed = self.agreements.get(token)
         return signed.channels() if signed is not None else frozenset()
 
-    # ---- partitions ------------------------------------------------------------------------------
-    def _assigned(self, consumer, partitions: list[TopicPartition]) -> None:
-        # Eager rebalancing (range): every member gave everything up before this assignment, so a
-        # partition held in the previous generation was written by nobody else since.
-        new = {tp.partition for tp in partitions}
-        for t in self.tables:
-            t.drop(self.owned - new)
-        t0 = time.monotonic()
-        read = restore(self.tables, new - self.owned, self.producer, self.s.kafka_bootstrap)
-        self.owned = new
-        log.warning("router owns partitions %s (restored %d changelog records in %.1f s)", sorted(new), read,
-                    time.monotonic() - t0)
-
-    def _revoked(self, consumer, partitions: list[TopicPartition]) -> None:
-        self._flush()  # every batch was committed after its effects: nothing else is pending
-
-    def _lost(self, consumer, partitions: list[TopicPartition]) -> None:
-        # out of the group (e.g. a missed session): another worker may have written the partitions
-        lost = {tp.partition for tp in partitions}
-        for t in self.tables:
-            t.drop(lost)
-        self.owned -= lost
-        log.warning("router lost partitions %s; their state is dropped and restored when they come back",
-                    sorted(lost))
-
-    # ---- producing -------------------------------------------------------------------------------
-    def _produce(self, topic: str, key: bytes | None, value: bytes, headers: list | None) -> None:
-        while True:
-            try:
-                self.producer.produce(topic, key=key, value=value, headers=headers)
-                return
-            except BufferError:  # the local queue is full: let librdkafka deliver some
-                self.producer.poll(0.05)
-
-    def _flush(self) -> None:
-        while self.producer.flush(10):
-            log.warning("producer has undelivered records after 10 s; still waiting (is the broker up?)")
-        if self.failed_deliveries:
-            # never commit offsets past records that did not reach the broker: exit, the restart replays
-            raise KafkaException(f"{self.failed_deliveries} records could not be delivered; exiting so the "
-                                 "batch is replayed after a restart")
-
-    def _delivered(self, err, msg) -> None:
-        if err is not None:
-            self.failed_deliveries += 1
-            log.error("delivery to %s failed: %s", msg.topic(), err)
-
     # ---- capability --------------------------------------------------------------------------------
     def card_view(self, token: str) -> CardView:
         # the card's partition as Kafka's default partitioner (murmur2) places its key
-        if _partition_of(token.encode(), self.command_partitions or PARTITIONS) not in self.owned:
+        if _partition_of(token.encode(), self.command_partitions or PARTITIONS) not in self.own.owned:
             return CardView(None, None, "elsewhere")
         return CardView(self._usage(token), self._agreements(token), "local")
 
@@ -333,11 +270,11 @@ class RouterLoop:
         now = self.clock()
         snap = self._snapshot(self.planner.routing.router, now, self.demoted(now))
         previous, self._last_snap = self._last_snap, snap
-        if previous is None or 0 not in self.owned:
+        if previous is None or 0 not in self.own.owned:
             return
         for event in diff(previous, snap, now, self.view.status().get("digest") or ""):
-            self._produce(self.changes_t, event["channel_id"].encode(),
-                          json.dumps(event, separators=(",", ":")).encode(), None)
+            self.producer.produce(self.changes_t, event["channel_id"].encode(),
+                                  json.dumps(event, separators=(",", ":")).encode())
 
 
 @functools.lru_cache(maxsize=200_000)
