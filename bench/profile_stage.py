@@ -81,7 +81,8 @@ def print_summary(title: str, s: dict) -> None:
         print(f"{p:6.1f}%  {f}")
 
 
-def profile_router_pyspy(settings, n: int, seconds: float, out_dir: Path, role: str = "router") -> dict:
+def profile_router_pyspy(settings, n: int, seconds: float, out_dir: Path, role: str = "router",
+                         rate: int = 100) -> dict:
     s = with_prefix(with_routing_config(settings), f"prof-{role}.")
     if role == "executor":
         produce_all(s, "pay.attempts", ((a.card_token.encode(), a.encode()) for a in attempts_for(s, n)))
@@ -104,7 +105,7 @@ def profile_router_pyspy(settings, n: int, seconds: float, out_dir: Path, role: 
             c.close()
         spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
         cmd = [spy, "record", "--pid", str(child.proc.pid), "-d", str(int(seconds)), "--format", "raw",
-               "--nolineno", "-o", str(raw)]
+               "--nolineno", "--rate", str(rate), "-o", str(raw)]
         log(" ".join(cmd))
         subprocess.run(cmd, check=True, capture_output=True, timeout=seconds + 60)
     finally:
@@ -142,6 +143,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=20_000)
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "bench-results")
+    ap.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     ap.add_argument("--cprofile", action="store_true", help="profile in-process with cProfile instead of py-spy")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -150,7 +152,7 @@ def main() -> None:
             profile_router_cprofile(settings, args.n, args.seconds, args.out)
         else:
             print_summary(f"{args.role} (py-spy {args.seconds:.0f} s)",
-                          profile_router_pyspy(settings, args.n, args.seconds, args.out, args.role))
+                          profile_router_pyspy(settings, args.n, args.seconds, args.out, args.role, args.rate))
 
 
 if __name__ == "__main__":

@@ -147,7 +147,6 @@ class ExecutorLoop:
         self.running = True
         self.lag = LagReporter("executor")
         self._busy_logged: dict[tuple[str, str], float] = {}
-        self._consumed = functools.lru_cache(maxsize=None)(lambda t: metrics.CONSUMED.labels("executor", t))
 
     # ---- the loop --------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -209,7 +208,7 @@ class ExecutorLoop:
         if msg.error():
             log.warning("consume error: %s", msg.error())
             return
-        self._consumed(msg.topic()).inc()
+        metrics.child(metrics.CONSUMED, "executor", msg.topic()).inc()
         part = self.offsets.partition(msg.topic(), msg.partition())
         part.started(msg.offset())
         done = functools.partial(self._delivered, part, msg.offset())
@@ -295,8 +294,8 @@ class ExecutorLoop:
     def publish(self, att: Attempt, resp: ChannelResponse, started: int, done) -> None:
         result = to_result(att, resp, started, self.clock())
         self._produce(self.results_t, att.card_token.encode(), result.encode(), done)
-        metrics.PRODUCED.labels("executor", self.results_t).inc()
-        metrics.CHANNEL_CALLS.labels(att.channel_id, resp.status.value).observe(result.latency_ms / 1000)
+        metrics.child(metrics.PRODUCED, "executor", self.results_t).inc()
+        metrics.child(metrics.CHANNEL_CALLS, att.channel_id, resp.status.value).observe(result.latency_ms / 1000)
 
     def _produce(self, topic: str, key: bytes | None, value: bytes, done) -> None:
         kafka_loop.produce(self.producer, topic, key, value, on_delivery=done or self._delivered_untracked)

@@ -22,7 +22,6 @@ PAYCENTER_ALLOW_CLOCK_OFFSET=1 (never in production) a CLOCK command (`paycenter
 """
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import signal
@@ -104,7 +103,6 @@ class HealthLoop:
         self.dirty: set[str] = set()  # keys whose counters changed since the last metrics snapshot
         self.running = True
         self.lag = LagReporter("health")
-        self._consumed = functools.lru_cache(maxsize=None)(lambda topic: metrics.CONSUMED.labels("health", topic))
 
     # ---- the loop --------------------------------------------------------------------------------
     def run(self) -> None:
@@ -120,7 +118,7 @@ class HealthLoop:
                         log.warning("consume error: %s", msg.error())
                         continue
                     offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
-                    self._consumed(msg.topic()).inc()
+                    metrics.child(metrics.CONSUMED, "health", msg.topic()).inc()
                     try:
                         self.handle(msg)
                     except Exception:  # a poison record must not stop the partition

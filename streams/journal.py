@@ -89,7 +89,7 @@ class JournalLoop:
                     if msg.error():
                         log.warning("consume error: %s", msg.error())
                         continue
-                    metrics.CONSUMED.labels("journal", msg.topic()).inc()
+                    metrics.child(metrics.CONSUMED, "journal", msg.topic()).inc()
                     try:
                         rows.append(row_of(self.types[msg.topic()], msg, self.signing_topic))
                     except (DecodeError, ValueError) as exc:

@@ -24,7 +24,6 @@ A confluent-kafka consumer driven from asyncio (like the executor), one consumer
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import os
@@ -87,7 +86,6 @@ class PendingLoop:
         self.stats = {"published": 0, "ignored": 0, "held": 0}
         self.running = True
         self.lag = LagReporter("pending")
-        self._consumed = functools.lru_cache(maxsize=None)(lambda topic: metrics.CONSUMED.labels("pending", topic))
 
     # ---- the loop --------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -104,7 +102,7 @@ class PendingLoop:
                         log.warning("consume error: %s", msg.error())
                         continue
                     offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
-                    self._consumed(msg.topic()).inc()
+                    metrics.child(metrics.CONSUMED, "pending", msg.topic()).inc()
                     try:
                         self.handle(msg)
                     except Exception:  # a poison record must not stop the partition

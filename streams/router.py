@@ -90,7 +90,6 @@ class RouterLoop:
         self.command_partitions = PARTITIONS  # read from the broker at start
         self.costs = {"command": CostWindow(), "result": CostWindow()}  # served on GET /v1/stats
         self.lag = LagReporter("router")
-        self._consumed = functools.lru_cache(maxsize=None)(lambda topic: metrics.CONSUMED.labels("router", topic))
         self.running = True
         self.capability_port = port_from_env() if capability_port is None else capability_port
         self._snapshot, self._last_snap, self._announced_at = Snapshotter(), None, 0.0
@@ -133,7 +132,7 @@ class RouterLoop:
                 log.warning("consume error: %s", msg.error())
                 continue
             offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
-            self._consumed(msg.topic()).inc()
+            metrics.child(metrics.CONSUMED, "router", msg.topic()).inc()
             try:
                 if msg.topic() == self.commands:
                     barrier |= self.on_command(msg, out)
@@ -217,14 +216,14 @@ class RouterLoop:
                 self.planner.stats.observe_result(result, first_attempt=True)
         for att in step.attempts:
             out.append((self.attempts_t, key, att.encode(), None))
-            metrics.DECISIONS.labels(att.channel_id, att.bank_code).inc()
+            metrics.child(metrics.DECISIONS, att.channel_id, att.bank_code).inc()
         for task in step.signing:
             value, headers = binding.encode_task(task)
             out.append((self.signing_t, key, value, headers))
         for o in step.outcomes:
             out.append((self.outcomes_t, key, o.encode(), None))
             if not o.duplicate:
-                metrics.OUTCOMES.labels(o.business_line, o.status.value).inc()
+                metrics.child(metrics.OUTCOMES, o.business_line, o.status.value).inc()
         return bool(step.attempts or step.signing)
 
     def park(self, out: Out, msg, reason_code: str, reason: str, order_id: str | None = None) -> None:
