@@ -64,19 +64,19 @@ def main() -> int:
     unknown = set(parts) - set(PARTS)
     if unknown:
         ap.error(f"unknown part(s) {sorted(unknown)}; choose from {','.join(PARTS)}")
-    n = 5_000 if args.quick else 20_000
+    n = 5_000 if args.quick else 40_000
     results: dict = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": {
         "cpus": os.cpu_count(), "python": _platform.python_version(), "load_avg_at_start": os.getloadavg()}}
     with private_platform() as settings:
         if "raw" in parts:
-            fenced(results, "raw", lambda: bench_raw.run(settings, n=30_000))
+            fenced(results, "raw", lambda: bench_raw.run(settings, n=50_000 if args.quick else 200_000))
         if "stages" in parts:
             stages: dict = {}
             for name, fn in bench_stages.variants(executor=True).items():
                 fenced(stages, name, lambda fn=fn: fn(settings, n))
             results["stages"] = stages
         if "e2e" in parts:
-            fenced(results, "e2e", lambda: bench_e2e.run(settings, burst=max(2_500, n // 4), rate=2000,
+            fenced(results, "e2e", lambda: bench_e2e.run(settings, burst=2_500 if args.quick else 5_000, rate=2000,
                                                          seconds=2 if args.quick else 5))
     if "quality" in parts:
         fenced(results, "quality", lambda: bench_quality.run(hours=4))
