@@ -105,19 +105,3 @@ def run_faust(app: faust.App, loglevel: str = "WARNING") -> int:
 def load_routing_config(settings: Settings):
     from processors.routing_config import load
     return load(settings.routing_config)
-
-
-def channel_registry(app: faust.App, config, channels: dict | None = None) -> dict:
-    """The role's channel connectors, built now — before any event can arrive (connectors open
-    their HTTP sessions lazily), so an attempt never meets a half-filled registry — and closed
-    when the app shuts down."""
-    from connectors.registry import build_channels
-
-    registry = channels if channels is not None else build_channels(config)
-
-    @app.on_before_shutdown.connect
-    async def _close(app, **kwargs) -> None:
-        for ch in registry.values():
-            await ch.close()
-
-    return registry

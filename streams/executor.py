@@ -118,6 +118,11 @@ def channel_busy(att: Attempt, limit: int, stall_s: float) -> ChannelResponse:
 
 
 class ExecutorLoop:
+    """pay.attempts -> Channel.execute -> pay.results. The signer (streams/signer.py) is this loop
+    on pay.signing with another decode and call: what the class attributes and `decode`/`send` say."""
+
+    ROLE, INPUT, GROUP = "executor", "pay.attempts", "paycenter-executor"
+
     def __init__(self, settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_ms,
                  channels: dict[str, Channel] | None = None, batch: int = 500):
         self.s, self.clock, self.batch = settings, clock, batch
@@ -136,7 +141,7 @@ class ExecutorLoop:
         # the faust executor's group (offsets carry over); the payment path's fetch wait
         # (infra/settings.py); the loop stops consuming while the bulkhead's waiting room is full:
         # stay in the group meanwhile
-        self.consumer = kafka_loop.consumer(settings, "paycenter-executor", settings.path_fetch_max_wait_ms,
+        self.consumer = kafka_loop.consumer(settings, self.GROUP, settings.path_fetch_max_wait_ms,
                                             **{"max.poll.interval.ms": 600_000})
         self.producer = Producer(kafka.producer_config(settings, linger_ms=1))
         self.offsets = OffsetTracker()
@@ -145,7 +150,7 @@ class ExecutorLoop:
         self.polling = 0
         self.failed: BaseException | None = None  # a result that could not be delivered: stop, replay
         self.running = True
-        self.lag = LagReporter("executor")
+        self.lag = LagReporter(self.ROLE)
         self._busy_logged: dict[tuple[str, str], float] = {}
 
     # ---- the loop --------------------------------------------------------------------------------
@@ -155,7 +160,7 @@ class ExecutorLoop:
             loop = asyncio.get_running_loop()
             self.view.listen(lambda doc: loop.call_soon_threadsafe(self.reconfigure, doc.config))
             self.view.start()
-        self.consumer.subscribe([self.s.topic("pay.attempts")], on_revoke=self._revoked, on_lost=self._lost)
+        self.consumer.subscribe([self.s.topic(self.INPUT)], on_revoke=self._revoked, on_lost=self._lost)
         idle, committed_at = 0.001, 0.0
         try:
             while self.running and self.failed is None:
@@ -208,23 +213,31 @@ class ExecutorLoop:
         if msg.error():
             log.warning("consume error: %s", msg.error())
             return
-        metrics.child(metrics.CONSUMED, "executor", msg.topic()).inc()
+        metrics.child(metrics.CONSUMED, self.ROLE, msg.topic()).inc()
         part = self.offsets.partition(msg.topic(), msg.partition())
         part.started(msg.offset())
         done = functools.partial(self._delivered, part, msg.offset())
         try:
-            att = Attempt.decode(msg.value())
-        except (DecodeError, ValueError) as exc:
+            att, job = self.decode(msg)
+        except (DecodeError, ValueError, TypeError) as exc:
             self._produce(self.dlq_t, msg.key(), message_dead_letter(msg, "UNDECODABLE", str(exc)).encode(), done)
-            metrics.DEAD_LETTERS.labels("executor", "UNDECODABLE").inc()
+            metrics.child(metrics.DEAD_LETTERS, self.ROLE, "UNDECODABLE").inc()
             return
         channel = self.registry.get(att.channel_id)
         if channel is None:
-            self._spawn(self.unknown(att, done), None)
+            self._spawn(self.unknown(att, job, done), None)
             return
-        await self.dispatch(att, channel, done)
+        await self.dispatch(att, job, channel, done)
 
-    async def unknown(self, att: Attempt, done) -> None:
+    def decode(self, msg) -> tuple[Attempt, object]:
+        """(the attempt, what `send` needs); raises DecodeError/ValueError on a record that is not one."""
+        att = Attempt.decode(msg.value())
+        return att, att
+
+    async def send(self, channel: Channel, job) -> ChannelResponse:
+        return await channel.execute(to_request(job))
+
+    async def unknown(self, att: Attempt, job, done) -> None:
         """A channel this executor has no connector for: the routers may have read a configuration
         that adds it a moment before this executor did; wait for that a little, then answer
         NO_CONNECTOR (nothing sent: the router fails over)."""
@@ -238,26 +251,26 @@ class ExecutorLoop:
         if channel is None:
             self.publish(att, unknown_channel(att), self.clock(), done)
         else:
-            await self.dispatch(att, channel, done)
+            await self.dispatch(att, job, channel, done)
 
-    async def dispatch(self, att: Attempt, channel: Channel, done) -> None:
+    async def dispatch(self, att: Attempt, job, channel: Channel, done) -> None:
         ticket = await self.bulkhead.admit((att.channel_id, att.bank_code))
         if ticket is None:
             self._log_busy(att)
             self.publish(att, channel_busy(att, self.s.channel_concurrency, STALL_S), self.clock(), done)
             return
-        self._spawn(self.call(att, channel, ticket, done), ticket)
+        self._spawn(self.call(att, job, channel, ticket, done), ticket)
 
     def _spawn(self, coro, ticket: Ticket | None) -> None:
         task = asyncio.ensure_future(coro)
         self.tasks.add(task)
         task.add_done_callback(functools.partial(self._task_done, ticket))
 
-    async def call(self, att: Attempt, channel: Channel, ticket: Ticket, done) -> None:
+    async def call(self, att: Attempt, job, channel: Channel, ticket: Ticket, done) -> None:
         await ticket.started()
         started = self.clock()  # after the wait for a slot: latency is the channel's, the wait shows in started_at
         try:
-            resp = await channel.execute(to_request(att))
+            resp = await self.send(channel, job)
         except Exception as exc:  # a connector bug: the request may have gone out, so the outcome is unknown
             log.exception("attempt %s at %s: the connector failed", att.attempt_id, att.channel_id)
             resp = ChannelResponse.pending("EXECUTOR_ERROR", f"outcome unknown: connector failed: {exc!r}")
@@ -294,7 +307,7 @@ class ExecutorLoop:
     def publish(self, att: Attempt, resp: ChannelResponse, started: int, done) -> None:
         result = to_result(att, resp, started, self.clock())
         self._produce(self.results_t, att.card_token.encode(), result.encode(), done)
-        metrics.child(metrics.PRODUCED, "executor", self.results_t).inc()
+        metrics.child(metrics.PRODUCED, self.ROLE, self.results_t).inc()
         metrics.child(metrics.CHANNEL_CALLS, att.channel_id, resp.status.value).observe(result.latency_ms / 1000)
 
     def _produce(self, topic: str, key: bytes | None, value: bytes, done) -> None:
@@ -309,7 +322,7 @@ class ExecutorLoop:
     def _delivered_untracked(self, err, msg) -> None:
         if err is not None and self.failed is None:
             # never commit past a result the broker did not take: stop, the restart replays the attempt
-            log.error("delivery to %s failed: %s; stopping the executor", msg.topic(), err)
+            log.error("delivery to %s failed: %s; stopping the %s", msg.topic(), err, self.ROLE)
             self.failed = KafkaException(err)
 
     def _task_done(self, ticket: Ticket | None, task: asyncio.Task) -> None:
@@ -317,7 +330,7 @@ class ExecutorLoop:
         if ticket is not None:
             ticket.release()  # idempotent: a task cancelled while waiting or calling frees its place
         if not task.cancelled() and task.exception() is not None and self.failed is None:
-            log.error("attempt task failed: %r; stopping the executor", task.exception())
+            log.error("attempt task failed: %r; stopping the %s", task.exception(), self.ROLE)
             self.failed = task.exception()
 
     # ---- offsets ---------------------------------------------------------------------------------
@@ -369,12 +382,16 @@ class ExecutorLoop:
                         "(%d so far)", *key, running, waiting, self.bulkhead.refused[key])
 
 
-def main(settings: Settings) -> int:
+def run_loop(cls: type[ExecutorLoop], settings: Settings) -> int:
     async def run() -> None:
-        loop = ExecutorLoop(settings, load_routing_config(settings))
+        loop = cls(settings, load_routing_config(settings))
         for sig in (signal.SIGTERM, signal.SIGINT):
             asyncio.get_running_loop().add_signal_handler(sig, loop.stop)
         await loop.run()
 
     asyncio.run(run())
     return 0
+
+
+def main(settings: Settings) -> int:
+    return run_loop(ExecutorLoop, settings)

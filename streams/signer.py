@@ -6,27 +6,22 @@ with the customer's code, and a user-present debit that signs a channel on the w
 back to pay.results like any attempt's, so the router's order machine handles them the same way
 (exactly one outcome, failover rules, agreements recorded on success).
 
-At-least-once like the executor: a crash before the result is published means the task is consumed
-again and sent again with the same attempt_id, and the channel answers what it already did.
-The SMS code is never logged.
+It is the executor's loop (streams/executor.py) with another input, decode and call, so it shares
+everything else: the per channel-bank bulkhead, offsets committed only past results the broker
+took, polling of PENDING answers, and connectors for channels that a configuration applied on
+pay.config adds, without a restart. At-least-once like the executor: a crash before the result is
+published means the task is consumed again and sent again with the same attempt_id, and the
+channel answers what it already did. The SMS code travels in a header and is never logged.
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import replace
-
-import faust
 
 from connectors.base import Channel, ChannelResponse, SigningConfirmation, SigningRequest
 from infra.settings import Settings
 from processors import binding, orders
-from processors.routing_config import RoutingConfig
-from schemas.records import AttemptStatus, CardType
-from streams.common import (Clock, channel_registry, dead_letter, load_routing_config, make_app, raw_topic,
-                            run_faust, wall_clock_ms)
-from streams.executor import resolve_pending, to_request, to_result, unknown_channel
-
-log = logging.getLogger("paycenter.signer")
+from schemas.records import Attempt, CardType
+from streams.executor import ExecutorLoop, run_loop, to_request
 
 
 async def call(channel: Channel, task: orders.SigningTask) -> ChannelResponse:
@@ -42,41 +37,17 @@ async def call(channel: Channel, task: orders.SigningTask) -> ChannelResponse:
     return await channel.debit(replace(to_request(att), sign_on_the_way=True))
 
 
-def build(settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_ms,
-          channels: dict[str, Channel] | None = None) -> faust.App:
-    app = make_app("signer", settings)
-    tasks_in = raw_topic(app, settings, "pay.signing")
-    results_out = raw_topic(app, settings, "pay.results")
-    dlq_out = raw_topic(app, settings, "pay.deadletter")
-    registry: dict[str, Channel] = channel_registry(app, config, channels)
+class SignerLoop(ExecutorLoop):
+    # "paycenter-signer": the faust signer's group, so its committed offsets carry over
+    ROLE, INPUT, GROUP = "signer", "pay.signing", "paycenter-signer"
 
-    async def publish(task: orders.SigningTask, resp: ChannelResponse, started: int) -> None:
-        result = to_result(task.attempt, resp, started, clock())
-        await results_out.send(key=task.attempt.card_token.encode(), value=result.encode())
+    def decode(self, msg) -> tuple[Attempt, orders.SigningTask]:
+        task = binding.decode_task(msg.value(), msg.headers())
+        return task.attempt, task
 
-    @app.agent(tasks_in, name="sign", concurrency=50)
-    async def sign(stream):
-        async for event in stream.events():
-            try:
-                task = binding.decode_task(event.message.value, event.message.headers)
-            except (ValueError, TypeError) as exc:
-                await dlq_out.send(key=event.message.key, value=dead_letter(
-                    event, "UNDECODABLE", f"not a signing task: {exc}").encode())
-                continue
-            channel = registry.get(task.attempt.channel_id)
-            started = clock()
-            if channel is None:
-                await publish(task, unknown_channel(task.attempt), started)
-                continue
-            resp = await call(channel, task)
-            await publish(task, resp, started)
-            if resp.status == AttemptStatus.PENDING:
-                final = await resolve_pending(channel, task.attempt.attempt_id, settings.pending_poll_deadline_s)
-                if final is not None:
-                    await publish(task, final, started)
-
-    return app
+    async def send(self, channel: Channel, job: orders.SigningTask) -> ChannelResponse:
+        return await call(channel, job)
 
 
 def main(settings: Settings) -> int:
-    return run_faust(build(settings, load_routing_config(settings)))
+    return run_loop(SignerLoop, settings)

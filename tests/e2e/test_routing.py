@@ -288,43 +288,55 @@ def test_config_hot_reload_removes_a_channel_and_invalid_configs_are_rejected(rs
     print(f"[hot reload] apply -> router on new config in {reload_s:.2f} s", file=sys.stderr)
 
 
-def test_a_channel_added_through_pay_config_is_called_without_restarting_the_executor(rstack, tmp_path: Path):
-    """`paycenter config apply` with a new channel: the routers route to it and the running executor
-    connects to it (before, it answered NO_CONNECTOR until restarted)."""
+def test_channels_added_through_pay_config_are_called_without_restarting_executor_or_signer(rstack, tmp_path: Path):
+    """`paycenter config apply` with two new channels: the routers route to them, the running
+    executor pays through the plain one and the running signer asks the protocol one to sign
+    (before, each answered NO_CONNECTOR until restarted)."""
     r = run_id()
     original = rstack.capability("/v1/config")
-    port = _proc.free_port()
     data = yaml.safe_load(rstack.config_path.read_text())
-    added = json.loads(json.dumps(data["channels"]["one"]))
-    added.update(base_url=f"http://127.0.0.1:{port}", secret_env="PAYCENTER_SECRET_RT_FRESH", priority=200)
-    added["banks"] = {"CMB": added["banks"]["ICBC"]}  # a bank only the new channel serves
-    data["channels"]["fresh"] = added
-    prof = tmp_path / "profile-fresh.yaml"
-    prof.write_text(yaml.safe_dump(profile(added["banks"])))
-    sim = rstack.sup.spawn(f"rt-simulator-fresh-{r}", [sys.executable, "-m", "connectors.simulator", "--channel",
-                                                       "fresh", "--port", str(port), "--secret-env",
-                                                       "PAYCENTER_SECRET_RT_FRESH", "--profile", str(prof),
-                                                       "--zero-latency"])
+    ports, sims = {}, []
+    for cid, extra in (("fresh", {"priority": 200}),
+                       ("freshsign", {"operations": ["PAY_IN", "AUTHENTICATE"], "requires_agreement": True})):
+        ports[cid] = _proc.free_port()
+        added = json.loads(json.dumps(data["channels"]["one"]))
+        added.update(base_url=f"http://127.0.0.1:{ports[cid]}", secret_env=f"PAYCENTER_SECRET_RT_{cid.upper()}", **extra)
+        added["banks"] = {"CMB": added["banks"]["ICBC"]}  # a bank only the new channels serve
+        data["channels"][cid] = added
+        prof = tmp_path / f"profile-{cid}.yaml"
+        prof.write_text(yaml.safe_dump(profile(added["banks"], requires_agreement=added.get("requires_agreement", False))))
+        sims.append(rstack.sup.spawn(f"rt-simulator-{cid}-{r}", [
+            sys.executable, "-m", "connectors.simulator", "--channel", cid, "--port", str(ports[cid]),
+            "--secret-env", added["secret_env"], "--profile", str(prof), "--zero-latency"]))
     bigger = tmp_path / "with-fresh.yaml"
     bigger.write_text(yaml.safe_dump(data))
     try:
-        wait_for(lambda: _proc.port_open("127.0.0.1", port), 30, "the new channel's simulator")
+        for port in ports.values():
+            wait_for(lambda port=port: _proc.port_open("127.0.0.1", port), 30, "the new channels' simulators")
         applied = rstack.cli("config", "apply", str(bigger))
         assert applied.returncode == 0, applied.stderr
         digest_ = applied.stdout.split("digest ")[1].split()[0]
         wait_for(lambda: rstack.capability("/v1/config")["digest"] == digest_, 30, "routers on the new config")
-        payment = cmd(f"fresh-{r}", 100 * CNY, bank="CMB", card=f"tok_fresh_{r}")
-        rstack.publish([payment])
-        out = one(rstack.await_outcomes({payment.order_id}), payment.order_id)
+        card = f"tok_fresh_{r}"
+        payment = cmd(f"fresh-{r}", 100 * CNY, bank="CMB", card=card)  # freshsign needs an agreement first
+        bind = cmd(f"fresh-{r}-bind", 0, bank="CMB", card=card, op="AUTHENTICATE", auth_step="BIND")
+        rstack.publish([payment, bind])
+        outs = rstack.await_outcomes({payment.order_id, bind.order_id})
+        out = one(outs, payment.order_id)
         assert out.status == OutcomeStatus.SUCCEEDED, (out.reason_code, out.reason)
         assert out.parts[0].channel_id == "fresh" and out.attempts == 1, out
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/ledger", timeout=10) as resp:
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports['fresh']}/admin/ledger", timeout=10) as resp:
             assert [e["order_id"] for e in json.loads(resp.read())] == [payment.order_id]
+        signed = one(outs, bind.order_id)
+        assert signed.reason_code == "SMS_SENT" and signed.parts[0].channel_id == "freshsign", signed
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports['freshsign']}/admin/sms/{card}", timeout=10) as resp:
+            assert len(json.loads(resp.read())) == 1  # the new channel sent the customer a code
     finally:
         back = rstack.cli("config", "apply", str(rstack.config_path))
         assert back.returncode == 0, back.stderr
         wait_for(lambda: rstack.capability("/v1/config")["digest"] == original["digest"], 30, "config restored")
-        rstack.sup.retire(sim)
+        for sim in sims:
+            rstack.sup.retire(sim)
 
 
 def test_capability_cli_asks_a_router(rstack):
