@@ -32,6 +32,7 @@ class ChannelRequest:
     # Protocol payment, user present: the channel has the customer confirm its SMS inside this
     # debit and signs the card on the way (only the signer role sets it; see processors/planner.py).
     sign_on_the_way: bool = False
+    auth_elements: int = 0  # AUTHENTICATE: 4 or 6 card elements to verify; 0 for money movements
 
     def __post_init__(self) -> None:
         # bool is an int subclass; reject it and floats so money can never be fractional.

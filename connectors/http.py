@@ -142,6 +142,8 @@ class HttpChannel(Channel):
         }
         if req.sign_on_the_way:
             payload["sign_on_the_way"] = True
+        if req.auth_elements:
+            payload["auth_elements"] = req.auth_elements
         return await self._post(path, req.attempt_id, payload)
 
     async def _post(self, path: str, attempt_id: str, payload: dict[str, Any]) -> ChannelResponse:

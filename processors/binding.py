@@ -19,7 +19,7 @@ import json
 import re
 
 from processors.orders import (SIGN_CONFIRM, SIGN_REQUEST, SIGNING_KINDS, NoRoute, OrderState, Routed, Settled,
-                               SigningTask)
+                               SigningTask, auth_elements)
 from processors.router import RouteRequest, Router
 from processors.scoring import ChannelBankStats
 from schemas.records import Attempt, AttemptStatus, AuthStep, CardType, Operation, PaymentCommand
@@ -29,9 +29,7 @@ _SMS_CODE = re.compile(r"[0-9]{4,8}")
 
 def elements(cmd: PaymentCommand) -> int:
     """Elements to verify: as asked, else 6 for credit cards (CVV2 + expiry) and 4 for debit."""
-    if cmd.auth_elements:
-        return cmd.auth_elements
-    return 6 if cmd.card_type == CardType.CREDIT else 4
+    return auth_elements(cmd.auth_elements, cmd.card_type.value)
 
 
 def validate_auth(cmd: PaymentCommand) -> NoRoute | None:

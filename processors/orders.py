@@ -26,7 +26,7 @@ from processors.fastinit import fast_frozen_init
 from processors.limits import CardUsage
 from processors.validation import clear_card_number_field, without_card_numbers
 from schemas.records import (
-    Attempt, AttemptResult, AttemptStatus, AuthStep, FailureKind, Operation, Outcome, OutcomePart, OutcomeStatus,
+    Attempt, AttemptResult, AttemptStatus, AuthStep, CardType, FailureKind, Operation, Outcome, OutcomePart, OutcomeStatus,
     PaymentCommand,
 )
 
@@ -324,13 +324,22 @@ def _emit(state: OrderState, step: Step, att: AttemptState, now_ms: int, decisio
                                     cmd.get("auth_elements", 0)))
 
 
+def auth_elements(asked: int, card_type: str) -> int:
+    """Card elements to verify: as asked, else 6 for credit cards (CVV2 + expiry) and 4 for debit."""
+    return asked or (6 if card_type == CardType.CREDIT.value else 4)
+
+
 def _attempt_record(state: OrderState, att: AttemptState, now_ms: int, decision: str) -> Attempt:
     cmd = state.command
+    # the channel verifies what the business line asked for (a debit card may be asked for 6)
+    elements = (auth_elements(cmd.get("auth_elements", 0), cmd["card_type"])
+                if cmd["operation"] == Operation.AUTHENTICATE.value else 0)
     return Attempt(
         attempt_id=att.attempt_id, order_id=cmd["order_id"], attempt_no=att.attempt_no,
         business_line=cmd["business_line"], operation=cmd["operation"], card_token=cmd["card_token"],
         bank_code=att.bank_code, card_type=cmd["card_type"], channel_id=att.channel_id,
-        amount_fen=att.amount_fen, expected_fee_fen=att.expected_fee_fen, created_at_ms=now_ms, decision=decision)
+        amount_fen=att.amount_fen, expected_fee_fen=att.expected_fee_fen, created_at_ms=now_ms, decision=decision,
+        auth_elements=elements)
 
 
 def replay(state: OrderState, origin: str, now_ms: int) -> Step | None:

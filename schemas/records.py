@@ -119,6 +119,7 @@ class Attempt(Record):
     expected_fee_fen: int
     created_at_ms: int
     decision: str = ""
+    auth_elements: int = 0  # AUTHENTICATE: 4 or 6 elements to verify; 0 for payments
 
     def to_avro(self) -> dict:
         # Same dict as model_dump(mode="json") (checked by tests/schemas/test_records_fast.py), built

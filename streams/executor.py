@@ -45,7 +45,8 @@ from paycenter import metrics
 from processors.config_doc import ConfigDoc, digest
 from processors.routing_config import RoutingConfig
 from schemas.codec import DecodeError
-from schemas.records import Attempt, AttemptResult, AttemptStatus, FailureKind
+from processors.orders import auth_elements
+from schemas.records import Attempt, AttemptResult, AttemptStatus, FailureKind, Operation
 from streams import kafka_loop
 from streams.bulkhead import Bulkhead, Ticket
 from streams.common import Clock, load_routing_config, message_dead_letter, wall_clock_ms
@@ -63,9 +64,12 @@ BUSY_LOG_EVERY_S = 10.0  # one warning per stalled channel-bank per this long, w
 
 
 def to_request(att: Attempt) -> ChannelRequest:
+    # an AUTHENTICATE attempt written before the field existed reads 0: the channel gets the card type's count
+    elements = (auth_elements(att.auth_elements, att.card_type.value)
+                if att.operation == Operation.AUTHENTICATE else 0)
     return ChannelRequest(attempt_id=att.attempt_id, order_id=att.order_id, operation=att.operation,
                           card_token=att.card_token, bank_code=att.bank_code, card_type=att.card_type,
-                          amount_fen=att.amount_fen)
+                          amount_fen=att.amount_fen, auth_elements=elements)
 
 
 def to_result(att: Attempt, resp: ChannelResponse, started_ms: int, finished_ms: int) -> AttemptResult:

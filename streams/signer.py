@@ -20,7 +20,7 @@ from dataclasses import replace
 from connectors.base import Channel, ChannelResponse, SigningConfirmation, SigningRequest
 from infra.settings import Settings
 from processors import binding, orders
-from schemas.records import Attempt, CardType
+from schemas.records import Attempt
 from streams.executor import ExecutorLoop, run_loop, to_request
 
 
@@ -29,7 +29,7 @@ async def call(channel: Channel, task: orders.SigningTask) -> ChannelResponse:
     if task.kind == orders.SIGN_REQUEST:
         return await channel.request_signing(SigningRequest(
             attempt_id=att.attempt_id, order_id=att.order_id, card_token=att.card_token, bank_code=att.bank_code,
-            card_type=att.card_type, auth_elements=task.auth_elements or (6 if att.card_type == CardType.CREDIT else 4)))
+            card_type=att.card_type, auth_elements=orders.auth_elements(task.auth_elements, att.card_type.value)))
     if task.kind == orders.SIGN_CONFIRM:
         return await channel.confirm_signing(SigningConfirmation(
             attempt_id=att.attempt_id, order_id=att.order_id, card_token=att.card_token,

@@ -30,6 +30,7 @@ class LedgerEntry:
     code: str
     txn_id: str
     booked_at_ms: int
+    auth_elements: int = 0  # AUTHENTICATE: the card elements verified (4 or 6)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,6 +52,7 @@ class AttemptRecord:
     resolve_at_ms: int  # == received_at_ms unless first answered P001
     requests: int = 1
     booked: bool = False
+    auth_elements: int = 0  # AUTHENTICATE: the elements verified (4 or 6)
 
     def code_at(self, now: int) -> str:
         return codes.PROCESSING if now < self.resolve_at_ms else self.final_code
@@ -134,6 +136,7 @@ class Books:
             code=rec.final_code,
             txn_id=rec.txn_id,
             booked_at_ms=rec.resolve_at_ms,
+            auth_elements=rec.auth_elements,
         )
 
     def daily_used_fen(self, card_token: str, operation: Operation, day: datetime.date, now: int) -> int:

@@ -1,7 +1,7 @@
 """The simulator's signed channel protocol (aiohttp).
 
     POST /v1/debit | /v1/payout | /v1/authenticate
-         {attempt_id, order_id, card_token, bank_code, card_type, amount_fen}
+         {attempt_id, order_id, card_token, bank_code, card_type, amount_fen[, auth_elements: 4|6 on authenticate]}
     GET  /v1/payments/{attempt_id}
     GET  /v1/statements/{YYYY-MM-DD}   -> {"channel_id", "date", "lines": [...]} (JSON, final entries)
     POST /v1/agreements/sign | /v1/agreements/confirm   protocol-payment signing (signing_api.py)
@@ -55,6 +55,18 @@ class PaymentBody(BaseModel):
     card_type: CardType
     amount_fen: StrictInt = Field(ge=0)  # StrictInt: 1.5 or "100" is a malformed request, not money
     sign_on_the_way: bool = False  # protocol debit, user present: sign inside the payment
+    auth_elements: StrictInt = 0  # /v1/authenticate: 4 or 6 card elements to verify
+
+
+def _elements_refused(operation: Operation, body: PaymentBody) -> str | None:
+    """What a channel says of the card elements it is asked to verify (only verification asks)."""
+    if operation is not Operation.AUTHENTICATE:
+        return "auth_elements is for /v1/authenticate only" if body.auth_elements else None
+    if body.auth_elements not in (4, 6):
+        return f"auth_elements must be 4 or 6, got {body.auth_elements}"
+    if body.card_type is CardType.CREDIT and body.auth_elements != 6:
+        return "credit cards are verified with 6 elements (with CVV2 and expiry)"
+    return None
 
 
 class SimulatorServer:
@@ -166,6 +178,9 @@ class SimulatorServer:
                 return self._answer(request, codes.BAD_REQUEST, f"invalid request: {exc.error_count()} error(s)")
             if operation is not Operation.AUTHENTICATE and body.amount_fen < 1:
                 return self._answer(request, codes.BAD_REQUEST, "amount_fen must be at least 1")
+            refused = _elements_refused(operation, body)
+            if refused:
+                return self._answer(request, codes.BAD_REQUEST, refused)
             return await self._move(request, operation, body)
 
         return handler
@@ -206,7 +221,7 @@ class SimulatorServer:
         return AttemptRecord(
             attempt_id=body.attempt_id, order_id=body.order_id, card_token=body.card_token,
             bank_code=body.bank_code, card_type=body.card_type, operation=operation,
-            amount_fen=body.amount_fen, fee_fen=profile.fee_fen(body.amount_fen),
+            amount_fen=body.amount_fen, fee_fen=profile.fee_fen(body.amount_fen), auth_elements=body.auth_elements,
             txn_id=self.books.txn_id(body.attempt_id), final_code=final,
             received_at_ms=now, resolve_at_ms=resolve_at,
         )
@@ -225,8 +240,10 @@ class SimulatorServer:
                       rec: AttemptRecord, now: int) -> web.Response:
         rec.requests += 1
         self.duplicates += 1
-        asked = (body.order_id, body.card_token, body.bank_code, body.card_type, operation, body.amount_fen)
-        booked = (rec.order_id, rec.card_token, rec.bank_code, rec.card_type, rec.operation, rec.amount_fen)
+        asked = (body.order_id, body.card_token, body.bank_code, body.card_type, operation, body.amount_fen,
+                 body.auth_elements)
+        booked = (rec.order_id, rec.card_token, rec.bank_code, rec.card_type, rec.operation, rec.amount_fen,
+                  rec.auth_elements)
         if asked != booked:
             return self._answer(request, codes.CONFLICT, rec=rec)
         return await self._deliver(request, rec, self.profile(rec.bank_code), now)

@@ -61,6 +61,7 @@ def make_request(
     card_token: str = "tok_card_0001",
     operation: Operation = Operation.PAY_IN,
     card_type: CardType = CardType.DEBIT,
+    auth_elements: int = 0,
 ) -> ChannelRequest:
     return ChannelRequest(
         attempt_id=attempt_id,
@@ -70,6 +71,7 @@ def make_request(
         bank_code=bank_code,
         card_type=card_type,
         amount_fen=amount_fen,
+        auth_elements=auth_elements,
     )
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from connectors import codes
 from connectors.simulator import BankProfile
-from schemas.records import AttemptStatus, FailureKind, Operation
+from schemas.records import AttemptStatus, CardType, FailureKind, Operation
 
 OK, FAILED, PENDING = AttemptStatus.SUCCESS, AttemptStatus.FAILED, AttemptStatus.PENDING
 
@@ -161,11 +161,29 @@ async def test_amount_edges(make_sim, req, amount: int, expected: str) -> None:
 async def test_execute_dispatches_by_operation(make_sim, req) -> None:
     sim, ch = await make_sim(default_bank=BankProfile(success_rate=1.0, fixed_fen=7))
     for n, op in enumerate(Operation):
-        amount = 0 if op is Operation.AUTHENTICATE else 100
-        assert (await ch.execute(req(f"e-{n}.1", amount, operation=op))).status is OK
+        amount, elements = (0, 4) if op is Operation.AUTHENTICATE else (100, 0)
+        assert (await ch.execute(req(f"e-{n}.1", amount, operation=op, auth_elements=elements))).status is OK
     assert sim.stats["calls"] == {"debit": 1, "payout": 1, "authenticate": 1}
     assert [e.operation for e in sim.ledger] == list(Operation)
     assert sim.ledger[2].fee_fen == 7  # authentication: the fixed fee only
+
+
+@pytest.mark.parametrize("card_type,elements,expected", [
+    (CardType.DEBIT, 4, "0000"), (CardType.DEBIT, 6, "0000"), (CardType.CREDIT, 6, "0000"),
+    (CardType.CREDIT, 4, "E400"), (CardType.DEBIT, 0, "E400"), (CardType.DEBIT, 5, "E400"),
+])
+async def test_authentication_sends_the_elements_to_verify(make_sim, req, card_type, elements, expected) -> None:
+    sim, ch = await make_sim(default_bank=BankProfile(success_rate=1.0))
+    resp = await ch.authenticate(req("v-1.1", 0, operation=Operation.AUTHENTICATE, card_type=card_type,
+                                     auth_elements=elements))
+    assert resp.channel_code == expected, resp.message
+    assert [e.auth_elements for e in sim.ledger] == ([elements] if expected == "0000" else [])
+
+
+async def test_elements_are_refused_on_a_money_movement(make_sim, req) -> None:
+    sim, ch = await make_sim(default_bank=BankProfile(success_rate=1.0))
+    resp = await ch.debit(req("d-1.1", 100, auth_elements=4))
+    assert resp.channel_code == "E400" and "authenticate only" in resp.message and sim.ledger == []
 
 
 async def test_query_unknown_attempt_is_e404(make_sim) -> None:

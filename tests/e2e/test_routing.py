@@ -238,6 +238,18 @@ def test_protocol_payment_debits_only_signed_channels_bind_and_confirm_sign_one(
     assert sorted(e["order_id"] for e in ledger) == sorted([after.order_id, present.order_id, later.order_id])
 
 
+def test_verification_asks_the_channel_for_the_elements_the_business_line_wants(rstack):
+    """VERIFY: a debit card may be asked for 6 elements; the channel is told (it books what it checked)."""
+    r = run_id()
+    six = cmd(f"ve-{r}-6", 0, bank="CCB", card=f"tok_ve6_{r}", op="AUTHENTICATE", auth_elements=6)
+    default = cmd(f"ve-{r}-0", 0, bank="CCB", card=f"tok_ve0_{r}", op="AUTHENTICATE")
+    rstack.publish([six, default])
+    outs = rstack.await_outcomes({six.order_id, default.order_id})
+    assert {one(outs, c.order_id).status for c in (six, default)} == {OutcomeStatus.SUCCEEDED}
+    booked = {e["order_id"]: e["auth_elements"] for e in rstack.ledger() if e["order_id"].startswith(f"ve-{r}")}
+    assert booked == {six.order_id: 6, default.order_id: 4}
+
+
 def test_config_hot_reload_removes_a_channel_and_invalid_configs_are_rejected(rstack, tmp_path: Path):
     r = run_id()
     original = rstack.capability("/v1/config")

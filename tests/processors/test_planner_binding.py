@@ -73,6 +73,16 @@ def test_payout_and_authenticate_need_no_agreement(planner):
     assert verify.attempts and verify.signing == []  # VERIFY runs on the executor
 
 
+@pytest.mark.parametrize("card_type,asked,sent", [("DEBIT", 0, 4), ("DEBIT", 4, 4), ("DEBIT", 6, 6),
+                                                  ("CREDIT", 0, 6), ("CREDIT", 6, 6)])
+def test_verify_attempt_tells_the_channel_how_many_elements_to_check(planner, card_type, asked, sent):
+    step = orders.on_command(None, command("v", amount=0, op="AUTHENTICATE", card_type=card_type, auth_elements=asked),
+                             EMPTY, NOW, planner)
+    assert [a.auth_elements for a in step.attempts] == [sent]
+    paid = orders.on_command(None, command("p", op="PAYOUT", amount=500), EMPTY, NOW, planner)
+    assert [a.auth_elements for a in paid.attempts] == [0]  # payments verify nothing
+
+
 def test_bind_sends_a_signing_request_to_the_best_unsigned_protocol_channel(planner):
     s = orders.on_command(None, bind(), EMPTY, NOW, planner)
     assert s.attempts == [] and [t.kind for t in s.signing] == [orders.SIGN_REQUEST]
