@@ -20,6 +20,8 @@ DECISIONS = Counter("paycenter_routing_decisions_total", "Attempts routed, by ch
 OUTCOMES = Counter("paycenter_outcomes_total", "Final outcomes", ["business_line", "status"])
 CHANNEL_CALLS = Histogram("paycenter_channel_call_seconds", "Channel call latency", ["channel_id", "status"],
                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+CHANNEL_BUSY = Counter("paycenter_channel_busy_total", "Attempts answered CHANNEL_BUSY without calling the channel "
+                       "(its channel-bank's calls were all taken and stalled)", ["role", "channel_id", "bank_code"])
 DEMOTIONS = Counter("paycenter_demotions_total", "Channel-bank demotions", ["channel_id", "bank_code", "reason"])
 SINK_BATCH_ROWS = Histogram("paycenter_sink_batch_rows", "Rows per ClickHouse insert", ["table"],
                             buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000, 50000, 100000))

@@ -260,6 +260,7 @@ class ExecutorLoop:
     async def dispatch(self, att: Attempt, job, channel: Channel, done) -> None:
         ticket = await self.bulkhead.admit((att.channel_id, att.bank_code))
         if ticket is None:
+            metrics.child(metrics.CHANNEL_BUSY, self.ROLE, att.channel_id, att.bank_code).inc()
             self._log_busy(att)
             self.publish(att, channel_busy(att, self.s.channel_concurrency, STALL_S), self.clock(), done)
             return

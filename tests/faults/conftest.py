@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Iterator
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 from infra import _proc, kafka, services as platform
 from infra import clickhouse as _ch
 from infra.settings import Settings
@@ -84,7 +86,23 @@ class FaultStack(Stack):
     def start(self, role: str) -> Child:
         taken = {c.name for c in self.sup.children}
         name = next(n for n in [role] + [f"{role}-{i}" for i in range(2, 99)] if n not in taken)
-        return self.sup.start_worker(role, name=name)
+        return self.sup.start_worker(role, name=name, metrics_port=metrics_port_for(role))
+
+    def scrape(self, role: str, metric: str) -> float:
+        """The sum of a metric's samples over the live workers of `role` that serve /metrics."""
+        total = 0.0
+        for child in self.workers(role):
+            if child.alive() and getattr(child, "metrics_port", None):
+                with urllib.request.urlopen(f"http://127.0.0.1:{child.metrics_port}/metrics", timeout=10) as resp:
+                    text = resp.read().decode()
+                total += sum(s.value for fam in text_string_to_metric_families(text) for s in fam.samples
+                             if s.name == metric)
+        return total
+
+
+def metrics_port_for(role: str) -> int | None:
+    # the executors serve /metrics (the hang test reads their CHANNEL_BUSY count)
+    return _proc.free_port() if role == "executor" else None
 
     def publish_tracked(self, items: list[tuple[bytes | None, bytes | None]],
                         topic: str = "pay.commands") -> list[tuple[int, int]]:
@@ -147,7 +165,7 @@ def fstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
     try:
         sup.start_simulators(load_config(config_path), profile=profile)
         for role in ROLES:
-            sup.start_worker(role)
+            sup.start_worker(role, metrics_port=metrics_port_for(role))
         warm = command(f"fwarm-{uuid.uuid4().hex[:6]}", amount=100)
         st.publish([warm])
         st.await_outcomes({warm.order_id}, timeout_s=150)

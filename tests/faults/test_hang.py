@@ -95,7 +95,9 @@ def test_more_hung_attempts_than_executor_concurrency_do_not_block_other_channel
     """The executor's bulkhead per channel-bank (streams/bulkhead.py): the hung ICBC calls fill their
     own compartments; attempts beyond them are refused CHANNEL_BUSY without being sent (never in a
     channel's books), and the other banks' attempts go through at once."""
+    refused_before = fstack.scrape("executor", "paycenter_channel_busy_total")
     r = run_with_hung_icbc(fstack, n_icbc=2 * EXECUTOR_CONCURRENCY + 16, n_other=20)
+    refused = fstack.scrape("executor", "paycenter_channel_busy_total") - refused_before
     census, waits = r["census"], sorted(r["waits"].values())
     hung_ids = {a.attempt_id for a in r["hung"]}
     results = [x for x in decoded(fstack.settings, "pay.results", AttemptResult) if x.attempt_id in hung_ids]
@@ -111,5 +113,6 @@ def test_more_hung_attempts_than_executor_concurrency_do_not_block_other_channel
     assert waits[-1] < CHANNEL_TIMEOUT_MS, f"healthy channels waited {waits[-1]} ms behind the hung one"
     assert not busy & booked, f"attempts answered CHANNEL_BUSY were sent: {sorted(busy & booked)[:5]}"
     assert not busy & pending, "an attempt was both refused and sent"
+    assert refused == len(busy), f"paycenter_channel_busy_total rose by {refused}, {len(busy)} attempts were refused"
     assert not books.double_booked and not books.money_mismatch, books
     fstack.sup.check_alive()
