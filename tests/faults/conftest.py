@@ -99,11 +99,6 @@ class FaultStack(Stack):
                              if s.name == metric)
         return total
 
-
-def metrics_port_for(role: str) -> int | None:
-    # the executors serve /metrics (the hang test reads their CHANNEL_BUSY count)
-    return _proc.free_port() if role == "executor" else None
-
     def publish_tracked(self, items: list[tuple[bytes | None, bytes | None]],
                         topic: str = "pay.commands") -> list[tuple[int, int]]:
         """Publish raw (key, value) pairs to `topic`; their (partition, offset), in order."""
@@ -127,6 +122,11 @@ def metrics_port_for(role: str) -> int | None:
 
     def log_files(self) -> list[Path]:
         return sorted(self.sup.log_dir.glob("*.log"))
+
+
+def metrics_port_for(role: str) -> int | None:
+    # the executors serve /metrics (the hang test reads their CHANNEL_BUSY count)
+    return _proc.free_port() if role == "executor" else None
 
 
 def _progress(msg: str) -> None:
