@@ -6,7 +6,7 @@ What a faust Table gave the router, without faust's per-event machinery:
   with the worker that owns the card's partition);
 * `put` updates memory and queues the changelog record (key and value JSON, the same bytes faust
   wrote: a loop router restores what a faust router left) on the given producer, to the same
-  partition number of the changelog;
+  partition number of the changelog; `stage` + `write_staged` do the same once per key per batch;
 * `restore(partitions)` rebuilds the given partitions from their changelogs when the group hands
   them to this worker; `drop(partitions)` forgets them when they are taken away.
 
@@ -47,6 +47,7 @@ class ChangelogTable(Generic[T]):
         self._decode = decode
         self._parts: dict[int, dict[str, T | bytes]] = {}
         self._where: dict[str, int] = {}  # key -> partition (the only index reads need)
+        self._staged: dict[tuple[int, str], None] = {}  # (partition, key) changed since write_staged
 
     def get(self, key: str) -> T | None:
         p = self._where.get(key)
@@ -66,8 +67,30 @@ class ChangelogTable(Generic[T]):
         producer.produce(self.topic, key=orjson.dumps(key), value=orjson.dumps(self._encode(value)),
                          partition=partition)
 
+    def stage(self, partition: int, key: str, value: T) -> None:
+        """`put` whose changelog record waits for `write_staged`: a key that many records of a batch
+        change (a channel-bank's health cell, a card's usage) is written once per batch, with the
+        value it has then. The loop must call write_staged before it flushes and commits."""
+        self._parts.setdefault(partition, {})[key] = value
+        self._where[key] = partition
+        self._staged[(partition, key)] = None
+
+    def write_staged(self, producer: Producer) -> int:
+        """Produce the latest value of every staged key; the number of records produced."""
+        n = 0
+        for partition, key in self._staged:
+            value = self._parts.get(partition, {}).get(key)
+            if value is None:  # deleted or dropped since: nothing to write
+                continue
+            producer.produce(self.topic, key=orjson.dumps(key), value=orjson.dumps(self._encode(value)),
+                             partition=partition)
+            n += 1
+        self._staged.clear()
+        return n
+
     def delete(self, partition: int, key: str, producer: Producer) -> None:
         """Forget a key: a tombstone in the changelog (compaction removes it there too)."""
+        self._staged.pop((partition, key), None)  # a staged value written after the tombstone would revive it
         self._parts.get(partition, {}).pop(key, None)
         if self._where.get(key) == partition:
             del self._where[key]
@@ -88,6 +111,7 @@ class ChangelogTable(Generic[T]):
     def drop(self, partitions: Iterable[int]) -> None:
         for p in partitions:
             for key in self._parts.pop(p, {}):
+                self._staged.pop((p, key), None)  # not ours any more: the next owner replays the batch
                 if self._where.get(key) == p:
                     del self._where[key]
 

@@ -131,7 +131,8 @@ class HealthLoop:
                 if now - snapshot_at >= self.metrics_every_s and self.dirty:
                     snapshot_at = now
                     self.snapshot_open_minutes()
-                if msgs:
+                # a cell's changelog record once per batch: every result of a busy channel-bank changes it
+                if self.table.write_staged(self.producer) or msgs:
                     self.producer.flush_all()
                 kafka_loop.commit(self.consumer, offsets)
                 self.lag.report(self.consumer)
@@ -253,7 +254,7 @@ class HealthLoop:
 
     def store(self, partition: int, key: str, step: CellStep) -> None:
         if step.state is not None:
-            self.table.put(partition, key, step.state, self.producer)
+            self.table.stage(partition, key, step.state)  # written once per batch (write_staged)
 
 
 def main(settings: Settings) -> int:

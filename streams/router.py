@@ -141,6 +141,8 @@ class RouterLoop:
             except Exception as exc:  # a poison record must not stop the partition: park it, loudly
                 log.exception("could not process %s", _origin(msg))
                 self.park(out, msg, "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}; fix and replay from the dead letter")
+        for table in self.tables:  # one changelog record per key changed in the batch
+            table.write_staged(self.producer)
         if barrier:
             self.producer.flush_all()  # the state recording the attempts is durable before they leave
         for topic, key, value, headers in out:
@@ -203,14 +205,14 @@ class RouterLoop:
             usage = self._usage(token)
             for d in step.usage:
                 usage = apply_delta(usage, d.channel_id, d.day, d.delta_fen)
-            self.usage.put(partition, token, usage, self.producer)
+            self.usage.stage(partition, token, usage)
         if step.agreements:
             signed = self.agreements.get(token) or CardAgreements.from_dict(None)
             for a in step.agreements:
                 signed = signed.with_signed(a.channel_id, a.signed_at_ms, a.ref, a.via)
-            self.agreements.put(partition, token, signed, self.producer)
+            self.agreements.stage(partition, token, signed)
         if step.state is not None:
-            self.orders.put(partition, step.state.command["order_id"], step.state, self.producer)
+            self.orders.stage(partition, step.state.command["order_id"], step.state)
         if self.planner.stats is not None:
             for result in step.observed:
                 self.planner.stats.observe_result(result, first_attempt=True)

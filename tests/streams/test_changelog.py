@@ -60,3 +60,24 @@ def test_drop_forgets_a_partition_and_keys_are_json_like_faust_wrote_them(settin
     assert back.get("order-α") == {"x": 1} and back.get("order-f") == {"x": 3}
     assert orjson.loads(orjson.dumps("order-α")) == "order-α"
 
+
+
+def test_staged_writes_go_out_once_per_key_with_the_latest_value_and_never_revive_a_deleted_key(settings):
+    producer = kafka.producer(settings)
+    t = table(settings)
+    for i in range(50):  # a busy key: many changes in one batch
+        t.stage(1, "cell", {"n": i})
+    t.stage(2, "gone", {"n": 1})
+    t.delete(2, "gone", producer)  # the tombstone must stay the last word
+    t.stage(5, "dropped", {"n": 1})
+    t.drop({5})  # a partition taken away: the next owner replays the batch, nothing to write
+    t.put(1, "direct", {"n": 7}, producer)
+    assert t.get("cell") == {"n": 49}  # readable at once, before it is written
+    assert t.write_staged(producer) == 1
+    assert t.write_staged(producer) == 0  # nothing staged twice
+    assert producer.flush(10) == 0
+    back = table(settings)
+    read = restore([back], {1, 2, 5}, producer, settings.kafka_bootstrap, timeout_s=60)
+    assert read == 3  # cell once, the tombstone of "gone", "direct"
+    assert back.get("cell") == {"n": 49} and back.get("direct") == {"n": 7}
+    assert back.get("gone") is None and back.get("dropped") is None
