@@ -139,7 +139,7 @@ def profile_router_cprofile(settings, n: int, seconds: float, out_dir: Path) -> 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--role", choices=("router", "executor"), default="router",
-                    help="the worker to profile: router (confluent-kafka loop) or executor (faust)")
+                    help="the worker to profile: router or executor")
     ap.add_argument("--n", type=int, default=20_000)
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "bench-results")

@@ -59,11 +59,6 @@ class Settings:
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
 
-    @property
-    def broker_url(self) -> str:
-        """faust's form of the bootstrap list."""
-        return ";".join(f"kafka://{h}" for h in self.kafka_bootstrap.split(","))
-
 
 def load() -> Settings:
     return Settings()

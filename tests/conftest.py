@@ -2,7 +2,7 @@
 
 `services` starts a FRESH embedded broker and ClickHouse for this test session only: a temp data
 dir, ports the OS says are free (a developer's services on the default ports are never touched),
-topics provisioned, migrations applied. It exports PAYCENTER_* so subprocesses (faust workers,
+topics provisioned, migrations applied. It exports PAYCENTER_* so subprocesses (stream workers,
 the CLI) see the same platform, and stops only what it started. Not autouse: pure unit tests
 never pay for it; ask for `services` (or `clickhouse`, `kafka_admin`) to get it.
 """
