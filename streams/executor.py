@@ -43,9 +43,9 @@ from infra import kafka
 from infra.settings import Settings
 from paycenter import metrics
 from processors.config_doc import ConfigDoc, digest
+from processors.order_state import auth_elements
 from processors.routing_config import RoutingConfig
 from schemas.codec import DecodeError
-from processors.orders import auth_elements
 from schemas.records import Attempt, AttemptResult, AttemptStatus, FailureKind, Operation
 from streams import kafka_loop
 from streams.bulkhead import Bulkhead, Ticket
