@@ -12,7 +12,7 @@ import logging
 import signal
 import time
 
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import KafkaException
 
 from infra.settings import Settings
 from paycenter import metrics
@@ -20,6 +20,7 @@ from schemas.codec import DecodeError
 from schemas.records import Attempt, AttemptResult, DeadLetter, Outcome, PaymentCommand
 from sinks.journal import JournalWriter
 from sinks.rows import outcome_row, to_row
+from streams import kafka_loop
 from streams.lag import LagReporter
 
 log = logging.getLogger("paycenter.journal")
@@ -60,15 +61,9 @@ class JournalLoop:
         self.types = {settings.topic(name): t for name, t in SOURCES.items()}
         self.signing_topic = settings.topic("pay.signing")
         self.writer = CountingWriter(settings, batch_rows=batch_rows, flush_interval_s=flush_interval_s)
-        self.consumer = Consumer({
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": settings.topic_prefix + "paycenter-journal",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "session.timeout.ms": int(settings.session_timeout_s * 1000),
-            # a ClickHouse outage blocks polling while the writer retries; stay in the group
-            "max.poll.interval.ms": 3_600_000,
-        })
+        # a ClickHouse outage blocks polling while the writer retries: stay in the group meanwhile
+        self.consumer = kafka_loop.consumer(settings, "paycenter-journal", settings.fetch_max_wait_ms,
+                                            **{"max.poll.interval.ms": 3_600_000})
         self.running = True
         self.lag = LagReporter("journal")
         self.undecodable = 0

@@ -21,7 +21,7 @@ import time
 from typing import Callable
 
 from clickhouse_driver import Client
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import KafkaException
 
 from infra import clickhouse
 from infra.settings import REPO_ROOT, Settings
@@ -29,6 +29,7 @@ from processors.settlement import FunderConfig, load_funders, settlement_records
 from schemas.codec import DecodeError
 from schemas.records import Outcome, SettlementRecord
 from infra import kafka
+from streams import kafka_loop
 
 log = logging.getLogger("paycenter.settlement")
 SOURCE, SINK = "pay.outcomes", "settlement.records"
@@ -101,11 +102,9 @@ def settle_batch(outcomes: list[Outcome], store: SettlementStore, config: Funder
 
 def main(settings: Settings) -> int:
     config = load_funders(funders_path())
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap,
-                         "group.id": settings.topic_prefix + "paycenter-settlement",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "session.timeout.ms": int(settings.session_timeout_s * 1000),
-                         "max.poll.interval.ms": 3_600_000})
+    # a batch may wait for ClickHouse or the journal for a long time: stay in the group meanwhile
+    consumer = kafka_loop.consumer(settings, "paycenter-settlement", settings.fetch_max_wait_ms,
+                                   **{"max.poll.interval.ms": 3_600_000})
     producer = kafka.producer(settings)
     client = clickhouse.client(settings, database=settings.clickhouse_database, send_receive_timeout=60)
     store = SettlementStore(client)
