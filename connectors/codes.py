@@ -86,6 +86,18 @@ CODES: dict[str, CodeMeaning] = {
 # the routing scores skip it.
 CHANNEL_BUSY = "CHANNEL_BUSY"
 
+# Local code, never sent by a channel: a call of this channel-bank timed out and the executor lets
+# one probe call at a time through until a call is answered in time (streams/bulkhead.py); the
+# request was NOT sent. FAILED/CHANNEL: the router fails over at no risk. Unlike CHANNEL_BUSY it is
+# about the channel-bank: the health monitor counts it as the PENDING result the call would have
+# become (so a hung channel-bank still trips the pending rule); the routing scores skip it.
+CHANNEL_HUNG = "CHANNEL_HUNG"
+
+# Local codes of the transport (connectors/http.py), never sent by a channel: no answer in the
+# channel's timeout and a connection lost mid-request leave the outcome unknown (PENDING, resolved
+# by a status query); a refused connection sent nothing (FAILED/CHANNEL).
+TIMEOUT, NETWORK, CONNECT = "TIMEOUT", "NETWORK", "CONNECT"
+
 
 def classify(code: str) -> CodeMeaning:
     """Map a channel code to a standard outcome.

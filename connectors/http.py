@@ -31,7 +31,7 @@ from schemas.records import AttemptStatus, FailureKind, Operation
 
 log = logging.getLogger(__name__)
 
-TIMEOUT, NETWORK, CONNECT = "TIMEOUT", "NETWORK", "CONNECT"
+TIMEOUT, NETWORK, CONNECT = codes.TIMEOUT, codes.NETWORK, codes.CONNECT
 BAD_SIGNATURE, BAD_RESPONSE = "BAD_SIGNATURE", "BAD_RESPONSE"
 
 

@@ -23,8 +23,11 @@ Counting rules (per channel-bank):
 * PENDING counts one pending and leaves the failure run alone;
 * FAILED with channel_code CHANNEL_BUSY (connectors/codes.py) is ignored altogether: the executor's
   own bulkhead refused the attempt and sent nothing, which says nothing about the channel-bank.
-  Counting it would demote a healthy channel-bank for a burst we could not take; a hung one trips
-  on its own PENDING results.
+  Counting it would demote a healthy channel-bank for a burst we could not take;
+* FAILED with channel_code CHANNEL_HUNG counts as PENDING: a call of the channel-bank timed out and
+  the executor holds the others back (one probe call at a time, streams/bulkhead.py); each would
+  have timed out into PENDING, so a hung channel-bank trips the pending rule as it did when they
+  were all sent.
 A result seen again (same attempt_id and status, within the last `dedupe_window` results of that
 channel-bank) is ignored: delivery is at-least-once and a replay must not count twice.
 """
@@ -35,7 +38,7 @@ from collections import deque
 from dataclasses import replace
 from typing import Any, Iterable, Mapping
 
-from connectors.codes import CHANNEL_BUSY
+from connectors.codes import CHANNEL_BUSY, CHANNEL_HUNG
 from schemas.records import AttemptResult, AttemptStatus, FailureKind
 
 from processors.health_model import (  # noqa: F401  (re-exported: the monitor's public vocabulary)
@@ -105,6 +108,8 @@ class HealthMonitor:
         if health.state != HealthState.NORMAL:
             self._advance(entry, policy, now_ms, events)
         status = result.status
+        if result.channel_code == CHANNEL_HUNG:
+            status = AttemptStatus.PENDING  # what the held-back call would have become
         if result.channel_code == CHANNEL_BUSY:
             self.last_counted = False
             return events

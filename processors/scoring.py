@@ -31,7 +31,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from connectors.codes import CHANNEL_BUSY
+from connectors.codes import CHANNEL_BUSY, CHANNEL_HUNG
 from processors.routing_config import BusinessLine, ScoringConfig
 from schemas.records import AttemptResult, AttemptStatus, FailureKind
 
@@ -91,7 +91,7 @@ class ChannelBankStats:
             return False
         if result.status == AttemptStatus.FAILED and result.failure_kind == FailureKind.CUSTOMER:
             return False
-        if result.channel_code == CHANNEL_BUSY:  # refused by our executor, never sent: not about the channel
+        if result.channel_code in (CHANNEL_BUSY, CHANNEL_HUNG):  # refused by our executor, never sent
             return False
         self.observe(result.channel_id, result.bank_code, result.status == AttemptStatus.SUCCESS,
                      result.finished_at_ms)

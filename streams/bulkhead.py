@@ -12,6 +12,13 @@ compartments of the others.
   the caller answers without calling the channel. So a hung compartment holds the caller up for
   at most `stall_s`, once, never for the hung calls' timeout.
 
+* a compartment whose last call timed out (the caller says so on release) is open to ONE call at
+  a time - a probe, as a circuit breaker's half-open state - until a call ends without timing out:
+  its waiting attempts are refused at once (`Ticket.started` raises `Refused`) and so is any
+  attempt that finds the probe running. A hung channel-bank holds its `per_key` slots only until
+  their first timeouts, then one, so several hung channel-banks no longer add up to every slot of
+  `total`, and its attempts fail over instead of waiting a timeout each.
+
 A slot freed goes to the oldest waiting attempt among the compartments with room. asyncio only,
 no I/O; the executor (streams/executor.py) maps keys to channel-banks and refusals to CHANNEL_BUSY.
 """
@@ -22,6 +29,10 @@ from collections import Counter, deque
 from typing import Hashable
 
 WAITING, RUNNING, DONE = "waiting", "running", "done"
+
+
+class Refused(Exception):
+    """The attempt was waiting for a slot when its compartment's call timed out: do not call."""
 
 
 class Ticket:
@@ -39,11 +50,16 @@ class Ticket:
         self._bulkhead = bulkhead
 
     async def started(self) -> None:
+        """Returns once the ticket holds a slot; raises Refused if its compartment started probing."""
         if self.state == WAITING and self._granted is not None:
             await self._granted
+        elif self.state == DONE and self._granted is not None and self._granted.done() \
+                and not self._granted.cancelled() and self._granted.exception() is not None:
+            raise Refused()
 
-    def release(self) -> None:
-        self._bulkhead._release(self)
+    def release(self, timed_out: bool = False) -> None:
+        """`timed_out`: the call got no answer in time (its compartment drops to one probe call)."""
+        self._bulkhead._release(self, timed_out)
 
 
 class Bulkhead:
@@ -58,6 +74,7 @@ class Bulkhead:
         self.waiting = 0  # attempts queued for a slot, all compartments
         self.refused: Counter = Counter()  # per key, since start
         self._running: Counter = Counter()
+        self._probing: set[Hashable] = set()  # compartments cut to one call: their last call timed out
         self._queues: dict[Hashable, deque[Ticket]] = {}
         self._seq = 0
         self._changed: asyncio.Future | None = None  # resolved whenever a slot or a place frees
@@ -70,6 +87,11 @@ class Bulkhead:
         compartment is full but not (yet) stalled."""
         loop = asyncio.get_running_loop()
         while True:
+            if key in self._probing:  # one call at a time, nobody waits behind it
+                if not self._running[key] and self.in_flight < self.total:
+                    return self._start(key, loop.time())
+                self.refused[key] += 1
+                return None
             queue = self._queues.get(key)
             queued = len(queue) if queue else 0
             if not queued and self._running[key] < self.per_key and self.in_flight < self.total:
@@ -85,6 +107,13 @@ class Bulkhead:
                 self.refused[key] += 1
                 return None
             await self._next_change(loop, self.stall_s - age)
+
+    def probing(self) -> set[Hashable]:
+        """The compartments cut to one call in flight (their last call timed out)."""
+        return set(self._probing)
+
+    def is_probing(self, key: Hashable) -> bool:
+        return key in self._probing
 
     def snapshot(self) -> dict[Hashable, tuple[int, int]]:
         """(calls in flight, attempts waiting) per busy compartment."""
@@ -108,9 +137,14 @@ class Bulkhead:
         self.waiting += 1
         return ticket
 
-    def _release(self, ticket: Ticket) -> None:
+    def _release(self, ticket: Ticket, timed_out: bool = False) -> None:
         if ticket.state == RUNNING:
             ticket.state = DONE
+            if timed_out:
+                self._probing.add(ticket.key)
+                self._refuse_waiting(ticket.key)
+            else:  # an answer in time: the compartment may use all its slots again
+                self._probing.discard(ticket.key)
             self._running[ticket.key] -= 1
             if self._running[ticket.key] <= 0:
                 del self._running[ticket.key]
@@ -126,6 +160,16 @@ class Bulkhead:
         else:
             return
         self._notify()
+
+    def _refuse_waiting(self, key: Hashable) -> None:
+        """Its call timed out: the attempts waiting for the compartment would each wait a timeout."""
+        queue = self._queues.pop(key, None)
+        for ticket in queue or ():
+            self.waiting -= 1
+            self.refused[key] += 1
+            ticket.state = DONE
+            if ticket._granted is not None and not ticket._granted.done():
+                ticket._granted.set_exception(Refused())
 
     def _dequeued(self, key: Hashable, queue: deque[Ticket]) -> None:
         self.waiting -= 1

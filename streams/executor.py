@@ -9,9 +9,12 @@ hangs fills its own compartment; the loop goes on with the others. When its comp
 stalled, further attempts for it are answered CHANNEL_BUSY at once, without calling the channel
 (nothing sent: the router fails over safely; health and routing scores ignore the code). A full
 compartment that drains (a burst, a backlog after a restart) holds the loop back instead: Kafka is
-the queue, a healthy channel-bank is not failed for being popular. Sizing: a hung channel-bank holds
-PAYCENTER_CHANNEL_CONCURRENCY of the worker's calls, so EXECUTOR / CHANNEL hung channel-banks at
-once (12 with the defaults) would again hold every call of the worker.
+the queue, a healthy channel-bank is not failed for being popular. A call that times out opens its
+channel-bank to one call at a time until a call is answered in time (a probe, as a circuit
+breaker's half-open state): the attempts waiting for it and those that find the probe running are
+answered CHANNEL_BUSY at once, unsent. So a hung channel-bank holds PAYCENTER_CHANNEL_CONCURRENCY
+of the worker's calls only until its first timeouts, then one, and its attempts fail over instead
+of waiting a timeout each.
 
 At-least-once: an attempt's offset counts as finished when the broker has acknowledged its result
 (the producer's delivery report), and only the finished prefix of each partition is committed
@@ -48,7 +51,7 @@ from processors.routing_config import RoutingConfig
 from schemas.codec import DecodeError
 from schemas.records import Attempt, AttemptResult, AttemptStatus, FailureKind, Operation
 from streams import kafka_loop
-from streams.bulkhead import Bulkhead, Ticket
+from streams.bulkhead import Bulkhead, Refused, Ticket
 from streams.common import Clock, load_routing_config, message_dead_letter, wall_clock_ms
 from streams.config_view import ConfigView
 from streams.lag import LagReporter
@@ -81,6 +84,15 @@ def to_result(att: Attempt, resp: ChannelResponse, started_ms: int, finished_ms:
         channel_txn_id=resp.channel_txn_id, fee_fen=resp.fee_fen,
         latency_ms=max(0, min(finished_ms - started_ms, 2**31 - 1)), started_at_ms=started_ms,
         finished_at_ms=finished_ms)
+
+
+def channel_hung(att: Attempt) -> ChannelResponse:
+    # Nothing was sent, so this is a safe channel-side failure: the router may fail over.
+    return ChannelResponse(status=AttemptStatus.FAILED, failure_kind=FailureKind.CHANNEL,
+                           channel_code=codes.CHANNEL_HUNG,
+                           message=(f"not sent: a call to {att.channel_id}/{att.bank_code} timed out; one probe call "
+                                    "at a time goes through until one is answered in time"),
+                           channel_txn_id=None, fee_fen=0)
 
 
 def unknown_channel(att: Attempt) -> ChannelResponse:
@@ -258,13 +270,19 @@ class ExecutorLoop:
             await self.dispatch(att, job, channel, done)
 
     async def dispatch(self, att: Attempt, job, channel: Channel, done) -> None:
-        ticket = await self.bulkhead.admit((att.channel_id, att.bank_code))
+        key = (att.channel_id, att.bank_code)
+        ticket = await self.bulkhead.admit(key)
         if ticket is None:
-            metrics.child(metrics.CHANNEL_BUSY, self.ROLE, att.channel_id, att.bank_code).inc()
-            self._log_busy(att)
-            self.publish(att, channel_busy(att, self.s.channel_concurrency, STALL_S), self.clock(), done)
+            self.refuse(att, done, hung=self.bulkhead.is_probing(key))
             return
         self._spawn(self.call(att, job, channel, ticket, done), ticket)
+
+    def refuse(self, att: Attempt, done, hung: bool) -> None:
+        """Not sent: CHANNEL_HUNG (a call timed out, a probe is running) or CHANNEL_BUSY (stalled)."""
+        metrics.child(metrics.CHANNEL_BUSY, self.ROLE, att.channel_id, att.bank_code).inc()
+        self._log_busy(att)
+        resp = channel_hung(att) if hung else channel_busy(att, self.s.channel_concurrency, STALL_S)
+        self.publish(att, resp, self.clock(), done)
 
     def _spawn(self, coro, ticket: Ticket | None) -> None:
         task = asyncio.ensure_future(coro)
@@ -272,15 +290,23 @@ class ExecutorLoop:
         task.add_done_callback(functools.partial(self._task_done, ticket))
 
     async def call(self, att: Attempt, job, channel: Channel, ticket: Ticket, done) -> None:
-        await ticket.started()
+        try:
+            await ticket.started()
+        except Refused:  # a call of its channel-bank timed out while it waited: fail over at once
+            self.refuse(att, done, hung=True)
+            return
         started = self.clock()  # after the wait for a slot: latency is the channel's, the wait shows in started_at
+        timed_out = False
         try:
             resp = await self.send(channel, job)
+            timed_out = resp.channel_code == codes.TIMEOUT
         except Exception as exc:  # a connector bug: the request may have gone out, so the outcome is unknown
             log.exception("attempt %s at %s: the connector failed", att.attempt_id, att.channel_id)
             resp = ChannelResponse.pending("EXECUTOR_ERROR", f"outcome unknown: connector failed: {exc!r}")
         finally:
-            ticket.release()  # the call is over: the slot goes to the next attempt waiting
+            # the call is over: the slot goes to the next attempt waiting; after a timeout the
+            # channel-bank gets one call at a time until one is answered in time (streams/bulkhead.py)
+            ticket.release(timed_out)
         self.publish(att, resp, started, done)
         if resp.status == AttemptStatus.PENDING:
             # a task of its own: the call is over (its offset finishes with the PENDING result)

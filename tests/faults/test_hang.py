@@ -10,13 +10,14 @@ from __future__ import annotations
 import uuid
 from contextlib import contextmanager
 
-from connectors.codes import CHANNEL_BUSY
+from connectors.codes import CHANNEL_BUSY, CHANNEL_HUNG
 from schemas.records import Attempt, AttemptResult, AttemptStatus
 from tests.e2e.conftest import command
 from tests.faults.checks import await_census, check_books, decoded
 from tests.faults.conftest import CHANNEL_TIMEOUT_MS, EXECUTOR_CONCURRENCY
 
 OTHER_BANKS = ("CCB", "CMB", "ABC", "BOC")
+REFUSALS = (CHANNEL_HUNG, CHANNEL_BUSY)  # the executor's answers for attempts it did not send
 
 
 @contextmanager
@@ -71,10 +72,14 @@ def test_hung_channel_times_out_into_pending_and_is_resolved_without_blocking_ot
     results = [x for x in decoded(fstack.settings, "pay.results", AttemptResult) if x.attempt_id in hung_ids]
     timed_out = {x.attempt_id for x in results if x.status == AttemptStatus.PENDING}
     resolved = {x.attempt_id for x in results if x.status != AttemptStatus.PENDING and x.attempt_id in timed_out}
+    # once a call of a channel-bank timed out, its other attempts are refused unsent (a probe at a time)
+    busy = {x.attempt_id for x in results if x.channel_code in REFUSALS}
+    booked = {e["attempt_id"] for e in fstack.ledger() if e["order_id"] in hung_orders}
     books = check_books(fstack, census.first)
     worst_wait = max(r["waits"].values(), default=None)
     figures = (f"ICBC hung at every channel: {len(hung_ids)} attempts hung, {len(r['other'])} other orders; {census.summary()}; "
-               f"{len(timed_out)} attempts timed out into PENDING, {len(resolved)} resolved; other orders: longest "
+               f"{len(timed_out)} attempts timed out into PENDING, {len(resolved)} resolved, {len(busy)} refused "
+               f"(CHANNEL_HUNG / CHANNEL_BUSY) unsent; other orders: longest "
                f"wait for an executor slot {worst_wait} ms, slowest outcome "
                f"{max(latency.get(a.order_id, -1) for a in r['other'])} ms; fastest hung order "
                f"{min(latency.get(o, -1) for o in hung_orders)} ms; {len(books.double_booked)} booked twice, "
@@ -82,9 +87,11 @@ def test_hung_channel_times_out_into_pending_and_is_resolved_without_blocking_ot
     print(figures)
     assert not census.lost and not census.conflicting, figures
     assert len(hung_orders) == 30, f"every ICBC order must have met the hang; {figures}"
-    assert timed_out == hung_ids, f"every hung attempt must turn PENDING; {figures}"
+    assert timed_out and timed_out | busy == hung_ids, f"every hung attempt must turn PENDING or be refused; {figures}"
+    assert not busy & booked and not busy & timed_out, f"an attempt refused unsent was sent; {figures}"
     assert resolved == timed_out, f"every PENDING attempt must be resolved; {figures}"
-    assert all(latency[o] >= CHANNEL_TIMEOUT_MS for o in hung_orders), figures
+    waited = {a.order_id for a in r["hung"] if a.attempt_id in timed_out}
+    assert all(latency[o] >= CHANNEL_TIMEOUT_MS for o in waited), figures
     assert len(r["waits"]) == len(r["other"]), f"some other attempts have no result; {figures}"
     assert worst_wait < CHANNEL_TIMEOUT_MS, f"other channels waited behind the hung one; {figures}"
     assert not books.double_booked and not books.money_mismatch, figures
@@ -93,25 +100,26 @@ def test_hung_channel_times_out_into_pending_and_is_resolved_without_blocking_ot
 
 def test_more_hung_attempts_than_executor_concurrency_do_not_block_other_channels(fstack):
     """The executor's bulkhead per channel-bank (streams/bulkhead.py): the hung ICBC calls fill their
-    own compartments; attempts beyond them are refused CHANNEL_BUSY without being sent (never in a
-    channel's books), and the other banks' attempts go through at once."""
+    own compartments; attempts beyond them are refused without being sent (CHANNEL_BUSY while a
+    compartment is stalled, CHANNEL_HUNG once a call timed out and one probe at a time goes through;
+    never in a channel's books), and the other banks' attempts go through at once."""
     refused_before = fstack.scrape("executor", "paycenter_channel_busy_total")
     r = run_with_hung_icbc(fstack, n_icbc=2 * EXECUTOR_CONCURRENCY + 16, n_other=20)
     refused = fstack.scrape("executor", "paycenter_channel_busy_total") - refused_before
     census, waits = r["census"], sorted(r["waits"].values())
     hung_ids = {a.attempt_id for a in r["hung"]}
     results = [x for x in decoded(fstack.settings, "pay.results", AttemptResult) if x.attempt_id in hung_ids]
-    busy = {x.attempt_id for x in results if x.channel_code == CHANNEL_BUSY}
+    busy = {x.attempt_id for x in results if x.channel_code in REFUSALS}
     pending = {x.attempt_id for x in results if x.status == AttemptStatus.PENDING}
     booked = {e["attempt_id"] for e in fstack.ledger() if e["order_id"] in r["hung_orders"]}
     books = check_books(fstack, census.first)
     print(f"{len(r['hung'])} hung attempts, executor concurrency {EXECUTOR_CONCURRENCY}: {len(pending)} sent and "
-          f"timed out into PENDING, {len(busy)} refused CHANNEL_BUSY; {census.summary()}; other orders' wait for an "
+          f"timed out into PENDING, {len(busy)} refused unsent (CHANNEL_HUNG / CHANNEL_BUSY); {census.summary()}; other orders' wait for an "
           f"executor slot min {waits[0]} ms, max {waits[-1]} ms")
     assert not census.lost and not census.conflicting, census.summary()
     assert len(r["hung"]) > EXECUTOR_CONCURRENCY, "not enough hung attempts to fill the executor"
     assert waits[-1] < CHANNEL_TIMEOUT_MS, f"healthy channels waited {waits[-1]} ms behind the hung one"
-    assert not busy & booked, f"attempts answered CHANNEL_BUSY were sent: {sorted(busy & booked)[:5]}"
+    assert not busy & booked, f"attempts refused unsent were sent: {sorted(busy & booked)[:5]}"
     assert not busy & pending, "an attempt was both refused and sent"
     assert refused == len(busy), f"paycenter_channel_busy_total rose by {refused}, {len(busy)} attempts were refused"
     assert not books.double_booked and not books.money_mismatch, books

@@ -3,7 +3,7 @@ the channel-bank: the health monitor neither counts nor resets anything on it, a
 scores do not learn from it. It is still a channel-side failure for the order (safe failover)."""
 from __future__ import annotations
 
-from connectors.codes import CHANNEL_BUSY
+from connectors.codes import CHANNEL_BUSY, CHANNEL_HUNG
 from processors.health import HealthMonitor, HealthState
 from processors.scoring import ChannelBankStats
 from schemas.records import AttemptResult, AttemptStatus, FailureKind, Operation
@@ -48,3 +48,27 @@ def test_routing_scores_do_not_learn_from_busy_refusals():
     assert s.observe_result(busy(1)) is False
     assert s.posterior("beta", "ICBC", T0) == (1, 1)
     assert s.observe_result(result(2, AttemptStatus.FAILED, "E503")) is True  # a real failure still counts
+
+
+def hung(i: int) -> AttemptResult:
+    return result(i, AttemptStatus.FAILED, CHANNEL_HUNG)
+
+
+def test_hung_refusals_count_as_the_pending_results_they_stand_for_and_trip_the_pending_rule():
+    # CHANNEL_HUNG: a call of the channel-bank timed out and the executor held this attempt back
+    m = HealthMonitor()
+    threshold = m.policy_for("beta").pending_threshold
+    m.on_result(result(0, AttemptStatus.PENDING, "TIMEOUT"), T0)  # the call that timed out
+    for i in range(1, threshold - 1):
+        assert m.on_result(hung(i), T0) == [] and m.last_counted is True
+    health = m.state_of("beta", "ICBC")
+    assert (health.state, health.consecutive_pending, health.consecutive_failures) == (
+        HealthState.NORMAL, threshold - 1, 0)
+    [event] = m.on_result(hung(threshold), T0)
+    assert event.to_state == HealthState.DEMOTED and event.reason_code.value == "CONSECUTIVE_PENDING"
+
+
+def test_routing_scores_do_not_learn_from_hung_refusals():
+    s = ChannelBankStats(3_600_000, 1, 1)
+    assert s.observe_result(hung(1)) is False
+    assert s.posterior("beta", "ICBC", T0) == (1, 1)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from streams.bulkhead import DONE, RUNNING, WAITING, Bulkhead
+from streams.bulkhead import DONE, RUNNING, WAITING, Bulkhead, Refused
 
 A, B = ("beta", "ICBC"), ("beta", "CCB")
 STALL = 0.05
@@ -134,3 +134,47 @@ async def test_a_task_cancelled_while_waiting_or_after_its_grant_leaks_nothing()
 def test_limits_must_be_positive(args):
     with pytest.raises(ValueError):
         Bulkhead(*args)
+
+
+async def test_after_a_timeout_a_compartment_runs_one_probe_and_refuses_the_rest_until_an_answer_in_time():
+    bh = bulkhead(per_key=3, queue=3, stall_s=5.0)
+    run = await admitted(bh, A, 3)
+    waits = await admitted(bh, A, 3)
+    others = await admitted(bh, B, 3)
+    run[0].release(timed_out=True)  # the channel-bank hangs
+    assert bh.probing() == {A} and bh.waiting == 0  # its waiters are refused: each would wait a timeout
+    for t in waits:
+        with pytest.raises(Refused):
+            await t.started()
+    assert await bh.admit(A) is None  # two calls still in flight: no probe yet
+    run[1].release(timed_out=True)
+    run[2].release(timed_out=True)
+    probe = await bh.admit(A)
+    assert probe is not None and probe.state == RUNNING  # one call at a time
+    assert await bh.admit(A) is None
+    assert [t.state for t in others] == [RUNNING] * 3  # B keeps its full compartment
+    assert bh.refused[A] == 5
+    probe.release()  # answered in time: A may use all its slots again
+    assert bh.probing() == set()
+    assert [t.state for t in await admitted(bh, A, 4)] == [RUNNING] * 3 + [WAITING]
+
+
+async def test_hung_compartments_give_their_slots_back_after_their_first_timeouts():
+    # total 8 = two compartments of 4: two hung channel-banks held every slot for as long as they
+    # hung; after their calls time out they hold one probe each and the others get the rest
+    bh = bulkhead(per_key=4, queue=4, total=8, stall_s=5.0)
+    C = ("gamma", "ICBC")
+    hung = await admitted(bh, A, 4) + await admitted(bh, C, 4)
+    queued = await admitted(bh, A, 4) + await admitted(bh, C, 4)
+    b = asyncio.ensure_future(admitted(bh, B, 6))
+    await asyncio.sleep(0)
+    assert bh.in_flight == 8 and not b.done()  # B waits for the full waiting room to move
+    for t in hung:
+        t.release(timed_out=True)
+    for t in queued:
+        with pytest.raises(Refused):
+            await t.started()
+    got = await asyncio.wait_for(b, 1)
+    assert [t.state for t in got] == [RUNNING] * 4 + [WAITING] * 2
+    probes = [await bh.admit(A), await bh.admit(C)]
+    assert all(p is not None and p.state == RUNNING for p in probes) and bh.in_flight == 6
