@@ -86,7 +86,7 @@ CODES: dict[str, CodeMeaning] = {
 # the routing scores skip it.
 CHANNEL_BUSY = "CHANNEL_BUSY"
 
-# Local code, never sent by a channel: a call of this channel-bank timed out and the executor lets
+# Local code, never sent by a channel: calls of this channel-bank timed out (3 in a row) and the executor lets
 # one probe call at a time through until a call is answered in time (streams/bulkhead.py); the
 # request was NOT sent. FAILED/CHANNEL: the router fails over at no risk. Unlike CHANNEL_BUSY it is
 # about the channel-bank: the health monitor counts it as the PENDING result the call would have

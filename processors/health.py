@@ -24,7 +24,7 @@ Counting rules (per channel-bank):
 * FAILED with channel_code CHANNEL_BUSY (connectors/codes.py) is ignored altogether: the executor's
   own bulkhead refused the attempt and sent nothing, which says nothing about the channel-bank.
   Counting it would demote a healthy channel-bank for a burst we could not take;
-* FAILED with channel_code CHANNEL_HUNG counts as PENDING: a call of the channel-bank timed out and
+* FAILED with channel_code CHANNEL_HUNG counts as PENDING: calls of the channel-bank timed out and
   the executor holds the others back (one probe call at a time, streams/bulkhead.py); each would
   have timed out into PENDING, so a hung channel-bank trips the pending rule as it did when they
   were all sent.

@@ -12,8 +12,9 @@ compartments of the others.
   the caller answers without calling the channel. So a hung compartment holds the caller up for
   at most `stall_s`, once, never for the hung calls' timeout.
 
-* a compartment whose last call timed out (the caller says so on release) is open to ONE call at
-  a time - a probe, as a circuit breaker's half-open state - until a call ends without timing out:
+* a compartment whose last `probe_after` calls timed out (the caller says so on release) is open
+  to ONE call at a time - a probe, as a circuit breaker's half-open state - until a call ends
+  without timing out (one slow call among answered ones does not trip it):
   its waiting attempts are refused at once (`Ticket.started` raises `Refused`) and so is any
   attempt that finds the probe running. A hung channel-bank holds its `per_key` slots only until
   their first timeouts, then one, so several hung channel-banks no longer add up to every slot of
@@ -58,23 +59,27 @@ class Ticket:
             raise Refused()
 
     def release(self, timed_out: bool = False) -> None:
-        """`timed_out`: the call got no answer in time (its compartment drops to one probe call)."""
+        """`timed_out`: the call got no answer in time (`probe_after` in a row: one probe call)."""
         self._bulkhead._release(self, timed_out)
 
 
 class Bulkhead:
-    def __init__(self, per_key: int, queue_per_key: int, total: int, stall_s: float) -> None:
+    def __init__(self, per_key: int, queue_per_key: int, total: int, stall_s: float, probe_after: int = 3) -> None:
         if per_key < 1 or queue_per_key < 1 or total < 1:
             raise ValueError(f"per_key, queue_per_key and total must be at least 1, "
                              f"got {per_key}, {queue_per_key}, {total}")
         if stall_s <= 0:
             raise ValueError(f"stall_s must be positive, got {stall_s}")
+        if probe_after < 1:
+            raise ValueError(f"probe_after must be at least 1, got {probe_after}")
+        self.probe_after = probe_after
         self.per_key, self.queue_per_key, self.total, self.stall_s = per_key, queue_per_key, total, stall_s
         self.in_flight = 0  # calls holding a slot, all compartments
         self.waiting = 0  # attempts queued for a slot, all compartments
         self.refused: Counter = Counter()  # per key, since start
         self._running: Counter = Counter()
-        self._probing: set[Hashable] = set()  # compartments cut to one call: their last call timed out
+        self._probing: set[Hashable] = set()  # compartments cut to one call: their last calls timed out
+        self._timeouts: Counter = Counter()  # per key: calls in a row that timed out
         self._queues: dict[Hashable, deque[Ticket]] = {}
         self._seq = 0
         self._changed: asyncio.Future | None = None  # resolved whenever a slot or a place frees
@@ -141,9 +146,12 @@ class Bulkhead:
         if ticket.state == RUNNING:
             ticket.state = DONE
             if timed_out:
-                self._probing.add(ticket.key)
-                self._refuse_waiting(ticket.key)
+                self._timeouts[ticket.key] += 1
+                if self._timeouts[ticket.key] >= self.probe_after and ticket.key not in self._probing:
+                    self._probing.add(ticket.key)
+                    self._refuse_waiting(ticket.key)
             else:  # an answer in time: the compartment may use all its slots again
+                self._timeouts.pop(ticket.key, None)
                 self._probing.discard(ticket.key)
             self._running[ticket.key] -= 1
             if self._running[ticket.key] <= 0:

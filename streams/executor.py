@@ -9,10 +9,10 @@ hangs fills its own compartment; the loop goes on with the others. When its comp
 stalled, further attempts for it are answered CHANNEL_BUSY at once, without calling the channel
 (nothing sent: the router fails over safely; health and routing scores ignore the code). A full
 compartment that drains (a burst, a backlog after a restart) holds the loop back instead: Kafka is
-the queue, a healthy channel-bank is not failed for being popular. A call that times out opens its
-channel-bank to one call at a time until a call is answered in time (a probe, as a circuit
+the queue, a healthy channel-bank is not failed for being popular. Three calls in a row that time out
+open a channel-bank to one call at a time until a call is answered in time (a probe, as a circuit
 breaker's half-open state): the attempts waiting for it and those that find the probe running are
-answered CHANNEL_BUSY at once, unsent. So a hung channel-bank holds PAYCENTER_CHANNEL_CONCURRENCY
+answered CHANNEL_HUNG at once, unsent. So a hung channel-bank holds PAYCENTER_CHANNEL_CONCURRENCY
 of the worker's calls only until its first timeouts, then one, and its attempts fail over instead
 of waiting a timeout each.
 
@@ -90,7 +90,7 @@ def channel_hung(att: Attempt) -> ChannelResponse:
     # Nothing was sent, so this is a safe channel-side failure: the router may fail over.
     return ChannelResponse(status=AttemptStatus.FAILED, failure_kind=FailureKind.CHANNEL,
                            channel_code=codes.CHANNEL_HUNG,
-                           message=(f"not sent: a call to {att.channel_id}/{att.bank_code} timed out; one probe call "
+                           message=(f"not sent: calls to {att.channel_id}/{att.bank_code} timed out; one probe call "
                                     "at a time goes through until one is answered in time"),
                            channel_txn_id=None, fee_fen=0)
 
@@ -278,7 +278,7 @@ class ExecutorLoop:
         self._spawn(self.call(att, job, channel, ticket, done), ticket)
 
     def refuse(self, att: Attempt, done, hung: bool) -> None:
-        """Not sent: CHANNEL_HUNG (a call timed out, a probe is running) or CHANNEL_BUSY (stalled)."""
+        """Not sent: CHANNEL_HUNG (calls timed out, a probe is running) or CHANNEL_BUSY (stalled)."""
         metrics.child(metrics.CHANNEL_BUSY, self.ROLE, att.channel_id, att.bank_code).inc()
         self._log_busy(att)
         resp = channel_hung(att) if hung else channel_busy(att, self.s.channel_concurrency, STALL_S)
@@ -292,7 +292,7 @@ class ExecutorLoop:
     async def call(self, att: Attempt, job, channel: Channel, ticket: Ticket, done) -> None:
         try:
             await ticket.started()
-        except Refused:  # a call of its channel-bank timed out while it waited: fail over at once
+        except Refused:  # its channel-bank's calls timed out while it waited: fail over at once
             self.refuse(att, done, hung=True)
             return
         started = self.clock()  # after the wait for a slot: latency is the channel's, the wait shows in started_at

@@ -101,7 +101,7 @@ def test_hung_channel_times_out_into_pending_and_is_resolved_without_blocking_ot
 def test_more_hung_attempts_than_executor_concurrency_do_not_block_other_channels(fstack):
     """The executor's bulkhead per channel-bank (streams/bulkhead.py): the hung ICBC calls fill their
     own compartments; attempts beyond them are refused without being sent (CHANNEL_BUSY while a
-    compartment is stalled, CHANNEL_HUNG once a call timed out and one probe at a time goes through;
+    compartment is stalled, CHANNEL_HUNG once calls timed out and one probe at a time goes through;
     never in a channel's books), and the other banks' attempts go through at once."""
     refused_before = fstack.scrape("executor", "paycenter_channel_busy_total")
     r = run_with_hung_icbc(fstack, n_icbc=2 * EXECUTOR_CONCURRENCY + 16, n_other=20)

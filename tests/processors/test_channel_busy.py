@@ -55,7 +55,7 @@ def hung(i: int) -> AttemptResult:
 
 
 def test_hung_refusals_count_as_the_pending_results_they_stand_for_and_trip_the_pending_rule():
-    # CHANNEL_HUNG: a call of the channel-bank timed out and the executor held this attempt back
+    # CHANNEL_HUNG: calls of the channel-bank timed out and the executor held this attempt back
     m = HealthMonitor()
     threshold = m.policy_for("beta").pending_threshold
     m.on_result(result(0, AttemptStatus.PENDING, "TIMEOUT"), T0)  # the call that timed out

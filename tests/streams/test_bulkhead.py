@@ -130,38 +130,47 @@ async def test_a_task_cancelled_while_waiting_or_after_its_grant_leaks_nothing()
     assert (bh.in_flight, bh.waiting, bh.snapshot()) == (0, 0, {})
 
 
-@pytest.mark.parametrize("args", [(0, 1, 1, 1.0), (1, 0, 1, 1.0), (1, 1, 0, 1.0), (1, 1, 1, 0.0)])
+@pytest.mark.parametrize("args", [(0, 1, 1, 1.0), (1, 0, 1, 1.0), (1, 1, 0, 1.0), (1, 1, 1, 0.0), (1, 1, 1, 1.0, 0)])
 def test_limits_must_be_positive(args):
     with pytest.raises(ValueError):
         Bulkhead(*args)
 
 
-async def test_after_a_timeout_a_compartment_runs_one_probe_and_refuses_the_rest_until_an_answer_in_time():
-    bh = bulkhead(per_key=3, queue=3, stall_s=5.0)
+async def test_after_timeouts_in_a_row_a_compartment_runs_one_probe_and_refuses_the_rest_until_an_answer():
+    bh = bulkhead(per_key=3, queue=3, stall_s=5.0)  # probe_after 3
     run = await admitted(bh, A, 3)
     waits = await admitted(bh, A, 3)
     others = await admitted(bh, B, 3)
-    run[0].release(timed_out=True)  # the channel-bank hangs
-    assert bh.probing() == {A} and bh.waiting == 0  # its waiters are refused: each would wait a timeout
-    for t in waits:
-        with pytest.raises(Refused):
-            await t.started()
+    run[0].release(timed_out=True)
+    run[1].release(timed_out=True)  # two in a row: maybe a slow tail, not yet a hung channel-bank
+    assert bh.probing() == set() and [t.state for t in waits] == [RUNNING, RUNNING, WAITING]
+    run[2].release(timed_out=True)  # the third in a row: it hangs
+    assert bh.probing() == {A} and bh.waiting == 0  # its waiter is refused: it would wait a timeout
+    with pytest.raises(Refused):
+        await waits[2].started()
     assert await bh.admit(A) is None  # two calls still in flight: no probe yet
-    run[1].release(timed_out=True)
-    run[2].release(timed_out=True)
+    waits[0].release(timed_out=True)
+    waits[1].release(timed_out=True)
     probe = await bh.admit(A)
     assert probe is not None and probe.state == RUNNING  # one call at a time
     assert await bh.admit(A) is None
     assert [t.state for t in others] == [RUNNING] * 3  # B keeps its full compartment
-    assert bh.refused[A] == 5
+    assert bh.refused[A] == 3
     probe.release()  # answered in time: A may use all its slots again
     assert bh.probing() == set()
     assert [t.state for t in await admitted(bh, A, 4)] == [RUNNING] * 3 + [WAITING]
 
 
-async def test_hung_compartments_give_their_slots_back_after_their_first_timeouts():
+async def test_timeouts_between_answers_in_time_never_make_a_probe():
+    bh = bulkhead(per_key=1, queue=1, stall_s=5.0)
+    for timed_out in (True, True, False, True, True, False, True, True):
+        (await bh.admit(A)).release(timed_out=timed_out)
+    assert bh.probing() == set()
+
+
+async def test_hung_compartments_give_their_slots_back_after_their_timeouts():
     # total 8 = two compartments of 4: two hung channel-banks held every slot for as long as they
-    # hung; after their calls time out they hold one probe each and the others get the rest
+    # hung (their waiting attempts took each freed slot and hung in turn); probing, they leave some
     bh = bulkhead(per_key=4, queue=4, total=8, stall_s=5.0)
     C = ("gamma", "ICBC")
     hung = await admitted(bh, A, 4) + await admitted(bh, C, 4)
@@ -171,10 +180,10 @@ async def test_hung_compartments_give_their_slots_back_after_their_first_timeout
     assert bh.in_flight == 8 and not b.done()  # B waits for the full waiting room to move
     for t in hung:
         t.release(timed_out=True)
-    for t in queued:
+    refused = [t for t in queued if t.state == DONE]
+    assert len(refused) == 4  # 2 of each: the third timeout in a row turned each to probing
+    for t in refused:
         with pytest.raises(Refused):
             await t.started()
     got = await asyncio.wait_for(b, 1)
-    assert [t.state for t in got] == [RUNNING] * 4 + [WAITING] * 2
-    probes = [await bh.admit(A), await bh.admit(C)]
-    assert all(p is not None and p.state == RUNNING for p in probes) and bh.in_flight == 6
+    assert [t.state for t in got] == [RUNNING] * 4 + [WAITING] * 2 and bh.in_flight == 8
