@@ -280,8 +280,8 @@ class ExecutorLoop:
     def refuse(self, att: Attempt, done, hung: bool) -> None:
         """Not sent: CHANNEL_HUNG (calls timed out, a probe is running) or CHANNEL_BUSY (stalled)."""
         metrics.child(metrics.CHANNEL_BUSY, self.ROLE, att.channel_id, att.bank_code).inc()
-        self._log_busy(att)
         resp = channel_hung(att) if hung else channel_busy(att, self.s.channel_concurrency, STALL_S)
+        self._log_busy(att, resp.channel_code)
         self.publish(att, resp, self.clock(), done)
 
     def _spawn(self, coro, ticket: Ticket | None) -> None:
@@ -404,13 +404,14 @@ class ExecutorLoop:
         for ch in self.registry.values():
             await ch.close()
 
-    def _log_busy(self, att: Attempt) -> None:
+    def _log_busy(self, att: Attempt, code: str) -> None:
         key, now = (att.channel_id, att.bank_code), time.monotonic()
         if now - self._busy_logged.get(key, 0.0) >= BUSY_LOG_EVERY_S:
             self._busy_logged[key] = now
             running, waiting = self.bulkhead.snapshot().get(key, (0, 0))
-            log.warning("%s/%s stalled (%d calls in flight, %d waiting): answering CHANNEL_BUSY without calling "
-                        "(%d so far)", *key, running, waiting, self.bulkhead.refused[key])
+            why = "its calls time out, one probe at a time" if code == codes.CHANNEL_HUNG else "stalled"
+            log.warning("%s/%s %s (%d calls in flight, %d waiting): answering %s without calling (%d so far)",
+                        *key, why, running, waiting, code, self.bulkhead.refused[key])
 
 
 def run_loop(cls: type[ExecutorLoop], settings: Settings) -> int:
