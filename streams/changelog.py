@@ -61,18 +61,14 @@ class ChangelogTable(Generic[T]):
         return value
 
     def put(self, partition: int, key: str, value: T, producer: Producer) -> None:
-        self._parts.setdefault(partition, {})[key] = value
-        self._where[key] = partition
-        # orjson: the stdlib encoder was 15 % of the router's CPU; same JSON text (compact)
-        producer.produce(self.topic, key=orjson.dumps(key), value=orjson.dumps(self._encode(value)),
-                         partition=partition)
+        self._remember(partition, key, value)
+        self._write(producer, partition, key, value)
 
     def stage(self, partition: int, key: str, value: T) -> None:
         """`put` whose changelog record waits for `write_staged`: a key that many records of a batch
         change (a channel-bank's health cell, a card's usage) is written once per batch, with the
         value it has then. The loop must call write_staged before it flushes and commits."""
-        self._parts.setdefault(partition, {})[key] = value
-        self._where[key] = partition
+        self._remember(partition, key, value)
         self._staged[(partition, key)] = None
 
     def write_staged(self, producer: Producer) -> int:
@@ -82,11 +78,19 @@ class ChangelogTable(Generic[T]):
             value = self._parts.get(partition, {}).get(key)
             if value is None:  # deleted or dropped since: nothing to write
                 continue
-            producer.produce(self.topic, key=orjson.dumps(key), value=orjson.dumps(self._encode(value)),
-                             partition=partition)
+            self._write(producer, partition, key, value)
             n += 1
         self._staged.clear()
         return n
+
+    def _remember(self, partition: int, key: str, value: T) -> None:
+        self._parts.setdefault(partition, {})[key] = value
+        self._where[key] = partition
+
+    def _write(self, producer: Producer, partition: int, key: str, value: T) -> None:
+        # orjson: the stdlib encoder was 15 % of the router's CPU; same JSON text (compact)
+        producer.produce(self.topic, key=orjson.dumps(key), value=orjson.dumps(self._encode(value)),
+                         partition=partition)
 
     def delete(self, partition: int, key: str, producer: Producer) -> None:
         """Forget a key: a tombstone in the changelog (compaction removes it there too)."""

@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import signal
 import time
 from types import SimpleNamespace
 
@@ -86,21 +85,19 @@ def to_result(att: Attempt, resp: ChannelResponse, started_ms: int, finished_ms:
         finished_at_ms=finished_ms)
 
 
-def channel_hung(att: Attempt) -> ChannelResponse:
+def not_sent(code: str, message: str) -> ChannelResponse:
     # Nothing was sent, so this is a safe channel-side failure: the router may fail over.
-    return ChannelResponse(status=AttemptStatus.FAILED, failure_kind=FailureKind.CHANNEL,
-                           channel_code=codes.CHANNEL_HUNG,
-                           message=(f"not sent: calls to {att.channel_id}/{att.bank_code} timed out; one probe call "
-                                    "at a time goes through until one is answered in time"),
-                           channel_txn_id=None, fee_fen=0)
+    return ChannelResponse(status=AttemptStatus.FAILED, failure_kind=FailureKind.CHANNEL, channel_code=code,
+                           message=message, channel_txn_id=None, fee_fen=0)
+
+
+def channel_hung(att: Attempt) -> ChannelResponse:
+    return not_sent(codes.CHANNEL_HUNG, f"not sent: calls to {att.channel_id}/{att.bank_code} timed out; one probe "
+                                        "call at a time goes through until one is answered in time")
 
 
 def unknown_channel(att: Attempt) -> ChannelResponse:
-    # Nothing was sent, so this is a safe channel-side failure: the router may fail over.
-    return ChannelResponse(status=AttemptStatus.FAILED, failure_kind=FailureKind.CHANNEL,
-                           channel_code="NO_CONNECTOR",
-                           message=f"no connector for channel {att.channel_id!r}; add it to the routing config",
-                           channel_txn_id=None, fee_fen=0)
+    return not_sent("NO_CONNECTOR", f"no connector for channel {att.channel_id!r}; add it to the routing config")
 
 
 async def resolve_pending(channel: Channel, attempt_id: str, deadline_s: float,
@@ -124,13 +121,9 @@ def _wiring(ch) -> tuple:
 
 
 def channel_busy(att: Attempt, limit: int, stall_s: float) -> ChannelResponse:
-    # Nothing was sent, so this is a safe channel-side failure: the router may fail over.
-    return ChannelResponse(status=AttemptStatus.FAILED, failure_kind=FailureKind.CHANNEL,
-                           channel_code=codes.CHANNEL_BUSY,
-                           message=(f"not sent: {att.channel_id}/{att.bank_code} is full in this executor "
-                                    f"({limit} calls in flight, {limit} waiting, the oldest for over {stall_s:g} s); "
-                                    "PAYCENTER_CHANNEL_CONCURRENCY sets the limit"),
-                           channel_txn_id=None, fee_fen=0)
+    return not_sent(codes.CHANNEL_BUSY, f"not sent: {att.channel_id}/{att.bank_code} is full in this executor "
+                                        f"({limit} calls in flight, {limit} waiting, the oldest for over {stall_s:g} s); "
+                                        "PAYCENTER_CHANNEL_CONCURRENCY sets the limit")
 
 
 class ExecutorLoop:
@@ -415,14 +408,7 @@ class ExecutorLoop:
 
 
 def run_loop(cls: type[ExecutorLoop], settings: Settings) -> int:
-    async def run() -> None:
-        loop = cls(settings, load_routing_config(settings))
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(sig, loop.stop)
-        await loop.run()
-
-    asyncio.run(run())
-    return 0
+    return kafka_loop.run_until_signalled(lambda: cls(settings, load_routing_config(settings)))
 
 
 def main(settings: Settings) -> int:

@@ -106,24 +106,12 @@ class HealthLoop:
 
     # ---- the loop --------------------------------------------------------------------------------
     def run(self) -> None:
-        self.consumer.subscribe([self.results_t, self.regrouped_t, self.commands_t], on_assign=self.own.assigned,
-                                on_revoke=lambda _c, _p: self.producer.flush_all(), on_lost=self.own.lost)
+        self.own.subscribe(self.consumer, [self.results_t, self.regrouped_t, self.commands_t])
         timers_at = snapshot_at = time.monotonic()
         try:
             while self.running:
                 msgs = kafka_loop.next_batch(self.consumer, self.batch)
-                offsets: dict[tuple[str, int], int] = {}
-                for msg in msgs:
-                    if msg.error():
-                        log.warning("consume error: %s", msg.error())
-                        continue
-                    offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
-                    metrics.child(metrics.CONSUMED, "health", msg.topic()).inc()
-                    try:
-                        self.handle(msg)
-                    except Exception:  # a poison record must not stop the partition
-                        log.exception("health monitor could not process %s:%d@%d", msg.topic(), msg.partition(),
-                                      msg.offset())
+                offsets = kafka_loop.handle_batch(msgs, "health", self.handle)
                 now = time.monotonic()
                 if now - timers_at >= TIMER_EVERY_S:
                     timers_at = now

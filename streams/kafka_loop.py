@@ -3,13 +3,17 @@ consumer's configuration, the next batch, a producer that never lets a loop comm
 the broker did not take, the synchronous commit, and the partitions a worker's tables hold."""
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 import time
+from typing import Callable
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from infra import kafka
 from infra.settings import Settings
+from paycenter import metrics
 from streams.changelog import ChangelogTable, restore
 
 log = logging.getLogger("paycenter.streams")
@@ -36,6 +40,40 @@ def next_batch(c: Consumer, size: int, wait_s: float = 0.1) -> list:
         return msgs
     first = c.poll(wait_s)
     return [first] + c.consume(size - 1, 0) if first is not None else []
+
+
+def handle_batch(msgs: list, role: str, handle: Callable[[object], None],
+                 poisoned: Callable[[object, Exception], None] | None = None) -> dict[tuple[str, int], int]:
+    """Each record of a batch through `handle`, consume errors skipped and counted records in
+    CONSUMED; a record whose handling raises goes to `poisoned` (default: logged), because a poison
+    record must not stop its partition. Returns the (topic, partition) -> next offset to commit."""
+    offsets: dict[tuple[str, int], int] = {}
+    for msg in msgs:
+        if msg.error():
+            log.warning("%s: consume error: %s", role, msg.error())
+            continue
+        offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
+        metrics.child(metrics.CONSUMED, role, msg.topic()).inc()
+        try:
+            handle(msg)
+        except Exception as exc:
+            if poisoned is None:
+                log.exception("%s could not process %s:%d@%d", role, msg.topic(), msg.partition(), msg.offset())
+            else:
+                poisoned(msg, exc)
+    return offsets
+
+
+def run_until_signalled(make: Callable[[], object]) -> int:
+    """Run an asyncio loop object (`await loop.run()`, `loop.stop()`) until SIGTERM or SIGINT."""
+    async def run() -> None:
+        loop = make()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(sig, loop.stop)
+        await loop.run()
+
+    asyncio.run(run())
+    return 0
 
 
 def produce(producer: Producer, topic: str, key: bytes | None, value: bytes | None, **kwargs) -> None:
@@ -104,6 +142,13 @@ class OwnedTables:
                  bootstrap: str):
         self.name, self.topic, self.tables, self.producer, self.bootstrap = name, topic, tables, producer, bootstrap
         self.owned: set[int] = set()
+
+    def subscribe(self, consumer: Consumer, topics: list[str]) -> None:
+        """Subscribe `consumer` so these tables follow its assignment: restored when partitions come,
+        dropped when lost; on a revocation the producer is flushed (the loop committed every batch
+        after its effects, so nothing else is pending)."""
+        consumer.subscribe(topics, on_assign=self.assigned, on_revoke=lambda _c, _p: self.producer.flush_all(),
+                           on_lost=self.lost)
 
     def assigned(self, _consumer, partitions: list[TopicPartition]) -> None:
         new = {tp.partition for tp in partitions if tp.topic == self.topic}

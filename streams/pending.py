@@ -27,7 +27,6 @@ import asyncio
 import json
 import logging
 import os
-import signal
 import time
 
 import orjson
@@ -36,7 +35,6 @@ from confluent_kafka import KafkaException
 from connectors.base import Channel, ChannelResponse
 from connectors.registry import build_channels
 from infra.settings import Settings
-from paycenter import metrics
 from processors import health_pending as hp
 from processors.health_alerts import backlog_alert
 from processors.health_config import HealthConfig, load as load_health_config
@@ -89,25 +87,14 @@ class PendingLoop:
 
     # ---- the loop --------------------------------------------------------------------------------
     async def run(self) -> None:
-        self.consumer.subscribe([self.results_t, self.notes_t], on_assign=self.own.assigned,
-                                on_revoke=lambda _c, _p: self.producer.flush_all(), on_lost=self.own.lost)
+        self.own.subscribe(self.consumer, [self.results_t, self.notes_t])
         runner = await self._serve_callbacks()
         idle, housekeeping_at, backlog_at = 0.001, 0.0, time.monotonic()
         try:
             while self.running:
                 msgs = self.consumer.consume(self.batch, 0)
-                offsets: dict[tuple[str, int], int] = {}
-                for msg in msgs:
-                    if msg.error():
-                        log.warning("consume error: %s", msg.error())
-                        continue
-                    offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
-                    metrics.child(metrics.CONSUMED, "pending", msg.topic()).inc()
-                    try:
-                        self.handle(msg)
-                    except Exception:  # a poison record must not stop the partition
-                        log.exception("pending resolver could not process %s:%d@%d", msg.topic(), msg.partition(),
-                                      msg.offset())
+                offsets = kafka_loop.handle_batch(msgs, "pending", self.handle)
+                self.table.write_staged(self.producer)  # one changelog record per attempt changed in the batch
                 if offsets:
                     self.producer.flush_all()
                     kafka_loop.commit(self.consumer, offsets)
@@ -150,7 +137,7 @@ class PendingLoop:
             return  # the router dead-letters it
         entry = hp.on_result(self.table.get(result.attempt_id), result, msg.partition())
         if entry is not None:
-            self.table.put(msg.partition(), result.attempt_id, entry, self.producer)
+            self.table.stage(msg.partition(), result.attempt_id, entry)
             self.lines_seen.add(result.business_line)
             if entry["final"]:
                 self.queried.pop(result.attempt_id, None)
@@ -171,7 +158,7 @@ class PendingLoop:
             log.info("%s answer for %s ignored: %s", note.source, note.attempt_id,
                      "not waiting here" if entry is None else "already final" if entry["final"] else "not final")
         if new is not None:
-            self.table.put(msg.partition(), note.attempt_id, new, self.producer)
+            self.table.stage(msg.partition(), note.attempt_id, new)
             self.queried.pop(note.attempt_id, None)
 
     def publish(self, final: AttemptResult) -> None:
@@ -280,11 +267,4 @@ def _note(channel_id: str, attempt_id: str, card_token: str, resp: ChannelRespon
 
 
 def main(settings: Settings) -> int:
-    async def run() -> None:
-        loop = PendingLoop(settings)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(sig, loop.stop)
-        await loop.run()
-
-    asyncio.run(run())
-    return 0
+    return kafka_loop.run_until_signalled(lambda: PendingLoop(settings))

@@ -105,8 +105,7 @@ class RouterLoop:
         meta = self.consumer.list_topics(self.commands, timeout=30).topics.get(self.commands)
         self.command_partitions = len(meta.partitions) if meta is not None and meta.error is None else 0
         # on a revocation every batch was committed after its effects: nothing else is pending
-        self.consumer.subscribe([self.commands, self.results], on_assign=self.own.assigned,
-                                on_revoke=lambda _c, _p: self.producer.flush_all(), on_lost=self.own.lost)
+        self.own.subscribe(self.consumer, [self.commands, self.results])
         try:
             while self.running:
                 msgs = kafka_loop.next_batch(self.consumer, self.batch)
@@ -126,21 +125,16 @@ class RouterLoop:
     def process(self, msgs: list) -> None:
         out: Out = []
         barrier = False
-        offsets: dict[tuple[str, int], int] = {}
-        for msg in msgs:
-            if msg.error():
-                log.warning("consume error: %s", msg.error())
-                continue
-            offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
-            metrics.child(metrics.CONSUMED, "router", msg.topic()).inc()
-            try:
-                if msg.topic() == self.commands:
-                    barrier |= self.on_command(msg, out)
-                else:
-                    barrier |= self.on_result(msg, out)
-            except Exception as exc:  # a poison record must not stop the partition: park it, loudly
-                log.exception("could not process %s", _origin(msg))
-                self.park(out, msg, "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}; fix and replay from the dead letter")
+
+        def one(msg) -> None:
+            nonlocal barrier
+            barrier |= (self.on_command if msg.topic() == self.commands else self.on_result)(msg, out)
+
+        def poisoned(msg, exc: Exception) -> None:  # park it, loudly (called inside the except)
+            log.exception("could not process %s", _origin(msg))
+            self.park(out, msg, "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}; fix and replay from the dead letter")
+
+        offsets = kafka_loop.handle_batch(msgs, "router", one, poisoned)
         for table in self.tables:  # one changelog record per key changed in the batch
             table.write_staged(self.producer)
         if barrier:
