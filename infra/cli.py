@@ -63,7 +63,8 @@ def _migration_status(s: Settings) -> str:
 def _provision(args: argparse.Namespace) -> int:
     report = topics.provision(load(), timeout=args.timeout, progress=print)
     print(report.summary())
-    return 0 if report.ok else 2
+    # 3 (refused: a topic needs a migration by hand) before 2 (drift it could not fix)
+    return 3 if report.errors else 0 if report.ok else 2
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -92,7 +93,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("down", help="stop the broker and ClickHouse started from this data dir").set_defaults(func=_cmd(_down))
     sub.add_parser("status", help="are the services up, topics present, migrations applied? (exit 1 if not)"
                    ).set_defaults(func=_cmd(_status))
-    p = sub.add_parser("provision", help="create/adjust topics from infra/topics.yaml (exit 2 on warnings)")
+    p = sub.add_parser("provision", help="create/adjust topics from infra/topics.yaml (exit 2 on warnings, "
+                                         "3 when it refuses to change a keyed or compacted topic's partition count)")
     p.add_argument("--timeout", type=float, default=30.0)
     p.set_defaults(func=_cmd(_provision))
     sub.add_parser("migrate", help="apply pending ClickHouse migrations from infra/migrations/"

@@ -41,7 +41,8 @@ def step(name: str, fn: Callable[[], T], progress: Progress) -> tuple[T, float]:
 
 
 def start_all(settings: Settings, progress: Progress = print, timeout: float = 30.0) -> UpReport:
-    """Start (or reuse) broker and ClickHouse, provision topics, apply migrations. Idempotent."""
+    """Start (or reuse) broker and ClickHouse, provision topics, apply migrations. Idempotent.
+    Raises ServiceError, before any migration, if provisioning refused a topic (report.errors)."""
     report = UpReport()
     t0 = time.monotonic()
     started, report.seconds["broker"] = step("broker", lambda: broker.start(settings, progress, timeout), progress)
@@ -52,6 +53,9 @@ def start_all(settings: Settings, progress: Progress = print, timeout: float = 3
     def provision() -> topics.ProvisionReport:
         r = topics.provision(settings, timeout=timeout, progress=progress)
         progress(r.summary())
+        if r.errors:  # workers on misaligned topics would lose orders and limits: do not go on
+            raise ServiceError("topics do not match infra/topics.yaml and provisioning must not fix them:\n"
+                               + "\n".join(f"  ERROR {e}" for e in r.errors))
         return r
 
     report.topics, report.seconds["topics"] = step("topics", provision, progress)

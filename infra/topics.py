@@ -1,10 +1,11 @@
 """Topic catalogue (infra/topics.yaml) and provisioning.
 
 `spec()` gives typed `TopicSpec` records (look up partitions, names, schema, key); `provision()`
-makes the cluster match them as far as it can without losing data: it creates missing topics,
-adds partitions, and sets cleanup.policy / retention.ms on existing topics; what it cannot fix
-(more partitions than the spec; a broker refusing a change) is reported as a warning, never hidden.
-Running it twice is a no-op.
+makes the cluster match them as far as it can without losing data or breaking key order: it creates
+missing topics, sets cleanup.policy / retention.ms on existing ones, and adds partitions only to
+topics that are neither keyed nor compacted. What it cannot fix (a broker refusing a change) is a
+warning; a keyed or compacted topic whose partition count differs from the spec is an error and is
+left untouched (see `partition_change`). Neither is ever hidden. Running it twice is a no-op.
 """
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ DISCREPANCIES = "reconcile.discrepancies"
 ORDERS_CHANGELOG = "paycenter-orders-changelog"
 CARD_USAGE_CHANGELOG = "paycenter-card_usage-changelog"
 
-_FIELDS = {"partitions", "cleanup_policy", "retention_ms", "replication_factor", "schema", "key", "description"}
+_FIELDS = {"partitions", "cleanup_policy", "retention_ms", "replication_factor", "schema", "key", "keyed",
+           "description"}
 _POLICIES = {"delete", "compact", "compact,delete"}
 
 
@@ -50,10 +52,24 @@ class TopicSpec:
     replication_factor: int = -1
     schema: str | None = None
     key: str = ""
+    # Records are partitioned by their key. load() defaults it to "a `key` is declared"; a spec built
+    # in code defaults to True so that forgetting it can never let provisioning move keys.
+    keyed: bool = True
     description: str = ""
 
     def full_name(self, settings: Settings) -> str:
         return settings.topic(self.name)
+
+    @property
+    def stateful(self) -> bool:
+        # Compaction keeps the latest record per key per partition: the topic is a table (a faust
+        # changelog, pay.config, channel.health), read back partition by partition.
+        return "compact" in self.cleanup_policy
+
+    @property
+    def fixed_partitions(self) -> bool:
+        """Once the topic exists, provisioning must never change its partition count."""
+        return self.keyed or self.stateful
 
     def config(self) -> dict[str, str]:
         return {"cleanup.policy": self.cleanup_policy, "retention.ms": str(self.retention_ms)}
@@ -77,9 +93,12 @@ def load(path: Path = SPEC_FILE) -> dict[str, TopicSpec]:
                           retention_ms=int(merged["retention_ms"]),
                           replication_factor=int(merged.get("replication_factor", -1)),
                           schema=merged.get("schema"), key=str(merged.get("key", "")),
+                          keyed=merged.get("keyed", bool(merged.get("key"))),
                           description=str(merged.get("description", "")))
         except KeyError as exc:
             raise SpecError(f"{path}: topic {name}: missing {exc.args[0]} (and no default)") from None
+        if not isinstance(t.keyed, bool):  # "no" or "false" in quotes would otherwise count as keyed
+            raise SpecError(f"{path}: topic {name}: keyed must be true or false, got {t.keyed!r}")
         if t.partitions < 1 or t.cleanup_policy not in _POLICIES:
             raise SpecError(f"{path}: topic {name}: partitions must be >= 1 and cleanup_policy one of {sorted(_POLICIES)}")
         out[name] = t
@@ -105,17 +124,47 @@ class ProvisionReport:
     unchanged: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)  # "name: what was changed"
     warnings: list[str] = field(default_factory=list)
+    # "name: why" for topics provisioning refused to touch (a partition count it must not change):
+    # unlike a warning, the topic is unusable as it is and a human has to migrate it.
+    errors: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.warnings
+        return not self.warnings and not self.errors
 
     def summary(self) -> str:
         lines = [f"topics: {len(self.created)} created, {len(self.changed)} changed, "
-                 f"{len(self.unchanged)} already as specified, {len(self.warnings)} warning(s)"]
+                 f"{len(self.unchanged)} already as specified, {len(self.warnings)} warning(s), "
+                 f"{len(self.errors)} error(s)"]
         lines += [f"  created {n}" for n in self.created] + [f"  changed {c}" for c in self.changed]
-        lines += [f"  WARNING {w}" for w in self.warnings]
+        lines += [f"  WARNING {w}" for w in self.warnings] + [f"  ERROR {e}" for e in self.errors]
         return "\n".join(lines)
+
+
+def partition_change(full: str, s: TopicSpec, have: int) -> tuple[str, str]:
+    """What provisioning does about topic `full` (spec `s`) that has `have` partitions on the cluster:
+    ("none", ""), ("grow", ""), ("warn", message) or ("refuse", message)."""
+    want = s.partitions
+    if have == want:
+        return "none", ""
+    if s.fixed_partitions:
+        why = []
+        if s.keyed:
+            why.append(f"its records are keyed ({s.key or 'key'}): another count moves keys to other partitions, "
+                       f"away from their earlier records and from the worker that holds their state")
+        if s.stateful:
+            why.append(f"it holds state (cleanup.policy={s.cleanup_policy}): the tables restored from it would "
+                       f"no longer line up with their input partitions")
+        return "refuse", (
+            f"{full}: has {have} partitions, spec says {want}; provisioning refuses to change the partition "
+            f"count: {'; and '.join(why)}. To get {want} partitions: create a new topic with {want} partitions "
+            f"(a new name in infra/topics.yaml and in the code that uses it, together with its co-partitioned "
+            f"topics), replay or migrate the data into it, switch producers and consumers to it, then retire "
+            f"{full}. Or set partitions: {have} for {s.name} in infra/topics.yaml. Nothing was changed on {full}")
+    if have > want:
+        return "warn", (f"{full}: has {have} partitions, spec says {want}; Kafka cannot remove partitions: "
+                        f"recreate the topic or change infra/topics.yaml")
+    return "grow", ""
 
 
 def _result(future) -> KafkaError | None:
@@ -155,8 +204,11 @@ def provision(settings: Settings, specs: dict[str, TopicSpec] | None = None, tim
 
     present = [full for full in by_full if full in existing]
     _fix_partitions(admin, by_full, existing, present, report, timeout)
-    _fix_configs(admin, by_full, present, report, timeout)
-    touched = set(report.created) | {c.split(":")[0] for c in report.changed} | {w.split(":")[0] for w in report.warnings}
+    refused = {e.split(":")[0] for e in report.errors}
+    # A refused topic gets no config change either: nothing about it is settled until it is migrated.
+    _fix_configs(admin, by_full, [f for f in present if f not in refused], report, timeout)
+    touched = (set(report.created) | refused | {c.split(":")[0] for c in report.changed}
+               | {w.split(":")[0] for w in report.warnings})
     report.unchanged = [full for full in by_full if full not in touched]
     return report
 
@@ -165,13 +217,13 @@ def _fix_partitions(admin, by_full: dict[str, TopicSpec], existing: dict[str, in
                     report: ProvisionReport, timeout: float) -> None:
     grow = []
     for full in present:
-        have, want = existing[full], by_full[full].partitions
-        if have > want:
-            # Kafka cannot shrink a topic; keyed data would move partitions anyway. Needs a human.
-            report.warnings.append(f"{full}: has {have} partitions, spec says {want}; Kafka cannot remove "
-                                   f"partitions: recreate the topic or change infra/topics.yaml")
-        elif have < want:
-            grow.append(NewPartitions(full, want))
+        action, message = partition_change(full, by_full[full], existing[full])
+        if action == "refuse":
+            report.errors.append(message)
+        elif action == "warn":
+            report.warnings.append(message)
+        elif action == "grow":
+            grow.append(NewPartitions(full, by_full[full].partitions))
     if not grow:
         return
     for full, fut in admin.create_partitions(grow, operation_timeout=timeout, request_timeout=timeout).items():

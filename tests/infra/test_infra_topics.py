@@ -71,28 +71,33 @@ def test_session_cluster_matches_the_spec_exactly(services: Settings, kafka_admi
 
 def test_second_provision_is_a_no_op(services: Settings) -> None:
     report = topics.provision(services)
-    assert (report.created, report.changed, report.warnings) == ([], [], [])
+    assert (report.created, report.changed, report.warnings, report.errors) == ([], [], [], [])
     assert sorted(report.unchanged) == sorted(services.topic(n) for n in EXPECTED)
     assert f"{len(EXPECTED)} already as specified" in report.summary()
 
 
 def test_drift_is_fixed_where_possible_and_reported_otherwise(services: Settings, kafka_admin: AdminClient) -> None:
     s = dataclasses.replace(services, topic_prefix="drift.")
-    specs = {n: topics.get(n) for n in (topics.COMMANDS, topics.CONFIG)}
-    # pay.commands: too few partitions, wrong config; pay.config: more partitions than the spec (1)
+    # pay.commands: the right partition count, wrong config. Two topics declared unkeyed, the only
+    # kind whose count provisioning may touch: pay.alerts with too few partitions, pay.deadletter
+    # with too many. (Keyed and compacted topics: test_infra_topics_partitions.py.)
+    specs = {topics.COMMANDS: topics.get(topics.COMMANDS),
+             topics.ALERTS: dataclasses.replace(topics.get(topics.ALERTS), keyed=False),
+             topics.DEADLETTER: dataclasses.replace(topics.get(topics.DEADLETTER), keyed=False)}
     made = kafka_admin.create_topics([
-        NewTopic("drift.pay.commands", 2, 1, config={"cleanup.policy": "compact", "retention.ms": "1000"}),
-        NewTopic("drift.pay.config", 3, 1, config={"cleanup.policy": "compact", "retention.ms": "-1"})])
+        NewTopic("drift.pay.commands", 6, 1, config={"cleanup.policy": "compact", "retention.ms": "1000"}),
+        NewTopic("drift.pay.alerts", 1, 1, config={"cleanup.policy": "delete", "retention.ms": "604800000"}),
+        NewTopic("drift.pay.deadletter", 5, 1, config={"cleanup.policy": "delete", "retention.ms": "2592000000"})])
     for f in made.values():
         f.result()
 
     report = topics.provision(s, specs=specs)
-    assert report.created == []
+    assert report.created == [] and report.errors == []
     assert "drift.pay.commands: set cleanup.policy=delete, retention.ms=604800000" in report.changed
-    grown = "drift.pay.commands: partitions 2 -> 6" in report.changed
-    refused = any(w.startswith("drift.pay.commands: has 2 partitions, spec says 6") for w in report.warnings)
+    grown = "drift.pay.alerts: partitions 1 -> 3" in report.changed
+    refused = any(w.startswith("drift.pay.alerts: has 1 partitions, spec says 3") for w in report.warnings)
     assert grown or refused  # Tansu has no CreatePartitions; a real cluster grows the topic
-    assert any(w.startswith("drift.pay.config: has 3 partitions, spec says 1") and "cannot remove" in w
+    assert any(w.startswith("drift.pay.deadletter: has 5 partitions, spec says 3") and "cannot remove" in w
                for w in report.warnings)
     assert not report.ok
     cfg = _describe(kafka_admin, ["drift.pay.commands"])["drift.pay.commands"]
@@ -100,4 +105,4 @@ def test_drift_is_fixed_where_possible_and_reported_otherwise(services: Settings
 
     again = topics.provision(s, specs=specs)
     assert again.changed == [] and again.created == []
-    assert any(w.startswith("drift.pay.config") for w in again.warnings)  # still reported, never hidden
+    assert any(w.startswith("drift.pay.deadletter") for w in again.warnings)  # still reported, never hidden
