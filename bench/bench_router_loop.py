@@ -1,5 +1,6 @@
-"""Router cost per command, in-process: `RouterLoop.process` over commands already read from the
-broker, producing its changelogs and attempts to a real (private) broker, offsets not committed.
+"""Router cost per command, in-process: the router's `StreamLoop.process` over commands already read
+from the broker, writing its changelog (fenced) and attempts to a real (private) broker, offsets
+not committed.
 
     .venv/bin/python bench/bench_router_loop.py [--n 40000] [--cprofile]
 
@@ -21,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import log, private_platform, with_routing_config  # noqa: E402
 from bench.workload import commands, produce_all, reader, with_prefix  # noqa: E402
-from streams import kafka_loop  # noqa: E402
 from streams.common import load_routing_config  # noqa: E402
-from streams.router import RouterLoop  # noqa: E402
+from streams.router import Router  # noqa: E402
+from streams.runtime import commit as commits  # noqa: E402
 
 BATCH = 1000
 
@@ -37,9 +38,10 @@ def measure(settings, n: int, profile: bool) -> dict:
     while len(msgs) < n and time.monotonic() < deadline:
         msgs += [m for m in c.consume(10_000, 1.0) if not m.error()]
     c.close()
-    loop = RouterLoop(s, load_routing_config(s), capability_port=0)
-    loop.own.owned = set(range(loop.command_partitions))  # as if the group had assigned every partition
-    kafka_loop.commit = lambda _consumer, _offsets: None  # nothing joined a group: nothing to commit
+    router = Router(s, load_routing_config(s), capability_port=0)
+    loop = router.loop
+    loop.claim_all(range(router.command_partitions))  # as if the group had assigned every partition
+    commits.commit = lambda _consumer, _offsets, **_kw: commits.CommitResult()  # no group joined: nothing to commit
     gc.freeze()
     gc.set_threshold(100_000, 50, 1000)  # as streams/router.py main()
     batches = [msgs[i:i + BATCH] for i in range(0, len(msgs), BATCH)]

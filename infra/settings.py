@@ -39,6 +39,15 @@ class Settings:
     timezone: str = field(default_factory=lambda: _env("PAYCENTER_TIMEZONE", "Asia/Shanghai"))
     # Session timeout for consumer groups; Tansu makes a first join wait about half of it.
     session_timeout_s: float = field(default_factory=lambda: float(_env("PAYCENTER_SESSION_TIMEOUT_S", "6")))
+    # Group membership. "dynamic" (default): a worker that stops does not send LeaveGroup, its
+    # partitions move when its session times out; the embedded broker wedges a group for good when
+    # its leader leaves during a rebalance, and forgets to expire static members (docs/operators.md).
+    # "dynamic-leave": LeaveGroup on stop, partitions move at once (Apache Kafka). "static":
+    # group.instance.id (KIP-345), a restarted worker gets its partitions back (Apache Kafka).
+    group_membership: str = field(default_factory=lambda: _env("PAYCENTER_GROUP_MEMBERSHIP", "dynamic"))
+    # Duplicate-detection window: a decided order is kept (and a repeat of it answered with its first
+    # outcome) this long after its decision; a command requested longer ago is refused as stale.
+    dedup_window_s: int = field(default_factory=lambda: int(_env("PAYCENTER_DEDUP_WINDOW_S", "86400")))
     # Executor: how many channel calls may be in flight per worker, all channels together; as many
     # attempts again may wait for a slot, beyond that the worker stops consuming (back-pressure).
     executor_concurrency: int = field(default_factory=lambda: int(_env("PAYCENTER_EXECUTOR_CONCURRENCY", "200")))
@@ -55,6 +64,14 @@ class Settings:
     path_fetch_max_wait_ms: int = field(default_factory=lambda: int(_env("PAYCENTER_PATH_FETCH_MAX_WAIT_MS", "10")))
     # Key used to turn card numbers into tokens (HMAC); never logged.
     card_token_key: str = field(default_factory=lambda: _env("PAYCENTER_CARD_TOKEN_KEY", "dev-only-card-token-key"))
+
+    @property
+    def static_membership(self) -> bool:
+        return self.group_membership == "static"
+
+    @property
+    def leave_group_on_stop(self) -> bool:
+        return self.group_membership == "dynamic-leave"
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

@@ -35,8 +35,7 @@ ALERTS = "pay.alerts"
 CAPABILITY_CHANGES = "capability.changes"
 SETTLEMENT_RECORDS = "settlement.records"
 DISCREPANCIES = "reconcile.discrepancies"
-ORDERS_CHANGELOG = "paycenter-orders-changelog"
-CARD_USAGE_CHANGELOG = "paycenter-card_usage-changelog"
+ROUTER_CHANGELOG = "paycenter-router-changelog"
 
 _FIELDS = {"partitions", "cleanup_policy", "retention_ms", "replication_factor", "schema", "key", "keyed",
            "description"}

@@ -113,8 +113,13 @@ class Supervisor:
             started.append(self.spawn(f"simulator-{ch.id}", argv))
         return started
 
-    def start_worker(self, role: str, name: str | None = None, metrics_port: int | None = None) -> Child:
-        extra = {"PAYCENTER_METRICS_PORT": str(metrics_port)} if metrics_port else None
+    def start_worker(self, role: str, name: str | None = None, metrics_port: int | None = None,
+                     env: dict[str, str] | None = None) -> Child:
+        # the worker's name within its role's consumer group (claim markers, alerts, static
+        # membership): unique among the live workers, the same when a worker of that name restarts
+        extra = {"PAYCENTER_INSTANCE_ID": f"{os.uname().nodename}-{name or role}", **(env or {})}
+        if metrics_port:
+            extra["PAYCENTER_METRICS_PORT"] = str(metrics_port)
         child = self.spawn(name or role, [sys.executable, "-m", "paycenter.cli", "worker", role], extra)
         child.metrics_port = metrics_port
         return child

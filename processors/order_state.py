@@ -172,6 +172,36 @@ class Step:
     observed: list[AttemptResult] = field(default_factory=list)  # first-attempt final results
 
 
+# What a decided order does not need to keep: the business line's free-form metadata, a CONFIRM's
+# SMS code (a secret: once used, it must not stay in a changelog for the whole window), and
+# optional fields at their defaults (PaymentCommand.from_avro gives them back).
+_DROPPED_WHEN_DECIDED = ("metadata", "sms_code")
+_DEFAULTS = {"currency": "CNY", "user_present": False, "funder": None, "auth_step": "VERIFY", "auth_elements": 0,
+             "sign_order_id": None}
+
+
+def decided(state: OrderState) -> OrderState:
+    """What a decided order keeps until it expires: the first outcome (a repeat is answered with
+    it), the details it was asked with (a reused order_id is told apart from a repeat), where its
+    outcome came from (a replay re-sends it), and a BIND's successful signing requests (a CONFIRM
+    finds the channel that sent the code). Not its attempts' history."""
+    cmd = {k: v for k, v in state.command.items()
+           if k not in _DROPPED_WHEN_DECIDED and (k not in _DEFAULTS or v != _DEFAULTS[k])}
+    kept = [a for a in state.attempts if a.kind == SIGN_REQUEST and a.status == "SUCCESS"]
+    return OrderState(command=cmd, attempts=kept, outcome=state.outcome, duplicates_waiting=state.duplicates_waiting,
+                      duplicates_answered=state.duplicates_answered, outcome_origin=state.outcome_origin)
+
+
+def expires_at(state: OrderState, window_ms: int) -> int | None:
+    """When a decided order may leave the table: a window after its decision, or after the time it
+    was requested if that is later (a future-dated command); None while it is not decided. A repeat
+    within the window is answered with the first outcome; a command requested longer ago than the
+    window is refused as stale (orders.on_command), so a forgotten order is never executed again."""
+    if state.outcome is None:
+        return None
+    return max(int(state.outcome["decided_at_ms"]), int(state.command["requested_at_ms"])) + window_ms
+
+
 def apply_delta(usage: CardUsage, channel_id: str, day: str, delta_fen: int) -> CardUsage:
     """Reserve (delta > 0) or release (delta < 0) an amount of the card's daily usage.
     A release never takes the usage below zero."""

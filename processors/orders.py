@@ -35,8 +35,9 @@ from schemas.records import (
 
 def on_command(state: OrderState | None, cmd: PaymentCommand, usage: CardUsage, now_ms: int,
                planner: Planner, origin: str = "", agreements: frozenset[str] = frozenset(),
-               lookup: Callable[[str], OrderState | None] | None = None) -> Step:
-    """`agreements`: channels the card has signed; `lookup`: the order table (CONFIRM finds its BIND)."""
+               lookup: Callable[[str], OrderState | None] | None = None, window_ms: int | None = None) -> Step:
+    """`agreements`: channels the card has signed; `lookup`: the order table (CONFIRM finds its BIND);
+    `window_ms`: the duplicate-detection window (decided orders are kept that long: expires_at)."""
     if state is not None:
         replayed = replay(state, origin, now_ms)
         if replayed is not None:
@@ -53,6 +54,14 @@ def on_command(state: OrderState | None, cmd: PaymentCommand, usage: CardUsage, 
         step.dead_letter = DeadLetterReason("CARD_NUMBER_IN_CLEAR", reason)
         return step
     state = OrderState(command=cmd.to_avro())
+    if window_ms is not None and cmd.requested_at_ms + window_ms < now_ms:
+        # its first decision, if any, may have been forgotten already: executing it could charge twice
+        reason = (f"requested at {cmd.requested_at_ms}, more than the duplicate-detection window "
+                  f"({window_ms // 3_600_000} h) ago: a repeat of an order that old can no longer be recognised, so "
+                  "it is not executed; publish a new order_id if the payment is still wanted")
+        step = _finish(state, now_ms, origin, reject=NoRoute("STALE_COMMAND", reason))
+        step.dead_letter = DeadLetterReason("STALE_COMMAND", reason)
+        return step
     rejection = planner.validate(cmd)
     if rejection is not None:
         step = _finish(state, now_ms, origin, reject=rejection)

@@ -49,12 +49,15 @@ from processors.order_state import auth_elements
 from processors.routing_config import RoutingConfig
 from schemas.codec import DecodeError
 from schemas.records import Attempt, AttemptResult, AttemptStatus, FailureKind, Operation
-from streams import kafka_loop
 from streams.bulkhead import Bulkhead, Refused, Ticket
 from streams.common import Clock, load_routing_config, message_dead_letter, wall_clock_ms
 from streams.config_view import ConfigView
-from streams.lag import LagReporter
 from streams.offsets import OffsetTracker, Partition
+from streams.runtime import commit as commits
+from streams.runtime.aio import run_until_signalled
+from streams.runtime.kafka import consumer as group_consumer, instance_id, produce, stop_consuming
+from streams.runtime.membership import MembershipWatch
+from streams.runtime.lag import LagReporter
 
 log = logging.getLogger("paycenter.executor")
 
@@ -150,8 +153,8 @@ class ExecutorLoop:
         # the faust executor's group (offsets carry over); the payment path's fetch wait
         # (infra/settings.py); the loop stops consuming while the bulkhead's waiting room is full:
         # stay in the group meanwhile
-        self.consumer = kafka_loop.consumer(settings, self.GROUP, settings.path_fetch_max_wait_ms,
-                                            **{"max.poll.interval.ms": 600_000})
+        self.consumer = group_consumer(settings, self.GROUP, settings.path_fetch_max_wait_ms, role=self.ROLE,
+                                       **{"max.poll.interval.ms": 600_000})
         self.producer = Producer(kafka.producer_config(settings, linger_ms=1))
         self.offsets = OffsetTracker()
         self.tasks: set[asyncio.Task] = set()  # channel calls (waiting for a slot, or in flight)
@@ -160,6 +163,8 @@ class ExecutorLoop:
         self.failed: BaseException | None = None  # a result that could not be delivered: stop, replay
         self.running = True
         self.lag = LagReporter(self.ROLE)
+        self.watch = MembershipWatch(settings, self.ROLE, instance_id(self.ROLE), self.consumer,
+                                     [settings.topic(self.INPUT)], self._alert)
         self._busy_logged: dict[tuple[str, str], float] = {}
 
     # ---- the loop --------------------------------------------------------------------------------
@@ -179,8 +184,9 @@ class ExecutorLoop:
                     await self.handle(msg)
                 if time.monotonic() - committed_at >= 0.5:
                     committed_at = time.monotonic()
-                    self._commit(asynchronous=True)
+                    self._commit(attempts=1)  # what fails is offered again next time
                     self.lag.report(self.consumer)
+                    self.watch.check()
                 if not msgs:
                     # nothing fetched: yield to the calls, a little longer each time while idle
                     await asyncio.sleep(idle)
@@ -335,7 +341,10 @@ class ExecutorLoop:
         metrics.child(metrics.CHANNEL_CALLS, att.channel_id, resp.status.value).observe(result.latency_ms / 1000)
 
     def _produce(self, topic: str, key: bytes | None, value: bytes, done) -> None:
-        kafka_loop.produce(self.producer, topic, key, value, on_delivery=done or self._delivered_untracked)
+        produce(self.producer, topic, key, value, on_delivery=done or self._delivered_untracked)
+
+    def _alert(self, topic: str, key: bytes, value: bytes) -> None:
+        self._produce(topic, key, value, None)
 
     def _delivered(self, part: Partition, offset: int, err, msg) -> None:
         if err is not None:
@@ -358,20 +367,19 @@ class ExecutorLoop:
             self.failed = task.exception()
 
     # ---- offsets ---------------------------------------------------------------------------------
-    def _commit(self, asynchronous: bool, tps=None) -> None:
+    def _commit(self, attempts: int = 5, tps=None) -> None:
+        """Commit the finished prefix of each partition, every partition checked; an offset is marked
+        committed only once the broker took it (a failure is retried: `attempts` now, then at the next
+        call). Not committed means sent again by the next owner: the channel answers from its books."""
         offsets = self.offsets.commits(tps)
-        if not offsets:
-            return
-        try:
-            self.consumer.commit(offsets=offsets, asynchronous=asynchronous)
-        except KafkaException as exc:  # e.g. a rebalance: the next owner re-sends, which is safe
-            log.warning("offset commit failed (%s); some attempts will be sent again (idempotent)", exc)
+        if offsets:
+            self.offsets.confirm(commits.commit(self.consumer, offsets, attempts=attempts).committed)
 
     def _revoked(self, consumer, partitions) -> None:
         # Calls still running for these partitions finish and publish; their offsets stay
         # uncommitted and the next owner sends those attempts again (the channel answers from its books).
         self.producer.flush(5)  # serve the delivery reports: commit everything finished
-        self._commit(asynchronous=False, tps=partitions)
+        self._commit(tps=partitions)
         self.offsets.forget(partitions)
 
     def _lost(self, consumer, partitions) -> None:
@@ -390,8 +398,8 @@ class ExecutorLoop:
             task.cancel()
         await asyncio.gather(*leftover, return_exceptions=True)
         self.producer.flush(10)
-        self._commit(asynchronous=False)
-        self.consumer.close()
+        self._commit()
+        stop_consuming(self.consumer, self.s)
         if self.view is not None:
             self.view.stop()
         for ch in self.registry.values():
@@ -408,7 +416,7 @@ class ExecutorLoop:
 
 
 def run_loop(cls: type[ExecutorLoop], settings: Settings) -> int:
-    return kafka_loop.run_until_signalled(lambda: cls(settings, load_routing_config(settings)))
+    return run_until_signalled(lambda: cls(settings, load_routing_config(settings)))
 
 
 def main(settings: Settings) -> int:

@@ -7,12 +7,13 @@ one channel-bank's results must meet in one place:
      `channel_id:bank_code`, on partition `partition_of(key)` (an explicit partition function, so the
      CLI addresses the same partition with operator commands on health.commands);
   2. health.results + health.commands (co-partitioned) feed one cell per channel-bank
-     (processors/health_cell.py) in the table `health`, in memory and changelogged
-     (streams/changelog.py): runs, state, timers, dedupe memory and the open minutes' counters
-     survive a restart; a worker taking over a partition restores it up to a marker it wrote.
-A confluent-kafka loop (one consumer group, all three inputs): it processes a batch, produces the
-transitions first (routers react to them: the reaction is what is timed), then the changelog, flushes
-and commits. A crash replays the batch; a cell's dedupe memory ignores results it already counted.
+     (processors/health_cell.py) in the table `health`, in memory and changelogged by the stream
+     runtime (streams/runtime/): runs, state, timers, dedupe memory and the open minutes' counters
+     survive a restart; a worker taking over a partition claims and restores it.
+A loop of the stream runtime (one consumer group, all three inputs): per batch the cells' changes
+go to the changelog once per key, then the transitions, alerts and minutes are produced, then the
+offsets committed. A crash replays the batch; a cell's dedupe memory ignores results it already
+counted.
 Timers (restore after a demotion, probation) are fired by the loop itself every half second for the
 cells it owns; TICK commands on health.commands still fire them too.
 
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import time
 import uuid
 import zlib
@@ -40,11 +40,10 @@ from processors.health_cell import Cells, CellStep, due_ms, key_of, minute_stats
 from processors.health_config import HealthConfig, load as load_health_config
 from schemas.codec import DecodeError
 from schemas.records import AttemptResult, HealthAction, HealthCommand
-from streams import kafka_loop
-from streams.changelog import ChangelogTable
-from streams.kafka_loop import CheckedProducer, OwnedTables
 from streams.common import wall_clock_ms
-from streams.lag import LagReporter
+from streams.runtime.effects import Effects
+from streams.runtime.loop import Options, StreamLoop, run_role
+from streams.runtime.table import Store, Table
 
 log = logging.getLogger("paycenter.health")
 
@@ -52,6 +51,7 @@ OFFSET_ENV = "PAYCENTER_CLOCK_OFFSET_MS"
 ALLOW_OFFSET_ENV = "PAYCENTER_ALLOW_CLOCK_OFFSET"
 METRICS_INTERVAL_ENV = "PAYCENTER_HEALTH_METRICS_INTERVAL_S"
 TIMER_EVERY_S = 0.5
+CHANGELOG = "paycenter-health-changelog"
 
 
 def partition_of(key: str, partitions: int | None = None) -> int:
@@ -84,7 +84,7 @@ def command(action: HealthAction, channel_id: str = "", bank_code: str = "", **f
 class HealthLoop:
     def __init__(self, settings: Settings, config: HealthConfig | None = None, clock: HealthClock | None = None,
                  batch: int = 1000):
-        self.s, self.batch = settings, batch
+        self.s = settings
         self.config = config if config is not None else load_health_config()
         self.clock = clock if clock is not None else HealthClock.from_env()
         self.metrics_every_s = float(os.environ.get(METRICS_INTERVAL_ENV, "10"))
@@ -93,74 +93,60 @@ class HealthLoop:
         t = settings.topic
         self.results_t, self.regrouped_t, self.commands_t = t("pay.results"), t("health.results"), t("health.commands")
         self.health_t, self.alerts_t, self.metrics_t = t("channel.health"), t("pay.alerts"), t("health.metrics")
-        self.table: ChangelogTable[dict] = ChangelogTable(t("paycenter-health-health-changelog"),
-                                                          encode=lambda v: v, decode=lambda d: d)
-        self.producer = CheckedProducer(settings)
+        self.table: Table[dict] = Table("health", encode=lambda v: v, decode=lambda d: d)
         # range: health.results and health.commands co-partitioned
-        self.consumer = kafka_loop.consumer(settings, "paycenter-health", settings.fetch_max_wait_ms)
-        self.own = OwnedTables("health monitor", self.regrouped_t, [self.table], self.producer,
-                               settings.kafka_bootstrap)
+        self.loop = StreamLoop(settings, self, "health", "paycenter-health",
+                               [self.results_t, self.regrouped_t, self.commands_t],
+                               Store(t(CHANGELOG), [self.table]), options=Options(batch=batch))
         self.dirty: set[str] = set()  # keys whose counters changed since the last metrics snapshot
-        self.running = True
-        self.lag = LagReporter("health")
+        self._timers_at = self._snapshot_at = time.monotonic()
 
     # ---- the loop --------------------------------------------------------------------------------
     def run(self) -> None:
-        self.own.subscribe(self.consumer, [self.results_t, self.regrouped_t, self.commands_t])
-        timers_at = snapshot_at = time.monotonic()
-        try:
-            while self.running:
-                msgs = kafka_loop.next_batch(self.consumer, self.batch)
-                offsets = kafka_loop.handle_batch(msgs, "health", self.handle)
-                now = time.monotonic()
-                if now - timers_at >= TIMER_EVERY_S:
-                    timers_at = now
-                    self.fire_timers(self.clock(), self.own.owned)
-                if now - snapshot_at >= self.metrics_every_s and self.dirty:
-                    snapshot_at = now
-                    self.snapshot_open_minutes()
-                # a cell's changelog record once per batch: every result of a busy channel-bank changes it
-                if self.table.write_staged(self.producer) or msgs:
-                    self.producer.flush_all()
-                kafka_loop.commit(self.consumer, offsets)
-                self.lag.report(self.consumer)
-        finally:
-            self.producer.flush_all()
-            self.consumer.close()
+        self.loop.run()
 
     def stop(self, *_args) -> None:
-        self.running = False
+        self.loop.stop()
 
-    def handle(self, msg) -> None:
+    def tick(self, out: Effects, partitions: set[int]) -> None:
+        now = time.monotonic()
+        if now - self._timers_at >= TIMER_EVERY_S:
+            self._timers_at = now
+            self.fire_timers(out, self.clock(), partitions)
+        if now - self._snapshot_at >= self.metrics_every_s and self.dirty:
+            self._snapshot_at = now
+            self.snapshot_open_minutes(out)
+
+    def handle(self, msg, out: Effects) -> None:
         topic = msg.topic()
         if topic == self.results_t:
-            self.regroup(msg)
+            self.regroup(msg, out)
         elif topic == self.regrouped_t:
-            self.on_result(msg)
+            self.on_result(msg, out)
         else:
-            self.on_command(msg)
+            self.on_command(msg, out)
 
-    def regroup(self, msg) -> None:
+    def regroup(self, msg, out: Effects) -> None:
         try:
             result = AttemptResult.decode(msg.value())
         except (DecodeError, ValueError):
             return  # the router dead-letters undecodable results; nothing to count here
         key = key_of(result.channel_id, result.bank_code)
-        self.producer.produce(self.regrouped_t, key.encode(), msg.value(), partition=partition_of(key, self.parts))
+        out.emit(None, self.regrouped_t, key.encode(), msg.value(), partition=partition_of(key, self.parts))
 
-    def on_result(self, msg) -> None:
+    def on_result(self, msg, out: Effects) -> None:
         try:
             result = AttemptResult.decode(msg.value())
         except (DecodeError, ValueError):
             return
         key = key_of(result.channel_id, result.bank_code)
         step = self.cells.on_result(self.table.get(key), result, self.clock())
-        self.publish(key, step)  # before the table: the reaction is what is timed
+        self.publish(out, msg.partition(), key, step)
         self.store(msg.partition(), key, step)
         if step.counted:
             self.dirty.add(key)
 
-    def on_command(self, msg) -> None:
+    def on_command(self, msg, out: Effects) -> None:
         try:
             cmd = HealthCommand.decode(msg.value())
         except (DecodeError, ValueError) as exc:
@@ -177,7 +163,7 @@ class HealthLoop:
             now = self.clock()
             log.warning("clock offset set to %d ms by %s", self.clock.offset_ms, cmd.operator or cmd.command_id)
         if cmd.action in (HealthAction.TICK, HealthAction.CLOCK):
-            self.fire_timers(now, {msg.partition()}, only_due=False)
+            self.fire_timers(out, now, {msg.partition()}, only_due=False)
             return
         key = key_of(cmd.channel_id, cmd.bank_code)
         try:
@@ -192,53 +178,54 @@ class HealthLoop:
         except ValueError as exc:
             log.error("health command %s refused: %s", cmd.command_id, exc)
             return
-        self.publish(key, step)
+        self.publish(out, partition_of(key, self.parts), key, step)
         self.store(partition_of(key, self.parts), key, step)
 
-    def fire_timers(self, now: int, partitions: set[int], only_due: bool = True) -> None:
+    def fire_timers(self, out: Effects, now: int, partitions: set[int], only_due: bool = True) -> None:
         for p in sorted(partitions):
             for key in self.table.keys(p):
                 state = self.table.get(key)
                 if only_due and ((due := due_ms(state)) is None or due > now):
                     continue
                 step = self.cells.tick(state, now)
-                self.publish(key, step)
+                self.publish(out, p, key, step)
                 self.store(p, key, step)
 
     # ---- output ----------------------------------------------------------------------------------
-    def publish(self, key: str, step: CellStep) -> None:
+    def publish(self, out: Effects, p: int, key: str, step: CellStep) -> None:
+        """The step's transitions, alerts and closed minutes, as effects of partition `p`'s state."""
         for event in step.events:  # the compacted state first: routers react to it
-            self.producer.produce(self.health_t, event.key.encode(), event.encode())
+            out.emit(p, self.health_t, event.key.encode(), event.encode())
             if event.to_state == HealthState.DEMOTED:
                 metrics.DEMOTIONS.labels(event.channel_id, event.bank_code, event.reason_code.value).inc()
-            self.producer.produce(self.alerts_t, event.key.encode(), transition_alert(event).encode())
+            out.emit(p, self.alerts_t, event.key.encode(), transition_alert(event).encode())
             log.warning("%s %s -> %s (%s): %s", event.key, event.from_state.value, event.to_state.value,
                         event.reason_code.value, event.reason)
         channel_id, bank_code = split_key(key)
         for stats in step.closed:
-            self.publish_minute(key, stats)
+            self.publish_minute(out, p, key, stats)
             alert = minute_alert(channel_id, bank_code, stats, self.config.minute_alert, self.clock())
             if alert is not None:
-                self.producer.produce(self.alerts_t, key.encode(), alert.encode())
+                out.emit(p, self.alerts_t, key.encode(), alert.encode())
 
-    def publish_minute(self, key: str, stats, closed: bool = True) -> None:
+    def publish_minute(self, out: Effects, p: int | None, key: str, stats, closed: bool = True) -> None:
         body = {"kind": "channel_bank_minute", "key": key, "closed": closed, **stats.to_dict(),
                 "failures": stats.failures, "success_rate": stats.success_rate,
                 "latency_avg_ms": stats.latency_avg_ms}
-        self.producer.produce(self.metrics_t, f"{key}:{stats.minute_ms}".encode(), orjson.dumps(body))
+        out.emit(p, self.metrics_t, f"{key}:{stats.minute_ms}".encode(), orjson.dumps(body))
         if not closed:
             return  # a snapshot of an open minute: published, logged when it closes
         log.info("minute %s %d: volume=%d ok=%d failed=%d (channel %d) pending=%d avg_latency=%s ms", key,
                  stats.minute_ms, stats.volume, stats.successes, stats.failures, stats.channel_failures,
                  stats.pending, None if stats.latency_avg_ms is None else round(stats.latency_avg_ms))
 
-    def snapshot_open_minutes(self) -> None:
+    def snapshot_open_minutes(self, out: Effects) -> None:
         keys, self.dirty = self.dirty, set()
         for key in keys:  # snapshots of the open minutes: the compacted topic keeps the latest
             state = self.table.get(key)
             if state is not None:
                 for stats in minute_stats(state):
-                    self.publish_minute(key, stats, closed=False)
+                    self.publish_minute(out, None, key, stats, closed=False)
 
     def store(self, partition: int, key: str, step: CellStep) -> None:
         if step.state is not None:
@@ -246,8 +233,4 @@ class HealthLoop:
 
 
 def main(settings: Settings) -> int:
-    loop = HealthLoop(settings)
-    signal.signal(signal.SIGTERM, loop.stop)
-    signal.signal(signal.SIGINT, loop.stop)
-    loop.run()
-    return 0
+    return run_role(HealthLoop(settings))

@@ -1,7 +1,7 @@
 """Journal role: every command, attempt, result, outcome and dead letter → ClickHouse `journal`.
 
-A plain confluent-kafka loop rather than a faust agent, because its correctness argument is about
-offsets: a batch's offsets are committed only after ClickHouse has acknowledged the insert. A crash
+A sink of the stream runtime (streams/runtime/loop.py): its correctness argument is about offsets,
+a batch's offsets are committed only after ClickHouse has acknowledged the insert. A crash
 before the commit replays the batch; the rows carry deterministic event ids and the table is a
 ReplacingMergeTree on them, so a replay never counts twice. While ClickHouse is down the writer
 retries with backoff and the loop stops polling (back-pressure); nothing is skipped.
@@ -9,19 +9,16 @@ retries with backoff and the loop stops polling (back-pressure); nothing is skip
 from __future__ import annotations
 
 import logging
-import signal
 import time
-
-from confluent_kafka import KafkaException
 
 from infra.settings import Settings
 from paycenter import metrics
 from schemas.codec import DecodeError
 from schemas.records import Attempt, AttemptResult, DeadLetter, Outcome, PaymentCommand
-from sinks.journal import JournalWriter
+from sinks.journal import BackPressureTimeout, JournalWriter
 from sinks.rows import outcome_row, to_row
-from streams import kafka_loop
-from streams.lag import LagReporter
+from streams.runtime.effects import Effects
+from streams.runtime.loop import Options, StreamLoop, run_role
 
 log = logging.getLogger("paycenter.journal")
 
@@ -54,6 +51,9 @@ class CountingWriter(JournalWriter):
 
 
 class JournalLoop:
+    """A sink of the stream runtime: rows buffered from each batch, inserted when `batch_rows` are
+    waiting or `flush_interval_s` has passed, and only then the offsets committed."""
+
     def __init__(self, settings: Settings, batch_rows: int = 1000, flush_interval_s: float = 1.0):
         self.settings = settings
         self.batch_rows = batch_rows
@@ -62,65 +62,59 @@ class JournalLoop:
         self.signing_topic = settings.topic("pay.signing")
         self.writer = CountingWriter(settings, batch_rows=batch_rows, flush_interval_s=flush_interval_s)
         # a ClickHouse outage blocks polling while the writer retries: stay in the group meanwhile
-        self.consumer = kafka_loop.consumer(settings, "paycenter-journal", settings.fetch_max_wait_ms,
-                                            **{"max.poll.interval.ms": 3_600_000})
-        self.running = True
-        self.lag = LagReporter("journal")
+        self.loop = StreamLoop(settings, self, "journal", "paycenter-journal", list(self.types),
+                               options=Options(batch=batch_rows, wait_s=0.2,
+                                               consumer={"max.poll.interval.ms": 3_600_000}))
         self.undecodable = 0
         self.rows_written = 0
-
-    def stop(self, *_args) -> None:
-        self.running = False
+        self._rows: list = []  # this batch's rows, handed to the writer at its end
+        self._buffered, self._first_at = 0, 0.0
 
     def run(self) -> None:
-        self.consumer.subscribe(list(self.types))
-        buffered = 0
-        first_at = None
         try:
-            while self.running:
-                msgs = self.consumer.consume(self.batch_rows, 0.2)
-                rows = []
-                for msg in msgs:
-                    if msg.error():
-                        log.warning("consume error: %s", msg.error())
-                        continue
-                    metrics.child(metrics.CONSUMED, "journal", msg.topic()).inc()
-                    try:
-                        rows.append(row_of(self.types[msg.topic()], msg, self.signing_topic))
-                    except (DecodeError, ValueError) as exc:
-                        # the router parks undecodable commands in the dead-letter topic, which is
-                        # journaled itself; here it is only counted
-                        self.undecodable += 1
-                        log.warning("undecodable record %s[%d]@%d skipped in journal: %s",
-                                    msg.topic(), msg.partition(), msg.offset(), exc)
-                if rows:
-                    self.writer.append(rows)
-                    buffered += len(rows)
-                    first_at = first_at or time.monotonic()
-                if buffered and (buffered >= self.batch_rows or time.monotonic() - first_at >= self.flush_interval_s):
-                    self._flush_and_commit()
-                    self.rows_written += buffered
-                    buffered, first_at = 0, None
-                    self.lag.report(self.consumer)
-            if buffered:
-                self._flush_and_commit()
+            self.loop.run()
         finally:
-            self.consumer.close()
             self.writer.disconnect()
 
-    def _flush_and_commit(self) -> None:
-        metrics.SINK_BATCH_ROWS.labels("journal").observe(self.writer.pending)
-        self.writer.flush()  # retries until ClickHouse has the rows
+    def stop(self, *_args) -> None:
+        self.loop.stop()
+
+    def handle(self, msg, _out: Effects) -> None:
         try:
-            self.consumer.commit(asynchronous=False)
-        except KafkaException as exc:
-            # e.g. a rebalance took the partitions: the next owner replays, ReplacingMergeTree dedupes
-            log.warning("offset commit failed (%s); the batch may be journaled again, harmlessly", exc)
+            row = row_of(self.types[msg.topic()], msg, self.signing_topic)
+        except (DecodeError, ValueError) as exc:
+            # the router parks undecodable commands in the dead-letter topic, which is journaled
+            # itself; here it is only counted
+            self.undecodable += 1
+            log.warning("undecodable record %s[%d]@%d skipped in journal: %s",
+                        msg.topic(), msg.partition(), msg.offset(), exc)
+            return
+        self._rows.append(row)
+
+    def ready(self) -> bool:
+        """Insert now: enough rows, or the oldest has waited long enough (or none waits)."""
+        if self._rows:
+            self.writer.append(self._rows)
+            if not self._buffered:
+                self._first_at = time.monotonic()
+            self._buffered += len(self._rows)
+            self._rows = []
+        return (not self._buffered or self._buffered >= self.batch_rows
+                or time.monotonic() - self._first_at >= self.flush_interval_s)
+
+    def flush(self, limit_s: float | None) -> bool:
+        """Rows in ClickHouse (retried until they are, or `limit_s` passed: False)."""
+        self.ready()  # rows of a batch not handed over yet (a revocation, the end)
+        if self._buffered:
+            metrics.SINK_BATCH_ROWS.labels("journal").observe(self.writer.pending)
+        try:
+            self.writer.flush(limit_s)  # retries until ClickHouse has the rows
+        except BackPressureTimeout:
+            return False
+        self.rows_written += self._buffered
+        self._buffered = 0
+        return True
 
 
 def main(settings: Settings) -> int:
-    loop = JournalLoop(settings)
-    signal.signal(signal.SIGTERM, loop.stop)
-    signal.signal(signal.SIGINT, loop.stop)
-    loop.run()
-    return 0
+    return run_role(JournalLoop(settings))

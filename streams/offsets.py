@@ -41,11 +41,15 @@ class Partition:
         return len(self._open)
 
     def to_commit(self) -> int | None:
-        """The next offset to commit, if it moved since the last call."""
+        """The next offset to commit, if it moved since the last commit that succeeded."""
         if self._next is None or self._next == self._committed:
             return None
-        self._committed = self._next
         return self._next
+
+    def committed(self, offset: int) -> None:
+        """The broker took `offset`: a failed commit is offered again by `to_commit`."""
+        if self._committed is None or offset > self._committed:
+            self._committed = offset
 
 
 class OffsetTracker:
@@ -63,7 +67,7 @@ class OffsetTracker:
             self._parts.pop((tp.topic, tp.partition), None)
 
     def commits(self, tps=None) -> list[TopicPartition]:
-        """Offsets that moved since the last call (of `tps`, or of every partition)."""
+        """Offsets that moved since the last successful commit (of `tps`, or of every partition)."""
         keys = [(tp.topic, tp.partition) for tp in tps] if tps is not None else list(self._parts)
         out = []
         for key in keys:
@@ -72,6 +76,12 @@ class OffsetTracker:
             if offset is not None:
                 out.append(TopicPartition(key[0], key[1], offset))
         return out
+
+    def confirm(self, committed: list[TopicPartition]) -> None:
+        for tp in committed:
+            p = self._parts.get((tp.topic, tp.partition))
+            if p is not None:
+                p.committed(tp.offset)
 
     @property
     def in_flight(self) -> int:

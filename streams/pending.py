@@ -1,10 +1,10 @@
 """Pending resolver role (`paycenter worker pending`): attempts left PENDING get their final answer
 applied exactly once, by a status query at the channel or by the channel's notification.
 
-A confluent-kafka consumer driven from asyncio (like the executor), one consumer group:
+A loop of the stream runtime (streams/runtime/) driven from asyncio, one consumer group:
 * it reads pay.results + pay.notifications (both keyed card_token, co-partitioned: range assignor)
   and keeps the attempts waiting for a final answer in the table `pending`, in memory and
-  changelogged (streams/changelog.py; restored up to a marker when a partition is taken over).
+  changelogged (claimed and restored when a partition is taken over).
   processors/health_pending.py decides; the first final answer wins, later ones are ignored; a
   final answer it accepts is published to pay.results like any result, so the order machine, the
   health monitor and the journal see it the usual way. Outputs are flushed before offsets are
@@ -41,14 +41,14 @@ from processors.health_config import HealthConfig, load as load_health_config
 from schemas.codec import DecodeError
 from schemas.records import AttemptResult
 from streams.callbacks import DEFAULT_HOST, DEFAULT_PORT, HOST_ENV, PORT_ENV, CallbackEndpoint, serve
-from streams import kafka_loop
-from streams.changelog import ChangelogTable
-from streams.kafka_loop import CheckedProducer, OwnedTables
 from streams.common import Clock, load_routing_config, wall_clock_ms
-from streams.lag import LagReporter
+from streams.runtime.effects import Effects
+from streams.runtime.loop import Options, StreamLoop
+from streams.runtime.table import Store, Table
 
 log = logging.getLogger("paycenter.pending")
 
+CHANGELOG = "paycenter-pending-changelog"
 KEEP_FINAL_MS = 3_600_000  # a replayed PENDING younger than this is recognised as already resolved
 
 
@@ -69,45 +69,30 @@ class PendingLoop:
         t = settings.topic
         self.results_t, self.notes_t = t("pay.results"), t("pay.notifications")
         self.alerts_t, self.metrics_t = t("pay.alerts"), t("health.metrics")
-        self.table: ChangelogTable[dict] = ChangelogTable(t("paycenter-pending-pending-changelog"),
-                                                          encode=lambda v: v, decode=lambda d: d)
-        # every delivery is reported (not only errors): a callback is acknowledged on its report
-        self.producer = CheckedProducer(settings, report_all=True)
-        # range: pay.results and pay.notifications co-partitioned
-        self.consumer = kafka_loop.consumer(settings, "paycenter-pending", settings.fetch_max_wait_ms)
-        self.own = OwnedTables("pending resolver", self.results_t, [self.table], self.producer,
-                               settings.kafka_bootstrap)
+        self.table: Table[dict] = Table("pending", encode=lambda v: v, decode=lambda d: d)
+        # range: pay.results and pay.notifications co-partitioned; every delivery is reported (not
+        # only errors): a callback is acknowledged on its report
+        self.loop = StreamLoop(settings, self, "pending", "paycenter-pending", [self.results_t, self.notes_t],
+                               Store(t(CHANGELOG), [self.table]), options=Options(batch=batch, report_all=True))
+        self.producer = self.loop.producer
         self.queried: dict[str, float] = {}  # attempt_id -> monotonic time of the last query (in flight included)
         self.queries = asyncio.Semaphore(50)  # status queries in flight, across channels
         self.alerting: dict[str, bool] = {}
         self.lines_seen: set[str] = set()
         self.stats = {"published": 0, "ignored": 0, "held": 0}
         self.running = True
-        self.lag = LagReporter("pending")
+        self._housekeeping_at, self._backlog_at = 0.0, time.monotonic()
 
     # ---- the loop --------------------------------------------------------------------------------
     async def run(self) -> None:
-        self.own.subscribe(self.consumer, [self.results_t, self.notes_t])
+        self.loop.start()
         runner = await self._serve_callbacks()
-        idle, housekeeping_at, backlog_at = 0.001, 0.0, time.monotonic()
+        idle = 0.001
         try:
             while self.running:
-                msgs = self.consumer.consume(self.batch, 0)
-                offsets = kafka_loop.handle_batch(msgs, "pending", self.handle)
-                self.table.write_staged(self.producer)  # one changelog record per attempt changed in the batch
-                if offsets:
-                    self.producer.flush_all()
-                    kafka_loop.commit(self.consumer, offsets)
-                now = time.monotonic()
-                if now - housekeeping_at >= 1.0:
-                    housekeeping_at = now
-                    self.housekeeping()
-                if now - backlog_at >= self.backlog_every_s:
-                    backlog_at = now
-                    self.report_backlog()
-                    self.lag.report(self.consumer)
+                n = self.loop.poll_once(0)
                 self.producer.poll(0)
-                if msgs:
+                if n:
                     idle = 0.001
                     await asyncio.sleep(0)
                 else:
@@ -116,19 +101,27 @@ class PendingLoop:
         finally:
             if runner is not None:
                 await runner.cleanup()
-            self.producer.flush_all()
-            self.consumer.close()
+            self.loop.close()
             for ch in self.registry.values():
                 await ch.close()
 
     def stop(self) -> None:
         self.running = False
 
-    def handle(self, msg) -> None:
+    def tick(self, out: Effects, partitions: set[int]) -> None:
+        now = time.monotonic()
+        if now - self._housekeeping_at >= 1.0:
+            self._housekeeping_at = now
+            self.housekeeping(out, partitions)
+        if now - self._backlog_at >= self.backlog_every_s:
+            self._backlog_at = now
+            self.report_backlog(out)
+
+    def handle(self, msg, out: Effects) -> None:
         if msg.topic() == self.results_t:
             self.on_result(msg)
         else:
-            self.on_note(msg)
+            self.on_note(msg, out)
 
     def on_result(self, msg) -> None:
         try:
@@ -142,7 +135,7 @@ class PendingLoop:
             if entry["final"]:
                 self.queried.pop(result.attempt_id, None)
 
-    def on_note(self, msg) -> None:
+    def on_note(self, msg, out: Effects) -> None:
         body = json.loads(msg.value())
         if body.get("kind") == "tick":
             return  # housekeeping requests of the earlier faust resolver: done by the loop itself now
@@ -150,7 +143,7 @@ class PendingLoop:
         entry = self.table.get(note.attempt_id)
         new, final = hp.on_notification(entry, note, self.clock(), self.grace_ms)
         if final is not None:
-            self.publish(final)
+            self.publish(out, msg.partition(), final)
         elif new is not None:
             self.stats["held"] += 1
         else:
@@ -161,16 +154,16 @@ class PendingLoop:
             self.table.stage(msg.partition(), note.attempt_id, new)
             self.queried.pop(note.attempt_id, None)
 
-    def publish(self, final: AttemptResult) -> None:
+    def publish(self, out: Effects, p: int, final: AttemptResult) -> None:
         self.stats["published"] += 1
-        self.producer.produce(self.results_t, final.card_token.encode(), final.encode())
+        out.emit(p, self.results_t, final.card_token.encode(), final.encode())
         log.warning("late final answer for %s on %s: %s %s", final.attempt_id, final.channel_id,
                     final.status.value, final.channel_message)
 
     # ---- timers --------------------------------------------------------------------------------
-    def housekeeping(self) -> None:
+    def housekeeping(self, out: Effects, partitions: set[int]) -> None:
         now, mono = self.clock(), time.monotonic()
-        for p in sorted(self.own.owned):
+        for p in sorted(partitions):
             for attempt_id in self.table.keys(p):
                 entry = self.table.get(attempt_id)
                 held = entry.get("held") is not None
@@ -178,11 +171,11 @@ class PendingLoop:
                         (held and now >= entry["since"] + self.grace_ms):
                     new, drop, final = hp.on_tick(entry, now, self.grace_ms, KEEP_FINAL_MS)
                     if final is not None:
-                        self.publish(final)
+                        self.publish(out, p, final)
                     if drop:
-                        self.table.delete(p, attempt_id, self.producer)
+                        self.table.delete(p, attempt_id)
                     elif new is not None:
-                        self.table.put(p, attempt_id, new, self.producer)
+                        self.table.stage(p, attempt_id, new)
                 elif hp.due_for_query(entry, now, self.query_age_ms) and \
                         mono - self.queried.get(attempt_id, -1e9) >= max(self.query_every_s, (now - entry["since"]) / 2000):
                     # asked again every interval, backing off to half the attempt's age: a channel that
@@ -231,18 +224,18 @@ class PendingLoop:
             await asyncio.sleep(0.005)
         done.result()
 
-    def report_backlog(self) -> None:
+    def report_backlog(self, out: Effects) -> None:
         now = self.clock()
         entries = [self.table.get(k) for k in self.table.keys()]
         statuses = hp.backlog(entries, now, self.config.backlog.business_lines, self.config.backlog.default,
                               self.lines_seen)
         for line, status in statuses.items():
-            self.producer.produce(self.metrics_t, f"backlog:{line}".encode(),
-                          orjson.dumps({"kind": "backlog", "at_ms": now, **status.to_dict()}))
+            out.emit(None, self.metrics_t, f"backlog:{line}".encode(),
+                     orjson.dumps({"kind": "backlog", "at_ms": now, **status.to_dict()}))
             alert = backlog_alert(status, self.alerting.get(line, False), now)
             self.alerting[line] = status.alert
             if alert is not None:
-                self.producer.produce(self.alerts_t, line.encode(), alert.encode())
+                out.emit(None, self.alerts_t, line.encode(), alert.encode())
                 log.warning("%s: %s", alert.what, alert.reason)
             if status.pending:
                 log.info("backlog %s: %d waiting, oldest %s ms", line, status.pending, status.oldest_age_ms)
@@ -267,4 +260,5 @@ def _note(channel_id: str, attempt_id: str, card_token: str, resp: ChannelRespon
 
 
 def main(settings: Settings) -> int:
-    return kafka_loop.run_until_signalled(lambda: PendingLoop(settings))
+    from streams.runtime.aio import run_until_signalled
+    return run_until_signalled(lambda: PendingLoop(settings))

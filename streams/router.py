@@ -1,22 +1,26 @@
 """Router role: pay.commands and pay.results → order state → pay.attempts / pay.signing / pay.outcomes.
 
-A confluent-kafka loop, not a faust agent: faust/aiokafka's per-event machinery was ~85 % of the
-router's CPU (docs/performance.md), so the stage ran at 0.014 × the machine's raw Kafka loop. The
-domain code is the same (processors.orders + processors.planner); the loop works in batches:
+A loop of the stream runtime (streams/runtime/loop.py), not a faust agent: faust/aiokafka's
+per-event machinery was ~85 % of the router's CPU (docs/performance.md). The domain code is
+processors.orders + processors.planner; per batch the runtime:
 
-1. consume what is there (up to `batch` records; waits only when nothing is);
-2. run each record through the order machine; state changes update the in-memory tables and queue
-   their changelog records (streams/changelog.py), effects are collected;
-3. if an effect launches an attempt, flush: the state that records the attempt is on the broker
-   before the attempt leaves. A router that died after sending attempt N but before saving it would
-   decide attempt N again after a restart, maybe for another channel: a double charge;
-4. produce the effects, flush, and only then commit the batch's offsets. A crash anywhere replays
-   the batch: with its state restored, orders.replay() sends the same attempts again (channels are
-   idempotent on attempt_id); without it, nothing had left, and a fresh decision is safe.
+1. hands each record to the order machine; state changes go to the tables (orders, card usage,
+   agreements), effects are collected by partition;
+2. writes each changed key once to the router's changelog and checks the fence: an attempt
+   leaves only once the state recording it is on the broker ahead of any other router's claim,
+   so whichever router owns the partition next restores that decision and replays it
+   (orders.replay: the same attempt again, channels are idempotent on attempt_id), never a new
+   one. A router that was deposed while it stalled finds its fence broken and sends nothing;
+3. produces the effects, flushes, and commits the batch's offsets.
 
 Both inputs are keyed by card token with the same partition count, and the group uses the range
 assignor, so a worker owns the same partition numbers of both: an order's command and its results
 reach the same worker, and its tables are split by that partition number.
+
+State is bounded (streams/expiry.py): a decided order shrinks to what a repeat needs
+(order_state.decided) and leaves the table a duplicate-detection window after its decision
+(PAYCENTER_DEDUP_WINDOW_S, 24 h); commands requested longer ago are refused as stale. A card's
+usage leaves once all its days are past, or at once when nothing is reserved any more.
 
 Live state beside the tables, per router instance: the routing configuration (hot-reloaded from
 pay.config, streams/config_view.py), success-rate statistics fed by the first-attempt results this
@@ -30,7 +34,6 @@ import functools
 import gc
 import json
 import logging
-import signal
 import time
 
 from aiokafka.partitioner import murmur2
@@ -42,6 +45,7 @@ from processors.agreements import CardAgreements
 from processors.capability_changes import Snapshotter, diff
 from processors.config_doc import ConfigDoc, digest
 from processors.limits import CardUsage
+from processors.order_state import decided
 from processors.pan import contains_pan
 from processors.planner import Demoted, Routing, RoutingPlanner, apply_delta, no_demotions
 from processors.routing_config import RoutingConfig
@@ -49,24 +53,25 @@ from processors.scoring import ChannelBankStats
 from schemas.codec import DecodeError
 from schemas.records import AttemptResult, PaymentCommand
 from streams.capability import CapabilityService, CardView, CostWindow, port_from_env, serve_in_thread
-from streams import kafka_loop
-from streams.changelog import ChangelogTable
 from streams.common import PARTITIONS, Clock, load_routing_config, message_dead_letter, wall_clock_ms
 from streams.config_view import ConfigView
-from streams.kafka_loop import CheckedProducer, OwnedTables
-from streams.lag import LagReporter
+from streams.expiry import sweep
+from streams.runtime.effects import Effects
+from streams.runtime.loop import Options, StreamLoop, run_role
+from streams.runtime.table import Store, Table
 
 log = logging.getLogger("paycenter.router")
 
-Out = list[tuple[str, bytes | None, bytes, list | None]]  # (topic, key, value, headers)
+CHANGELOG = "paycenter-router-changelog"
+SWEEP_EVERY_S = 10.0
 
 
-class RouterLoop:
+class Router:
     def __init__(self, settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_ms,
                  demoted: Demoted = no_demotions, config_view: ConfigView | None = None,
                  capability_port: int | None = None, batch: int = 1000):
         """`config` is the fallback (PAYCENTER_ROUTING_CONFIG) used when pay.config holds no valid one."""
-        self.s, self.clock, self.demoted, self.batch = settings, clock, demoted, batch
+        self.s, self.clock, self.demoted = settings, clock, demoted
         self.view = config_view or ConfigView(settings, fallback=ConfigDoc(config, digest(config),
                                                                            f"file:{settings.routing_config}"))
         doc = self.view.load_initial()
@@ -76,23 +81,19 @@ class RouterLoop:
         self.commands, self.results = t("pay.commands"), t("pay.results")
         self.attempts_t, self.signing_t, self.outcomes_t = t("pay.attempts"), t("pay.signing"), t("pay.outcomes")
         self.dlq_t, self.changes_t = t("pay.deadletter"), t("capability.changes")
-        self.orders = ChangelogTable(t("paycenter-orders-changelog"), orders.OrderState.to_dict,
-                                     orders.OrderState.from_dict)
-        self.usage = ChangelogTable(t("paycenter-card_usage-changelog"), CardUsage.to_dict, CardUsage.from_dict)
-        self.agreements = ChangelogTable(t("paycenter-agreements-changelog"), CardAgreements.to_dict,
-                                         CardAgreements.from_dict)
-        self.tables = [self.orders, self.usage, self.agreements]
-        self.producer = CheckedProducer(settings)
-        # group "paycenter": the faust router's, so its offsets carry over; range keeps pay.commands
-        # and pay.results co-partitioned
-        self.consumer = kafka_loop.consumer(settings, "paycenter", settings.path_fetch_max_wait_ms)
-        self.own = OwnedTables("router", self.commands, self.tables, self.producer, settings.kafka_bootstrap)
+        self.window_ms = settings.dedup_window_s * 1000
+        self.orders = Table("orders", orders.OrderState.to_dict, orders.OrderState.from_dict)
+        self.usage = Table("usage", CardUsage.to_dict, CardUsage.from_dict)
+        self.agreements = Table("agreements", CardAgreements.to_dict, CardAgreements.from_dict)
+        self.store = Store(t(CHANGELOG), [self.orders, self.usage, self.agreements])
+        # group "paycenter": range keeps pay.commands and pay.results co-partitioned
+        self.loop = StreamLoop(settings, self, "router", "paycenter", [self.commands, self.results], self.store,
+                               settings.path_fetch_max_wait_ms, Options(batch=batch))
         self.command_partitions = PARTITIONS  # read from the broker at start
         self.costs = {"command": CostWindow(), "result": CostWindow()}  # served on GET /v1/stats
-        self.lag = LagReporter("router")
-        self.running = True
         self.capability_port = port_from_env() if capability_port is None else capability_port
         self._snapshot, self._last_snap, self._announced_at = Snapshotter(), None, 0.0
+        self._swept_at = time.monotonic()
 
     # ---- the loop ----------------------------------------------------------------------------
     def run(self) -> None:
@@ -102,66 +103,49 @@ class RouterLoop:
             service = CapabilityService(self.planner, self.demoted, self.card_view, self.view.status, self.clock,
                                         self.costs)
             stop_http = serve_in_thread(service, self.capability_port)
-        meta = self.consumer.list_topics(self.commands, timeout=30).topics.get(self.commands)
+        meta = self.loop.consumer.list_topics(self.commands, timeout=30).topics.get(self.commands)
         self.command_partitions = len(meta.partitions) if meta is not None and meta.error is None else 0
-        # on a revocation every batch was committed after its effects: nothing else is pending
-        self.own.subscribe(self.consumer, [self.commands, self.results])
         try:
-            while self.running:
-                msgs = kafka_loop.next_batch(self.consumer, self.batch)
-                if msgs:
-                    self.process(msgs)
-                self.announce_capability_changes()
-                self.lag.report(self.consumer)
+            self.loop.run()
         finally:
-            self.producer.flush_all()
-            self.consumer.close()  # leaves the group: the partitions move at once
             stop_http()
             self.view.stop()
 
     def stop(self, *_args) -> None:
-        self.running = False
+        self.loop.stop()
 
-    def process(self, msgs: list) -> None:
-        out: Out = []
-        barrier = False
+    def handle(self, msg, out: Effects) -> None:
+        (self.on_command if msg.topic() == self.commands else self.on_result)(msg, out)
 
-        def one(msg) -> None:
-            nonlocal barrier
-            barrier |= (self.on_command if msg.topic() == self.commands else self.on_result)(msg, out)
+    def poisoned(self, msg, exc: Exception, out: Effects) -> None:  # park it, loudly (called inside the except)
+        log.exception("could not process %s", _origin(msg))
+        self.park(out, msg, "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}; fix and replay from the dead letter")
 
-        def poisoned(msg, exc: Exception) -> None:  # park it, loudly (called inside the except)
-            log.exception("could not process %s", _origin(msg))
-            self.park(out, msg, "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}; fix and replay from the dead letter")
-
-        offsets = kafka_loop.handle_batch(msgs, "router", one, poisoned)
-        for table in self.tables:  # one changelog record per key changed in the batch
-            table.write_staged(self.producer)
-        if barrier:
-            self.producer.flush_all()  # the state recording the attempts is durable before they leave
-        for topic, key, value, headers in out:
-            self.producer.produce(topic, key, value, headers=headers)
-        self.producer.flush_all()  # never commit offsets past records that did not reach the broker
-        kafka_loop.commit(self.consumer, offsets)
+    def tick(self, out: Effects, partitions: set[int]) -> None:
+        self.announce_capability_changes(out)
+        if time.monotonic() - self._swept_at >= SWEEP_EVERY_S:
+            self._swept_at = time.monotonic()
+            sweep(self.orders, self.usage, partitions, self.clock(), self.window_ms)
 
     # ---- one record ----------------------------------------------------------------------------
-    def on_command(self, msg, out: Out) -> bool:
+    def on_command(self, msg, out: Effects) -> None:
         try:
             cmd = PaymentCommand.decode(msg.value())
         except (DecodeError, ValueError) as exc:
             # undecodable or schema-invalid: no order id to answer, so the dead letter is the answer
             self.park(out, msg, "UNDECODABLE", f"{exc}")
-            return False
+            return
         t0 = time.perf_counter_ns()
         misplaced = self._misplaced(msg)
         if misplaced is not None:
             step = orders.refuse_unheld(cmd, self.clock(), _origin(msg), "WRONG_PARTITION", misplaced)
             token = step.outcomes[0].card_token
             self.park(out, msg, "WRONG_PARTITION", misplaced, cmd.order_id)
-            return self.apply(step, msg.partition(), token.encode(), token, out)
+            self.apply(step, msg.partition(), token.encode(), token, out)
+            return
         step = orders.on_command(self.orders.get(cmd.order_id), cmd, self._usage(cmd.card_token), self.clock(),
                                  self.planner, origin=_origin(msg), agreements=self._agreements(cmd.card_token),
-                                 lookup=self.orders.get)
+                                 lookup=self.orders.get, window_ms=self.window_ms)
         self.costs["command"].add(time.perf_counter_ns() - t0)
         # the state's copy of the command is the one to trust: numbers in clear are removed there
         token = step.state.command["card_token"] if step.state is not None else cmd.card_token
@@ -169,14 +153,14 @@ class RouterLoop:
         key = msg.key() if msg.key() and not contains_pan(msg.key()) else token.encode()
         if step.dead_letter is not None:
             self.park(out, msg, step.dead_letter.reason_code, step.dead_letter.reason, order_id)
-        return self.apply(step, msg.partition(), key, token, out)
+        self.apply(step, msg.partition(), key, token, out)
 
-    def on_result(self, msg, out: Out) -> bool:
+    def on_result(self, msg, out: Effects) -> None:
         try:
             result = AttemptResult.decode(msg.value())
         except (DecodeError, ValueError) as exc:
             self.park(out, msg, "UNDECODABLE", f"{exc}")
-            return False
+            return
         state = self.orders.get(result.order_id)
         if state is None:
             # A channel's answer for an order this router does not hold: its state was lost, or the
@@ -185,47 +169,50 @@ class RouterLoop:
                       f"result {result.status.value} of attempt {result.attempt_id} at {result.channel_id} for an "
                       "order this router does not know (state lost, or a producer not using the murmur2 "
                       "partitioner); check the attempt with the channel and reconcile it", result.order_id)
-            return False
+            return
         t0 = time.perf_counter_ns()
         step = orders.on_result(state, result, self._usage(result.card_token), self.clock(), self.planner,
                                 origin=_origin(msg), agreements=self._agreements(result.card_token))
         self.costs["result"].add(time.perf_counter_ns() - t0)
-        return self.apply(step, msg.partition(), msg.key() or result.card_token.encode(), result.card_token, out)
+        self.apply(step, msg.partition(), msg.key() or result.card_token.encode(), result.card_token, out)
 
-    def apply(self, step: orders.Step, partition: int, key: bytes, token: str, out: Out) -> bool:
-        """Write the step's state changes (memory + changelog) and collect its effects; True when
-        an effect launches an attempt (the state must be durable first)."""
+    def apply(self, step: orders.Step, partition: int, key: bytes, token: str, out: Effects) -> None:
+        """Stage the step's state changes (memory now, changelog with the batch) and collect its
+        effects under the partition whose state decided them."""
         if step.usage:
             usage = self._usage(token)
             for d in step.usage:
                 usage = apply_delta(usage, d.channel_id, d.day, d.delta_fen)
-            self.usage.stage(partition, token, usage)
+            if usage.entries:
+                self.usage.stage(partition, token, usage)
+            else:  # every reservation released: nothing to keep
+                self.usage.delete(partition, token)
         if step.agreements:
             signed = self.agreements.get(token) or CardAgreements.from_dict(None)
             for a in step.agreements:
                 signed = signed.with_signed(a.channel_id, a.signed_at_ms, a.ref, a.via)
             self.agreements.stage(partition, token, signed)
         if step.state is not None:
-            self.orders.stage(partition, step.state.command["order_id"], step.state)
+            state = step.state if step.state.outcome is None else decided(step.state)
+            self.orders.stage(partition, state.command["order_id"], state)
         if self.planner.stats is not None:
             for result in step.observed:
                 self.planner.stats.observe_result(result, first_attempt=True)
         for att in step.attempts:
-            out.append((self.attempts_t, key, att.encode(), None))
+            out.emit(partition, self.attempts_t, key, att.encode())
             metrics.child(metrics.DECISIONS, att.channel_id, att.bank_code).inc()
         for task in step.signing:
             value, headers = binding.encode_task(task)
-            out.append((self.signing_t, key, value, headers))
+            out.emit(partition, self.signing_t, key, value, headers)
         for o in step.outcomes:
-            out.append((self.outcomes_t, key, o.encode(), None))
+            out.emit(partition, self.outcomes_t, key, o.encode())
             if not o.duplicate:
                 metrics.child(metrics.OUTCOMES, o.business_line, o.status.value).inc()
-        return bool(step.attempts or step.signing)
 
-    def park(self, out: Out, msg, reason_code: str, reason: str, order_id: str | None = None) -> None:
+    def park(self, out: Effects, msg, reason_code: str, reason: str, order_id: str | None = None) -> None:
         metrics.DEAD_LETTERS.labels("router", reason_code).inc()
         dl = message_dead_letter(msg, reason_code, reason, order_id, keep_payload=not contains_pan(msg.value() or b""))
-        out.append((self.dlq_t, msg.key(), dl.encode(), None))
+        out.emit(msg.partition(), self.dlq_t, msg.key(), dl.encode())
 
     def _misplaced(self, msg) -> str | None:
         """Why a command must not be held here: it is not on the partition its key hashes to. Its
@@ -252,11 +239,11 @@ class RouterLoop:
     # ---- capability --------------------------------------------------------------------------------
     def card_view(self, token: str) -> CardView:
         # the card's partition as Kafka's default partitioner (murmur2) places its key
-        if _partition_of(token.encode(), self.command_partitions or PARTITIONS) not in self.own.owned:
+        if _partition_of(token.encode(), self.command_partitions or PARTITIONS) not in self.loop.active():
             return CardView(None, None, "elsewhere")
         return CardView(self._usage(token), self._agreements(token), "local")
 
-    def announce_capability_changes(self) -> None:
+    def announce_capability_changes(self, out: Effects) -> None:
         """Maintenance windows, demotions and configuration changes, as capability.changes events,
         once a second. Every instance tracks them; the owner of partition 0 publishes (one voice)."""
         if time.monotonic() - self._announced_at < 1.0:
@@ -265,11 +252,11 @@ class RouterLoop:
         now = self.clock()
         snap = self._snapshot(self.planner.routing.router, now, self.demoted(now))
         previous, self._last_snap = self._last_snap, snap
-        if previous is None or 0 not in self.own.owned:
+        if previous is None or 0 not in self.loop.active():
             return
         for event in diff(previous, snap, now, self.view.status().get("digest") or ""):
-            self.producer.produce(self.changes_t, event["channel_id"].encode(),
-                                  json.dumps(event, separators=(",", ":")).encode())
+            out.emit(None, self.changes_t, event["channel_id"].encode(),
+                     json.dumps(event, separators=(",", ":")).encode())
 
 
 @functools.lru_cache(maxsize=200_000)
@@ -286,13 +273,12 @@ def main(settings: Settings) -> int:
     from streams.health_view import HealthView
     view = HealthView(settings).start()  # every channel-bank's health, from channel.health (issue 4)
     view.wait_ready(30)  # route with the demotions already in force
-    loop = RouterLoop(settings, load_routing_config(settings), demoted=view.demoted)
+    router = Router(settings, load_routing_config(settings), demoted=view.demoted)
     # The tables hold hundreds of thousands of long-lived objects: with the default thresholds the
     # cyclic collector walks them again and again as they grow (the state has no cycles to find).
     gc.freeze()
     gc.set_threshold(100_000, 50, 1000)
-    signal.signal(signal.SIGTERM, loop.stop)
-    signal.signal(signal.SIGINT, loop.stop)
-    loop.run()
-    view.stop()
-    return 0
+    try:
+        return run_role(router)
+    finally:
+        view.stop()

@@ -1,6 +1,6 @@
 """Settlement role: pay.outcomes → settlement.records (Avro, keyed by order_id) + ClickHouse `settlements`.
 
-A plain confluent-kafka loop, like the journal role, because its argument is about offsets. For each
+A sink of the stream runtime, like the journal role, because its argument is about offsets. For each
 batch of outcomes: look up the orders' funders in the journal's command rows (the outcome does not
 carry the funder; the command does, and the journal is the durable record of it), build the records
 (processors/settlement.py), drop those already in `settlements` (a replay after a crash), publish the
@@ -16,20 +16,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import time
 from typing import Callable
 
 from clickhouse_driver import Client
-from confluent_kafka import KafkaException
 
 from infra import clickhouse
 from infra.settings import REPO_ROOT, Settings
 from processors.settlement import FunderConfig, load_funders, settlement_records
 from schemas.codec import DecodeError
 from schemas.records import Outcome, SettlementRecord
-from infra import kafka
-from streams import kafka_loop
+from streams.runtime.effects import Effects
+from streams.runtime.loop import Options, StreamLoop, run_role
 
 log = logging.getLogger("paycenter.settlement")
 SOURCE, SINK = "pay.outcomes", "settlement.records"
@@ -100,55 +98,60 @@ def settle_batch(outcomes: list[Outcome], store: SettlementStore, config: Funder
     return fresh
 
 
-def main(settings: Settings) -> int:
-    config = load_funders(funders_path())
-    # a batch may wait for ClickHouse or the journal for a long time: stay in the group meanwhile
-    consumer = kafka_loop.consumer(settings, "paycenter-settlement", settings.fetch_max_wait_ms,
-                                   **{"max.poll.interval.ms": 3_600_000})
-    producer = kafka.producer(settings)
-    client = clickhouse.client(settings, database=settings.clickhouse_database, send_receive_timeout=60)
-    store = SettlementStore(client)
-    running = [True]
-    signal.signal(signal.SIGTERM, lambda *_: running.__setitem__(0, False))
-    signal.signal(signal.SIGINT, lambda *_: running.__setitem__(0, False))
-    topic = settings.topic(SINK)
+class SettlementLoop:
+    """A sink of the stream runtime: each batch of outcomes is settled (published, then inserted)
+    before its offsets are committed; a batch that cannot be settled yet is retried, not skipped."""
 
-    def publish(records: list[SettlementRecord]) -> None:
+    def __init__(self, settings: Settings):
+        self.config = load_funders(funders_path())
+        self.client = clickhouse.client(settings, database=settings.clickhouse_database, send_receive_timeout=60)
+        self.store = SettlementStore(self.client)
+        self.topic = settings.topic(SINK)
+        # a batch may wait for ClickHouse or the journal for a long time: stay in the group meanwhile
+        self.loop = StreamLoop(settings, self, "settlement", "paycenter-settlement", [settings.topic(SOURCE)],
+                               options=Options(batch=500, wait_s=0.5, consumer={"max.poll.interval.ms": 3_600_000}))
+        self.outcomes: list[Outcome] = []
+
+    def run(self) -> None:
+        try:
+            self.loop.run()
+        finally:
+            self.client.disconnect()
+
+    def stop(self, *_args) -> None:
+        self.loop.stop()
+
+    def handle(self, msg, _out: Effects) -> None:
+        try:
+            self.outcomes.append(Outcome.decode(msg.value()))
+        except (DecodeError, ValueError) as exc:  # the router writes outcomes; log, do not stall
+            log.warning("undecodable outcome %s[%d]@%d skipped: %s", msg.topic(), msg.partition(), msg.offset(), exc)
+
+    def flush(self, limit_s: float | None) -> bool:
+        """The batch's records published and in `settlements` (retried; False after `limit_s`)."""
+        deadline = None if limit_s is None else time.monotonic() + limit_s
+        while True:
+            try:
+                sent = settle_batch(self.outcomes, self.store, self.config, self.publish)
+                break
+            except Exception as exc:  # ClickHouse or broker trouble: retry the batch, commit nothing
+                log.warning("settlement: batch of %d outcome(s) not settled yet: %s", len(self.outcomes), exc)
+                if (deadline is not None and time.monotonic() + 2 > deadline) or not self.loop.running:
+                    return False
+                time.sleep(2)  # backoff before retrying ClickHouse or the broker
+        self.outcomes = []
+        if sent:
+            log.info("settlement: %d record(s) published", len(sent))
+        return True
+
+    def publish(self, records: list[SettlementRecord]) -> None:
+        producer = self.loop.producer
         for r in records:
-            producer.produce(topic, key=r.order_id.encode(), value=r.encode())
+            producer.produce(self.topic, key=r.order_id.encode(), value=r.encode())
             producer.poll(0)
-        if producer.flush(60) != 0:
+        if not producer.flush_all(60):
             raise RuntimeError("settlement: the broker did not acknowledge every record within 60 s")
 
-    consumer.subscribe([settings.topic(SOURCE)])
-    try:
-        while running[0]:
-            msgs = [m for m in consumer.consume(500, 0.5) if not m.error()]
-            outcomes = []
-            for m in msgs:
-                try:
-                    outcomes.append(Outcome.decode(m.value()))
-                except (DecodeError, ValueError) as exc:  # the router writes outcomes; log, do not stall
-                    log.warning("undecodable outcome %s[%d]@%d skipped: %s", m.topic(), m.partition(), m.offset(), exc)
-            if not msgs:
-                continue
-            while running[0]:
-                try:
-                    sent = settle_batch(outcomes, store, config, publish)
-                    break
-                except Exception as exc:  # ClickHouse or broker trouble: retry the batch, commit nothing
-                    log.warning("settlement: batch of %d outcome(s) not settled yet: %s", len(outcomes), exc)
-                    time.sleep(2)
-            else:
-                break
-            try:
-                consumer.commit(asynchronous=False)
-            except KafkaException as exc:
-                log.warning("settlement: offset commit failed (%s); the batch may be replayed, harmlessly", exc)
-            if sent:
-                log.info("settlement: %d record(s) published", len(sent))
-    finally:
-        consumer.close()
-        producer.flush(10)
-        client.disconnect()
-    return 0
+
+def main(settings: Settings) -> int:
+    return run_role(SettlementLoop(settings))

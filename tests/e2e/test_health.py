@@ -130,10 +130,10 @@ def _now() -> int:
 
 def changelog_failures(st: HealthStack, channel: str, bank: str) -> int:
     """consecutive_failures of the channel-bank as last written to the monitor's table changelog."""
-    topic = st.settings.topic("paycenter-health-health-changelog")
+    topic = st.settings.topic("paycenter-health-changelog")
     c = Consumer({"bootstrap.servers": st.settings.kafka_bootstrap, "group.id": "e2e-changelog", "enable.auto.commit": False})
     try:
-        parts = topics.get("paycenter-health-health-changelog").partitions
+        parts = topics.get("paycenter-health-changelog").partitions
         c.assign([TopicPartition(topic, p, 0) for p in range(parts)])
         latest = 0
         for msg in c.consume(10_000, 1.0):

@@ -125,8 +125,9 @@ class FaultStack(Stack):
 
 
 def metrics_port_for(role: str) -> int | None:
-    # the executors serve /metrics (the hang test reads their CHANNEL_BUSY count)
-    return _proc.free_port() if role == "executor" else None
+    # the executors and routers serve /metrics (the hang test reads the executors' CHANNEL_BUSY
+    # count, the scale-out and stall tests the workers' partitions)
+    return _proc.free_port() if role in ("executor", "router") else None
 
 
 def _progress(msg: str) -> None:

@@ -155,7 +155,7 @@ def test_a_command_carrying_a_card_number_in_clear_is_dead_lettered_not_propagat
         return (dl, out) if dl or out else None
 
     dl, _out = wait_for(answered, 60, "a dead letter or an outcome")
-    downstream = [t for t in ("pay.attempts", "pay.results", "pay.outcomes", "paycenter-orders-changelog")]
+    downstream = [t for t in ("pay.attempts", "pay.results", "pay.outcomes", "paycenter-router-changelog")]
     leaked = [t for t in downstream if any(pan.encode() in (m.value() or b"") + (m.key() or b"")
                                            for m in read_topic(fstack.settings, fstack.settings.topic(t)))]
     assert not leaked, f"the card number reached {leaked}"

@@ -17,11 +17,11 @@ EXPECTED = {  # name: (partitions, cleanup.policy, retention.ms) as the brief as
     "channel.health": (3, "compact", -1), "pay.alerts": (3, "delete", 7 * 86_400_000),
     "capability.changes": (3, "delete", 7 * 86_400_000), "settlement.records": (6, "delete", 30 * 86_400_000),
     "reconcile.discrepancies": (3, "delete", 7 * 86_400_000),
-    "paycenter-orders-changelog": (6, "compact", -1), "paycenter-card_usage-changelog": (6, "compact", -1),
+    "paycenter-router-changelog": (6, "compact", -1),
     "health.results": (6, "delete", 7 * 86_400_000), "health.commands": (6, "delete", 7 * 86_400_000),
     "health.metrics": (3, "compact,delete", 7 * 86_400_000), "pay.notifications": (6, "delete", 7 * 86_400_000),
-    "paycenter-health-health-changelog": (6, "compact", -1), "paycenter-pending-pending-changelog": (6, "compact", -1),
-    "pay.signing": (6, "delete", 86_400_000), "paycenter-agreements-changelog": (6, "compact", -1),
+    "paycenter-health-changelog": (6, "compact", -1), "paycenter-pending-changelog": (6, "compact", -1),
+    "pay.signing": (6, "delete", 86_400_000),
 }
 
 
@@ -35,7 +35,7 @@ def test_spec_lists_every_topic_with_its_shape() -> None:
 
 def test_co_partitioned_topics_agree() -> None:
     # the orders agent joins these by partition: a different count silently breaks it
-    names = [topics.COMMANDS, topics.ATTEMPTS, topics.RESULTS, topics.ORDERS_CHANGELOG, topics.CARD_USAGE_CHANGELOG]
+    names = [topics.COMMANDS, topics.ATTEMPTS, topics.RESULTS, topics.ROUTER_CHANGELOG]
     assert len({topics.get(n).partitions for n in names}) == 1
 
 

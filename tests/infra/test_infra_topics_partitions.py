@@ -37,7 +37,7 @@ def test_every_paycenter_topic_has_a_fixed_partition_count() -> None:
     # each declares what its key holds; none may be grown in place
     for name, t in topics.spec().items():
         assert t.key and t.keyed and t.fixed_partitions, name
-    for name in (topics.ORDERS_CHANGELOG, topics.CARD_USAGE_CHANGELOG, topics.CONFIG, topics.CHANNEL_HEALTH):
+    for name in (topics.ROUTER_CHANGELOG, topics.CONFIG, topics.CHANNEL_HEALTH):
         assert topics.get(name).stateful, name
 
 
@@ -147,8 +147,8 @@ def test_keyed_or_compacted_topic_with_more_partitions_is_refused_likewise(servi
 def test_matching_and_missing_topics_are_provisioned_as_before(services: Settings,
                                                               kafka_admin: AdminClient) -> None:
     s = _prefixed(services)
-    commands, changelog = s.topic(topics.COMMANDS), s.topic(topics.ORDERS_CHANGELOG)
-    specs = {n: topics.get(n) for n in (topics.COMMANDS, topics.ORDERS_CHANGELOG)}
+    commands, changelog = s.topic(topics.COMMANDS), s.topic(topics.ROUTER_CHANGELOG)
+    specs = {n: topics.get(n) for n in (topics.COMMANDS, topics.ROUTER_CHANGELOG)}
     _create(kafka_admin, NewTopic(commands, 6, 1, config=topics.get(topics.COMMANDS).config()))
 
     report = topics.provision(s, specs=specs)
@@ -165,7 +165,7 @@ def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_cli_provision_and_up_exit_non_zero_with_the_message(services: Settings, kafka_admin: AdminClient) -> None:
     s = _prefixed(services)
-    changelog = s.topic(topics.ORDERS_CHANGELOG)
+    changelog = s.topic(topics.ROUTER_CHANGELOG)
     # what faust's auto-creation would have left: the broker default (4 on Tansu), not the spec's 6
     _create(kafka_admin, NewTopic(changelog, 4, 1, config={"cleanup.policy": "compact", "retention.ms": "-1"}))
     env = {**os.environ, "PAYCENTER_TOPIC_PREFIX": s.topic_prefix}

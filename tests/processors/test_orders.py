@@ -23,7 +23,7 @@ def planner() -> RoutingPlanner:
 def command(order_id="o-1", amount=10_000, bank="ICBC", business="wealth", **kw) -> PaymentCommand:
     return PaymentCommand(order_id=order_id, business_line=business, operation=kw.pop("operation", "PAY_IN"),
                           amount_fen=amount, card_token="tok_card1", bank_code=bank,
-                          card_type=kw.pop("card_type", "DEBIT"), requested_at_ms=NOW, **kw)
+                          card_type=kw.pop("card_type", "DEBIT"), requested_at_ms=kw.pop("requested_at_ms", NOW), **kw)
 
 
 def result(att, status="SUCCESS", kind="NONE", code="0000", fee=25) -> AttemptResult:

@@ -15,9 +15,13 @@ def test_a_hung_record_holds_its_partition_back_but_not_the_others():
     p0.finished(11)
     p0.finished(12)  # 10 is still out (a hung call)
     p1.finished(5)
-    assert [(c.partition, c.offset) for c in t.commits()] == [(1, 6)]
+    done = t.commits()
+    assert [(c.partition, c.offset) for c in done] == [(1, 6)]
+    t.confirm(done)  # the broker took it
     p0.finished(10)
-    assert [(c.partition, c.offset) for c in t.commits()] == [(0, 13)]
+    done = t.commits()
+    assert [(c.partition, c.offset) for c in done] == [(0, 13)]
+    t.confirm(done)
     assert t.commits() == []  # nothing moved since
     assert t.in_flight == 0
 
@@ -52,5 +56,23 @@ def test_commits_of_some_partitions_only():
         p = t.partition("a", n)
         p.started(0)
         p.finished(0)
-    assert [(c.partition, c.offset) for c in t.commits([TopicPartition("a", 1)])] == [(1, 1)]
+    one = t.commits([TopicPartition("a", 1)])
+    assert [(c.partition, c.offset) for c in one] == [(1, 1)]
+    t.confirm(one)
     assert [(c.partition, c.offset) for c in t.commits()] == [(0, 1)]
+
+
+def test_a_commit_that_failed_is_offered_again_and_a_confirmed_one_is_not():
+    t = OffsetTracker()
+    p = t.partition("a", 0)
+    p.started(0)
+    p.finished(0)
+    first = t.commits()
+    assert [c.offset for c in first] == [1]
+    assert [c.offset for c in t.commits()] == [1]  # not confirmed (the commit failed): again
+    p.started(1)
+    p.finished(1)
+    t.confirm(first)  # a late confirmation of the older offset does not hide the newer one
+    assert [c.offset for c in t.commits()] == [2]
+    t.confirm(t.commits())
+    assert t.commits() == []

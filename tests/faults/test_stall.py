@@ -1,0 +1,83 @@
+"""The fence, proved: a router stopped (SIGSTOP) past its session timeout at every moment of its
+batch, while another router takes its partitions over and decides the same orders, then woken
+(SIGCONT) to finish what it was doing. Nothing may be charged twice, no order may get two different
+outcomes, none may be lost (streams/runtime/fence.py, docs/architecture.md).
+
+The stalled router stops itself at the named moments (streams/runtime/faults.py), so each lands
+where it is meant to: inside the processing, after its state is fenced, between its flushes,
+before its commit, and idle. The test wakes it once the other router holds every partition and has
+handled records since."""
+from __future__ import annotations
+
+import signal
+import threading
+import time
+import uuid
+
+import pytest
+
+from paycenter.supervisor import wait_for
+from streams.runtime.faults import STAGES
+from tests.e2e.conftest import command
+from schemas.records import PaymentCommand
+from tests.faults.checks import await_census, check_books, decoded, paced_publish, suspects_trace
+from tests.faults.conftest import metrics_port_for
+from tests.faults.test_scale_out import scrape, working
+
+
+def stopped(pid: int) -> bool:
+    """The process is stopped (state T in /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "T"
+
+
+@pytest.mark.slow
+def test_a_router_stalled_at_any_moment_of_its_batch_charges_nothing_twice_and_loses_nothing(fstack):
+    run = f"st-{uuid.uuid4().hex[:6]}"
+    first = fstack.workers("router")[0]
+    stalling = fstack.sup.start_worker("router", name="router-stall", metrics_port=metrics_port_for("router"),
+                                       env={"PAYCENTER_ALLOW_FAULTS": "1", "PAYCENTER_FAULT_STALL": ",".join(STAGES),
+                                            "PAYCENTER_FAULT_STALL_EVERY": "15"})
+    cmds = [command(f"{run}-{i}", amount=3_000 + i, card=f"tok_st_{i % 400}",
+                    bank=("ICBC", "CCB", "CMB", "ABC", "BOC")[i % 5]) for i in range(12_000)]
+    stop = threading.Event()
+    publisher = paced_publish(fstack, cmds, 60, stop)  # 200 s of traffic at most: the stalls end it sooner
+    stalls = []
+    try:
+        wait_for(lambda: working(stalling), 90, "the second router to hold partitions and route")
+        for stage in STAGES:
+            t0 = time.monotonic()
+            wait_for(lambda: stopped(stalling.proc.pid), 120, f"the router to stop itself at {stage!r}", interval_s=0.05)
+            before = scrape(first.metrics_port).get("paycenter_consumed_total", 0)
+            # past its session: the other router takes every partition over and routes
+            wait_for(lambda: scrape(first.metrics_port).get("paycenter_assigned_partitions", 0) == 6
+                     and scrape(first.metrics_port).get("paycenter_consumed_total", 0) > before + 20,
+                     60, "the other router to take over and route", interval_s=0.2)
+            stalled_s = time.monotonic() - t0
+            stalling.proc.send_signal(signal.SIGCONT)
+            wait_for(lambda: working(stalling) and scrape(stalling.metrics_port).get("paycenter_assigned_partitions", 0) > 0,
+                     90, "the woken router to hold partitions again", interval_s=0.2)
+            stalls.append(f"{stage} {stalled_s:.0f} s")
+    finally:
+        stop.set()
+        publisher.join(30)
+        if stopped(stalling.proc.pid):
+            stalling.proc.send_signal(signal.SIGCONT)
+    # the publisher stops when the stalls are done: what it sent is what counts
+    sent = {c.order_id for c in decoded(fstack.settings, "pay.commands", PaymentCommand) if c.order_id.startswith(run)}
+    census = await_census(fstack, sent, timeout_s=120, stall_s=40)
+    books = check_books(fstack, census.first)
+    fenced = scrape(stalling.metrics_port).get("paycenter_fenced_total", 0)
+    figures = (f"stalls {stalls}; {len(sent)} commands; {census.summary()}; {books.booked} bookings, "
+               f"{len(books.double_booked)} booked twice, {len(books.money_mismatch)} money mismatches, "
+               f"{books.resent} attempts asked again; {fenced:.0f} batches of the woken router fenced off")
+    print(figures)
+    print(suspects_trace(fstack, census, books))
+    fstack.leave(stalling)
+    assert len(stalls) == len(STAGES), figures
+    assert not census.conflicting, f"orders with two different outcomes: {census.conflicting[:5]}; {figures}"
+    assert not books.double_booked, f"attempts booked twice: {books.double_booked[:5]}; {figures}"
+    assert not books.money_mismatch, f"money moved != outcome: {books.money_mismatch[:5]}; {figures}"
+    assert not census.lost, f"orders without an outcome: {census.lost[:5]}; {figures}"
+    assert fenced >= 1, f"the woken router's batch stopped at 'handle' should have met a broken fence; {figures}"
+    fstack.sup.check_alive()
