@@ -45,9 +45,12 @@ def serve(role: str) -> int | None:
     start_http_server(port, addr=addr)
     log.info("%s metrics on http://%s:%d/metrics", role, addr, port)
     return port
-ASSIGNED = Gauge("paycenter_assigned_partitions", "Partitions this worker holds in its consumer group", ["role"])
+ASSIGNED = Gauge("paycenter_assigned_partitions", "Topic partitions this worker holds in its consumer group "
+                 "(all its input topics)", ["role"])
 MEMBER_IDLE = Gauge("paycenter_member_idle", "1 while this worker holds no partition and its group has lag", ["role"])
 FENCED = Counter("paycenter_fenced_total", "Batches whose changelog fence failed: another worker had claimed the "
                  "partition, so the batch's effects were discarded (streams/runtime/fence.py)", ["role"])
+CLAIMED = Counter("paycenter_claimed_partitions_total", "Partitions this worker claimed (a claim marker each: "
+                  "assigned, or claimed again after a broken fence)", ["role"])
 RESTORED = Counter("paycenter_restored_records_total", "Changelog records read while restoring claimed partitions",
                    ["role"])

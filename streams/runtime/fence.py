@@ -13,8 +13,18 @@ which comes after) and replays the same decisions: the batch's effects may go ou
 any pause. If they did not, another worker claimed the partition in between: this one is deposed;
 its records there are ignored by every restore (streams/runtime/changelog.py), and it must not
 produce the batch's effects or commit its offsets.
+
+Not every record between is a claim: a worker deposed earlier that wakes up writes one batch
+before its own fence stops it. Those records carry an older epoch and every restore ignores them,
+so they do not depose the owner: `check` reports a gap, and `gap_verdict` reads what is in it.
 """
 from __future__ import annotations
+
+from confluent_kafka import Consumer, TopicPartition
+
+from streams.runtime.changelog import CLAIM_KEY, epoch_of
+
+OK, GAP = "ok", "gap"
 
 
 class Fence:
@@ -27,19 +37,51 @@ class Fence:
     def expects(self, partition: int) -> int | None:
         return self._next.get(partition)
 
-    def check(self, partition: int, offsets: list[int]) -> bool:
-        """True when `offsets` are exactly the next ones after this owner's last record."""
+    def check(self, partition: int, offsets: list[int]) -> str | None:
+        """OK when `offsets` are exactly the next ones after this owner's last record; GAP when other
+        records lie between (see `gap_verdict`); None when this worker holds no claim there."""
         expected = self._next.get(partition)
         if expected is None:
-            return False
+            return None
         if not offsets:
-            return True
+            return OK
         n = len(offsets)
         if min(offsets) != expected or max(offsets) != expected + n - 1 or len(set(offsets)) != n:
-            del self._next[partition]
-            return False
+            return GAP
         self._next[partition] = expected + n
-        return True
+        return OK
+
+    def accept(self, partition: int, offsets: list[int]) -> None:
+        """The records in the gap were a deposed worker's: this owner's next record goes after its own."""
+        self._next[partition] = max(offsets) + 1
 
     def forget(self, partition: int) -> None:
         self._next.pop(partition, None)
+
+
+def gap_verdict(reader: Consumer, topic: str, partition: int, start: int, mine: list[int], epoch: int,
+                timeout_s: float = 30.0) -> bool:
+    """Whether this owner (`epoch`) still holds the partition, reading the records from `start` up
+    to its own last one that are not its own: True when they are all older epochs' (a woken
+    deposed worker's, which restores ignore), False when one is a claim or of a newer epoch."""
+    import time
+    own, end = set(mine), max(mine)
+    reader.assign([TopicPartition(topic, partition, start)])
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            for msg in reader.consume(1000, 0.5):
+                if msg.error():
+                    continue
+                off = msg.offset()
+                if off > end:
+                    return True
+                if off in own:
+                    if off == end:
+                        return True
+                    continue
+                if msg.key() == CLAIM_KEY or epoch_of(msg.headers()) >= epoch:
+                    return False
+        return False  # could not read the gap: doubt means deposed
+    finally:
+        reader.unassign()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -39,7 +40,7 @@ from streams.runtime import commit as commits
 from streams.runtime.changelog import StateWriter, headers
 from streams.runtime.effects import Effects
 from streams.runtime.faults import Stalls
-from streams.runtime.fence import Fence
+from streams.runtime.fence import GAP, OK, Fence, gap_verdict
 from streams.runtime.kafka import CheckedProducer, exit_process, instance_id, next_batch, stop_consuming
 from streams.runtime.lag import LagReporter
 from streams.runtime.membership import MembershipWatch
@@ -79,6 +80,7 @@ class StreamLoop:
         self.member = instance_id(name)
         self.writer = StateWriter(settings, store.topic) if store else None
         self.restorer = Restorer(store, settings.kafka_bootstrap, name) if store else None
+        self.gap_reader = _reader(settings) if store else None
         self.fence = Fence()
         self.state: dict[int, str] = {}  # partition number -> CLAIMING / RESTORING / ACTIVE / SUSPENDED
         self.assigned: dict[int, list[TopicPartition]] = {}
@@ -115,6 +117,7 @@ class StreamLoop:
             stop_consuming(self.consumer, self.s)
             if self.restorer is not None:
                 self.restorer.close()
+                self.gap_reader.close()
 
     def active(self) -> set[int]:
         return {p for p, s in self.state.items() if s == ACTIVE}
@@ -163,8 +166,8 @@ class StreamLoop:
         if tick is not None:
             tick(out, self.active() if stateful else self.owned())
         if offsets:
-            self.stalls.batch()
-            self.stalls.at("handle")
+            self.stalls.batch({t for t, _p in offsets})
+            self.stalls.at("handle", f"{len(msgs)} records, {len(out)} effects")
         self._finish(out, offsets)
 
     def _finish(self, out: Effects, offsets: dict[tuple[str, int], int]) -> None:
@@ -208,7 +211,21 @@ class StreamLoop:
         if not written:
             return []
         self.writer.flush()
-        return [p for p in sorted(written) if not self.fence.check(p, self.writer.take(p))]
+        deposed = []
+        for p in sorted(written):
+            landed = self.writer.take(p)
+            verdict = self.fence.check(p, landed)
+            if verdict == GAP:
+                start = self.fence.expects(p)
+                if gap_verdict(self.gap_reader, self.store.topic, p, start, landed, self.epoch[p]):
+                    log.warning("%s: records of a deposed worker lie between ours in partition %d of %s (offsets "
+                                "%d..%d); ignored by every restore, this worker still holds it", self.name, p,
+                                self.store.topic, start, max(landed))
+                    self.fence.accept(p, landed)
+                    continue
+            if verdict != OK:
+                deposed.append(p)
+        return deposed
 
     def _make_durable(self, limit_s: float | None, keys: list[tuple[str, int]]) -> bool:
         """Effects and the role's own writes durable, then the offsets committed; False (nothing
@@ -298,6 +315,7 @@ class StreamLoop:
             self.writer.claim(p, self.member, now_ms)
         self.writer.flush()
         self.stats["claimed"] += len(todo)
+        metrics.child(metrics.CLAIMED, self.name).inc(len(todo))
         for p in todo:
             if self.state.get(p) != CLAIMING:
                 continue  # revoked meanwhile
@@ -360,6 +378,12 @@ class StreamLoop:
         for p, s in list(self.state.items()):
             if s == SUSPENDED and now - self.suspended_at.get(p, now) >= 2 * self.s.session_timeout_s:
                 self.state[p] = CLAIMING
+
+
+def _reader(settings: Settings) -> Consumer:
+    """A consumer that only assigns (no group): it reads a changelog's gaps."""
+    return Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"gap-{uuid.uuid4().hex}",
+                     "enable.auto.commit": False, "fetch.wait.max.ms": 10})
 
 
 class Runnable(Protocol):

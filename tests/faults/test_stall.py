@@ -6,7 +6,8 @@ outcomes, none may be lost (streams/runtime/fence.py, docs/architecture.md).
 The stalled router stops itself at the named moments (streams/runtime/faults.py), so each lands
 where it is meant to: inside the processing, after its state is fenced, between its flushes,
 before its commit, and idle. The test wakes it once the other router holds every partition and has
-handled records since."""
+handled records since. The two routers read different fees (other_minds): their decisions for the
+same order differ, so anything the fence let through twice would be two charges."""
 from __future__ import annotations
 
 import signal
@@ -15,6 +16,7 @@ import time
 import uuid
 
 import pytest
+import yaml
 
 from paycenter.supervisor import wait_for
 from streams.runtime.faults import STAGES
@@ -31,28 +33,54 @@ def stopped(pid: int) -> bool:
         return f.read().rsplit(")", 1)[1].split()[0] == "T"
 
 
+def other_minds(fstack, tmp_path) -> str:
+    """The same channels with beta's fees tripled: a router reading this decides differently (as
+    two routers may, mid-rollout of a configuration or with different success statistics), so a
+    zombie's decision and its successor's are two different charges unless the fence stops one."""
+    data = yaml.safe_load(fstack.config_path.read_text())
+    for bank in data["channels"]["beta"]["banks"].values():
+        bank["fee"]["rate_ppm"] = 9_000
+    path = tmp_path / "routing.other.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
 @pytest.mark.slow
-def test_a_router_stalled_at_any_moment_of_its_batch_charges_nothing_twice_and_loses_nothing(fstack):
+def test_a_router_stalled_at_any_moment_of_its_batch_charges_nothing_twice_and_loses_nothing(fstack, tmp_path):
     run = f"st-{uuid.uuid4().hex[:6]}"
     first = fstack.workers("router")[0]
     stalling = fstack.sup.start_worker("router", name="router-stall", metrics_port=metrics_port_for("router"),
                                        env={"PAYCENTER_ALLOW_FAULTS": "1", "PAYCENTER_FAULT_STALL": ",".join(STAGES),
-                                            "PAYCENTER_FAULT_STALL_EVERY": "15"})
+                                            "PAYCENTER_FAULT_STALL_EVERY": "15", "PAYCENTER_FAULT_STALL_TOPIC": "pay.commands",
+                                            "PAYCENTER_ROUTING_CONFIG": other_minds(fstack, tmp_path),
+                                            # batches of tens of records: each stop holds commands in flight
+                                            "PAYCENTER_PATH_FETCH_MAX_WAIT_MS": "300"})
     cmds = [command(f"{run}-{i}", amount=3_000 + i, card=f"tok_st_{i % 400}",
                     bank=("ICBC", "CCB", "CMB", "ABC", "BOC")[i % 5]) for i in range(12_000)]
     stop = threading.Event()
-    publisher = paced_publish(fstack, cmds, 60, stop)  # 200 s of traffic at most: the stalls end it sooner
+    publisher = paced_publish(fstack, cmds, 100, stop)  # 120 s of traffic at most: the stalls end it sooner
     stalls = []
     try:
         wait_for(lambda: working(stalling), 90, "the second router to hold partitions and route")
         for stage in STAGES:
             t0 = time.monotonic()
             wait_for(lambda: stopped(stalling.proc.pid), 120, f"the router to stop itself at {stage!r}", interval_s=0.05)
-            before = scrape(first.metrics_port).get("paycenter_consumed_total", 0)
-            # past its session: the other router takes every partition over and routes
-            wait_for(lambda: scrape(first.metrics_port).get("paycenter_assigned_partitions", 0) == 6
-                     and scrape(first.metrics_port).get("paycenter_consumed_total", 0) > before + 20,
-                     60, "the other router to take over and route", interval_s=0.2)
+            seen = scrape(first.metrics_port)
+            claimed, consumed = seen.get("paycenter_claimed_partitions_total", 0), seen.get("paycenter_consumed_total", 0)
+
+            last: dict = {}
+
+            def took_over() -> bool:  # past its session: the other router claims its partitions and routes
+                last.update(scrape(first.metrics_port))
+                return (last.get("paycenter_claimed_partitions_total", 0) > claimed
+                        and last.get("paycenter_assigned_partitions", 0) == 12  # 6 of commands, 6 of results
+                        and last.get("paycenter_consumed_total", 0) > consumed + 50)
+
+            try:
+                wait_for(took_over, 90, "the other router to take over and route", interval_s=0.2)
+            except TimeoutError as exc:
+                raise TimeoutError(f"{exc}: claimed {claimed} consumed {consumed} then "
+                                   f"{ {k: v for k, v in last.items() if 'claimed' in k or 'assigned' in k or 'consumed_total' in k} }")
             stalled_s = time.monotonic() - t0
             stalling.proc.send_signal(signal.SIGCONT)
             wait_for(lambda: working(stalling) and scrape(stalling.metrics_port).get("paycenter_assigned_partitions", 0) > 0,

@@ -14,7 +14,7 @@ import pytest
 
 from infra.settings import Settings
 from paycenter.supervisor import wait_for
-from streams.runtime.changelog import StateWriter
+from streams.runtime.changelog import StateWriter, headers
 from tests.streams.runtime_helpers import PARTITIONS, Counter, outputs, private, publish
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -105,6 +105,27 @@ def test_a_deposed_owner_sends_nothing_commits_nothing_and_claims_again(s):
     a.loop.close()
     seen = counts_ok(outputs(s))
     assert all(v == [1, 2] for v in seen.values()) and len(seen) == 6
+
+
+def test_a_deposed_workers_late_writes_between_the_owners_do_not_depose_the_owner(s):
+    a = Counter(s)
+    a.loop.start()
+    publish(s, records(2, 1))
+    pump(a, until=lambda: a.handled == 6, what="the owner to count")
+    zombie = StateWriter(s, s.topic("changelog"))  # a worker deposed before this one claimed, waking up
+    zombie.write(2, b"counts:k2-0", b"99", headers(a.loop.epoch[2] - 1, b"in@0"))
+    zombie.flush()
+    publish(s, records(2, 1))
+    pump(a, until=lambda: a.handled == 12, what="the owner to count the second round")
+    assert a.loop.stats["suspended"] == 0 and a.loop.active() == set(range(PARTITIONS))
+    a.loop.close()
+    b = Counter(s)  # the next owner restores the owner's counts, not the zombie's 99
+    b.loop.start()
+    publish(s, records(2, 1))
+    pump(b, until=lambda: b.handled == 6, what="the next owner to count the third round")
+    b.loop.close()
+    seen = counts_ok(outputs(s))
+    assert all(v == [1, 2, 3] for v in seen.values()) and len(seen) == 6
 
 
 STALLED = """

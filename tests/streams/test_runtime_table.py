@@ -4,7 +4,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from streams.runtime.fence import Fence
+from streams.runtime.fence import GAP, OK, Fence
 from streams.runtime.table import Store, Table
 
 
@@ -67,14 +67,16 @@ def test_tables_of_a_store_share_the_changelog_with_their_name_in_the_key():
 
 def test_the_fence_accepts_only_the_offsets_right_after_the_owners_last_record():
     f = Fence()
-    assert not f.check(0, [5])  # never claimed here
+    assert f.check(0, [5]) is None  # never claimed here
     f.claimed(0, 9)  # claim marker at 9: our records start at 10
-    assert f.check(0, [10, 11, 12])
-    assert f.check(0, [])  # nothing written: nothing to doubt
-    assert f.check(0, [13])
-    assert not f.check(0, [15, 16])  # 14 is someone else's (a claim marker): deposed
-    assert f.expects(0) is None  # and it stays deposed until claimed again
+    assert f.check(0, [10, 11, 12]) == OK
+    assert f.check(0, []) == OK  # nothing written: nothing to doubt
+    assert f.check(0, [13]) == OK
+    assert f.check(0, [15, 16]) == GAP  # 14 is someone else's: what it is decides (gap_verdict)
+    assert f.expects(0) == 14
+    f.accept(0, [15, 16])  # it was a deposed worker's: we go on after our own
+    assert f.check(0, [17]) == OK
     f.claimed(1, 0)
-    assert not f.check(1, [1, 3, 4])  # a gap inside the batch
+    assert f.check(1, [1, 3, 4]) == GAP  # a gap inside the batch
     f.claimed(1, 0)
-    assert not f.check(1, [1, 1, 2])  # a repeat is not contiguous either
+    assert f.check(1, [1, 1, 2]) == GAP  # a repeat is not contiguous either
