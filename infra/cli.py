@@ -10,7 +10,7 @@ import logging
 import sys
 from typing import Callable
 
-from infra import broker, clickhouse, migrate, services, topics
+from infra import broker, clickhouse, groups, migrate, services, topics
 from infra._proc import ServiceError
 from infra.settings import Settings, load
 
@@ -36,6 +36,9 @@ def _status(args: argparse.Namespace) -> int:
         print(f"topics: {len(topics.spec()) - len(missing)}/{len(topics.spec())} present"
               + (f", missing: {', '.join(missing)} (run `paycenter infra provision`)" if missing else ""))
         up = up and not missing
+        for line in groups.status_lines(s):  # lag per role, and workers that hold no partition
+            print(line)
+            up = up and not line.startswith("WARNING")
     else:
         up = False
     if clickhouse.is_healthy(s):
@@ -91,7 +94,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each service (default 30)")
     p.set_defaults(func=_cmd(_up))
     sub.add_parser("down", help="stop the broker and ClickHouse started from this data dir").set_defaults(func=_cmd(_down))
-    sub.add_parser("status", help="are the services up, topics present, migrations applied? (exit 1 if not)"
+    sub.add_parser("status", help="are the services up, topics present, migrations applied, every role's group "
+                                  "served? (exit 1 if not)"
                    ).set_defaults(func=_cmd(_status))
     p = sub.add_parser("provision", help="create/adjust topics from infra/topics.yaml (exit 2 on warnings, "
                                          "3 when it refuses to change a keyed or compacted topic's partition count)")

@@ -32,6 +32,7 @@ import zlib
 import orjson
 
 from infra import topics
+from infra import groups
 from infra.settings import Settings
 from paycenter import metrics
 from processors.health import HealthState
@@ -95,7 +96,7 @@ class HealthLoop:
         self.health_t, self.alerts_t, self.metrics_t = t("channel.health"), t("pay.alerts"), t("health.metrics")
         self.table: Table[dict] = Table("health", encode=lambda v: v, decode=lambda d: d)
         # range: health.results and health.commands co-partitioned
-        self.loop = StreamLoop(settings, self, "health", "paycenter-health",
+        self.loop = StreamLoop(settings, self, "health", groups.GROUPS["health"],
                                [self.results_t, self.regrouped_t, self.commands_t],
                                Store(t(CHANGELOG), [self.table]), options=Options(batch=batch))
         self.dirty: set[str] = set()  # keys whose counters changed since the last metrics snapshot

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 
+from infra import groups
 from infra.settings import Settings
 from paycenter import metrics
 from schemas.codec import DecodeError
@@ -62,7 +63,7 @@ class JournalLoop:
         self.signing_topic = settings.topic("pay.signing")
         self.writer = CountingWriter(settings, batch_rows=batch_rows, flush_interval_s=flush_interval_s)
         # a ClickHouse outage blocks polling while the writer retries: stay in the group meanwhile
-        self.loop = StreamLoop(settings, self, "journal", "paycenter-journal", list(self.types),
+        self.loop = StreamLoop(settings, self, "journal", groups.GROUPS["journal"], list(self.types),
                                options=Options(batch=batch_rows, wait_s=0.2,
                                                consumer={"max.poll.interval.ms": 3_600_000}))
         self.undecodable = 0

@@ -34,6 +34,7 @@ from confluent_kafka import KafkaException
 
 from connectors.base import Channel, ChannelResponse
 from connectors.registry import build_channels
+from infra import groups
 from infra.settings import Settings
 from processors import health_pending as hp
 from processors.health_alerts import backlog_alert
@@ -72,7 +73,7 @@ class PendingLoop:
         self.table: Table[dict] = Table("pending", encode=lambda v: v, decode=lambda d: d)
         # range: pay.results and pay.notifications co-partitioned; every delivery is reported (not
         # only errors): a callback is acknowledged on its report
-        self.loop = StreamLoop(settings, self, "pending", "paycenter-pending", [self.results_t, self.notes_t],
+        self.loop = StreamLoop(settings, self, "pending", groups.GROUPS["pending"], [self.results_t, self.notes_t],
                                Store(t(CHANGELOG), [self.table]), options=Options(batch=batch, report_all=True))
         self.producer = self.loop.producer
         self.queried: dict[str, float] = {}  # attempt_id -> monotonic time of the last query (in flight included)

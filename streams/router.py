@@ -38,6 +38,7 @@ import time
 
 from aiokafka.partitioner import murmur2
 
+from infra import groups
 from infra.settings import Settings
 from paycenter import metrics
 from processors import binding, orders
@@ -87,7 +88,7 @@ class Router:
         self.agreements = Table("agreements", CardAgreements.to_dict, CardAgreements.from_dict)
         self.store = Store(t(CHANGELOG), [self.orders, self.usage, self.agreements])
         # group "paycenter": range keeps pay.commands and pay.results co-partitioned
-        self.loop = StreamLoop(settings, self, "router", "paycenter", [self.commands, self.results], self.store,
+        self.loop = StreamLoop(settings, self, "router", groups.GROUPS["router"], [self.commands, self.results], self.store,
                                settings.path_fetch_max_wait_ms, Options(batch=batch))
         self.command_partitions = PARTITIONS  # read from the broker at start
         self.costs = {"command": CostWindow(), "result": CostWindow()}  # served on GET /v1/stats

@@ -108,7 +108,7 @@ class SettlementLoop:
         self.store = SettlementStore(self.client)
         self.topic = settings.topic(SINK)
         # a batch may wait for ClickHouse or the journal for a long time: stay in the group meanwhile
-        self.loop = StreamLoop(settings, self, "settlement", "paycenter-settlement", [settings.topic(SOURCE)],
+        self.loop = StreamLoop(settings, self, "settlement", groups.GROUPS["settlement"], [settings.topic(SOURCE)],
                                options=Options(batch=500, wait_s=0.5, consumer={"max.poll.interval.ms": 3_600_000}))
         self.outcomes: list[Outcome] = []
 

@@ -18,10 +18,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 from connectors.base import Channel, ChannelResponse, SigningConfirmation, SigningRequest
+from infra import groups
 from infra.settings import Settings
 from processors import binding, orders
 from schemas.records import Attempt
-from streams.executor import ExecutorLoop, run_loop, to_request
+from streams.attempt_calls import to_request
+from streams.executor import ExecutorLoop, run_loop
 
 
 async def call(channel: Channel, task: orders.SigningTask) -> ChannelResponse:
@@ -38,8 +40,7 @@ async def call(channel: Channel, task: orders.SigningTask) -> ChannelResponse:
 
 
 class SignerLoop(ExecutorLoop):
-    # "paycenter-signer": the faust signer's group, so its committed offsets carry over
-    ROLE, INPUT, GROUP = "signer", "pay.signing", "paycenter-signer"
+    ROLE, INPUT = "signer", "pay.signing"
 
     def decode(self, msg) -> tuple[Attempt, orders.SigningTask]:
         task = binding.decode_task(msg.value(), msg.headers())

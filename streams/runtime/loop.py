@@ -232,12 +232,13 @@ class StreamLoop:
         committed) when that did not happen within `limit_s`."""
         if not keys:
             return True
+        within = "" if limit_s is None else f" within {limit_s:.0f} s"
         if not self.producer.flush_all(limit_s):
-            log.error("%s: effects not delivered within %.0f s; their offsets are not committed", self.name, limit_s)
+            log.error("%s: effects not delivered%s; their offsets are not committed", self.name, within)
             return False
         flush = getattr(self.role, "flush", None)
         if flush is not None and not flush(limit_s):
-            log.error("%s: writes not durable within %.0f s; their offsets are not committed", self.name, limit_s)
+            log.error("%s: writes not durable%s; their offsets are not committed", self.name, within)
             return False
         tps = [TopicPartition(t, p, self.carried.pop((t, p))) for t, p in keys if (t, p) in self.carried]
         if tps:
