@@ -67,6 +67,13 @@ CHANGELOG = "paycenter-router-changelog"
 SWEEP_EVERY_S = 10.0
 
 
+def tables() -> tuple[Table, Table, Table]:
+    """The router's tables: orders (live, and decided ones for the window), card usage, agreements."""
+    return (Table("orders", orders.OrderState.to_dict, orders.OrderState.from_dict),
+            Table("usage", CardUsage.to_dict, CardUsage.from_dict),
+            Table("agreements", CardAgreements.to_dict, CardAgreements.from_dict))
+
+
 class Router:
     def __init__(self, settings: Settings, config: RoutingConfig, clock: Clock = wall_clock_ms,
                  demoted: Demoted = no_demotions, config_view: ConfigView | None = None,
@@ -83,9 +90,7 @@ class Router:
         self.attempts_t, self.signing_t, self.outcomes_t = t("pay.attempts"), t("pay.signing"), t("pay.outcomes")
         self.dlq_t, self.changes_t = t("pay.deadletter"), t("capability.changes")
         self.window_ms = settings.dedup_window_s * 1000
-        self.orders = Table("orders", orders.OrderState.to_dict, orders.OrderState.from_dict)
-        self.usage = Table("usage", CardUsage.to_dict, CardUsage.from_dict)
-        self.agreements = Table("agreements", CardAgreements.to_dict, CardAgreements.from_dict)
+        self.orders, self.usage, self.agreements = tables()
         self.store = Store(t(CHANGELOG), [self.orders, self.usage, self.agreements])
         # group "paycenter": range keeps pay.commands and pay.results co-partitioned
         self.loop = StreamLoop(settings, self, "router", groups.GROUPS["router"], [self.commands, self.results], self.store,

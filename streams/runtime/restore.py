@@ -61,23 +61,30 @@ class Restorer:
             self._consumer.incremental_unassign([TopicPartition(self.store.topic, partition)])
 
     def step(self, max_records: int = 50_000, wait_s: float = 0.0) -> dict[int, Progress]:
-        """Read what is there (up to `max_records`); the partitions finished, with their figures."""
+        """Read what is there (up to `max_records`); the partitions finished, with their figures.
+
+        The loop is the restore's whole cost (~3 µs a record): one pass, the tables' dicts bound
+        once per run of records of one partition, keys split as bytes."""
         if not self._todo:
             return {}
         done: dict[int, Progress] = {}
-        tables = self.store.tables
+        tables = {name.encode(): t for name, t in self.store.tables.items()}
+        last_p, prog, bound = None, None, {}
         for msg in self._consumer.consume(max_records, wait_s):
             if msg.error():
                 log.warning("%s restore: %s", self.name, msg.error())
                 continue
             p = msg.partition()
-            prog = self._todo.get(p)
+            if p != last_p:
+                last_p, prog = p, self._todo.get(p)
+                bound = {name: t.bind(p) for name, t in tables.items()}
             if prog is None:
                 continue
             offset = msg.offset()
             if offset >= prog.until:
                 done[p] = prog
                 del self._todo[p]
+                last_p = None
                 self._consumer.incremental_unassign([TopicPartition(self.store.topic, p)])
                 continue
             key = msg.key()
@@ -87,10 +94,10 @@ class Restorer:
             if prog.claim != NO_EPOCH and epoch_of(msg.headers()) < prog.claim:
                 prog.ignored += 1
                 continue
-            table, _, k = key.decode().partition(":")
-            t = tables.get(table)
-            if t is not None:
-                t.load(p, k, msg.value())
+            table, _, k = key.partition(b":")
+            load = bound.get(table)
+            if load is not None:
+                load(k.decode(), msg.value())
                 prog.read += 1
         now = time.monotonic()
         if self._todo and now - self._logged >= PROGRESS_EVERY_S:

@@ -111,17 +111,27 @@ class Table(Generic[T]):
             for staged in [k for k in self._staged if k[0] == p]:
                 del self._staged[staged]  # not ours any more: the next owner replays the batch
 
+    def bind(self, partition: int):
+        """`load` for one partition, with its dicts looked up once (restores call it per record)."""
+        part = self._parts.setdefault(partition, {})
+        where = self._where
+
+        def load(key: str, value: bytes | None) -> None:
+            if value is None:
+                part.pop(key, None)
+                if where.get(key) == partition:
+                    del where[key]
+                return
+            if key in part:
+                del part[key]  # log order is write order: see stage
+            part[key] = value
+            where[key] = partition
+
+        return load
+
     def load(self, partition: int, key: str, value: bytes | None) -> None:
         """A restored record: the value stays bytes until read."""
-        part = self._parts.setdefault(partition, {})
-        if value is None:
-            part.pop(key, None)
-            if self._where.get(key) == partition:
-                del self._where[key]
-            return
-        part.pop(key, None)  # log order is write order: see stage
-        part[key] = value
-        self._where[key] = partition
+        self.bind(partition)(key, value)
 
 
 class Store:
