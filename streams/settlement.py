@@ -21,7 +21,7 @@ from typing import Callable
 
 from clickhouse_driver import Client
 
-from infra import clickhouse
+from infra import clickhouse, groups
 from infra.settings import REPO_ROOT, Settings
 from processors.settlement import FunderConfig, load_funders, settlement_records
 from schemas.codec import DecodeError
