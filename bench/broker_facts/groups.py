@@ -1,7 +1,8 @@
-"""Experiments 1, 2, 2b and 3: the group wedge race, with each kind of membership.
+"""Experiments 1, 1b, 2, 2b and 3: the group wedge race, with each kind of membership.
 
-A owns all 6 partitions; B subscribes; A close()s 0-500 ms after B's subscribe. Does B get the
-partitions? Controls: A closes only once B holds its share. 2b: a static member restarted."""
+A owns all 6 partitions; B subscribes; A stops 0-500 ms after B's subscribe. Does B get the
+partitions? A stops by close() (a dynamic member sends LeaveGroup) in 1-3, and by ending its process
+without closing its consumer (no LeaveGroup) in 1b. Controls: A stops only once B holds its share."""
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,23 @@ from time import monotonic as now
 from typing import Any
 
 from .broker import PARTS, create_topic, uid
+from .exiting_member import ExitingMember
 from .member import SESSION_MS, Member, group_conf, split_between, wait_split
 from .report import fmt_s, row, say, stats
+
+
+@dataclass(frozen=True)
+class Stop:
+    """How A stops, in the words of the printout."""
+    call: str  # in rows: "A close() at ms ..."
+    col: str  # in the trial table's columns
+    verb: str  # in the introduction: "A closes 0-500 ms after ..."
+    duration: str  # the row of how long stopping took
+
+
+CLOSE = Stop("close()", "close", "closes", "A close() duration")
+EXIT = Stop("exit", "exit", "exits without LeaveGroup (os._exit, consumer not closed)",
+            "A exit: os._exit -> parent sees the process gone")
 
 
 @dataclass
@@ -24,7 +40,7 @@ class WedgeTrial:
     idx: int
     delay_target_ms: float | None  # None: control trial, A closes only once B holds partitions
     a_join_s: float | None = None
-    close_at_ms: float | None = None  # A's close() start, relative to B's subscribe
+    close_at_ms: float | None = None  # A's close() start (or exit), relative to B's subscribe
     a_close_s: float | None = None  # how long A's close() took
     a_had_at_close: int | None = None  # partitions A held when it called close()
     b_first_s: float | None = None  # B subscribe -> first non-empty assignment
@@ -36,10 +52,15 @@ class WedgeTrial:
 
 
 def wedge_trial(idx: int, topic: str, strategy: str, static: bool, delay_ms: float | None, wait_s: float,
-                debug: bool) -> WedgeTrial:
+                debug: bool, stop: Stop = CLOSE) -> WedgeTrial:
     tr = WedgeTrial(idx, delay_ms)
-    group = f"wedge-{strategy}-{'static' if static else 'dyn'}-{uid()}"
-    a = Member(f"A{idx}", group_conf(group, strategy, f"a-{uid()}" if static else None, debug), [topic])
+    group = f"wedge-{strategy}-{'static' if static else 'dyn'}{'-exit' if stop is EXIT else ''}-{uid()}"
+    a_conf = group_conf(group, strategy, f"a-{uid()}" if static else None, debug)
+    if stop is EXIT:
+        log = os.path.join(tempfile.gettempdir(), f"broker_facts_{group}_A.log")
+        a: Member | ExitingMember = ExitingMember(f"A{idx}", a_conf, [topic], log)
+    else:
+        a = Member(f"A{idx}", a_conf, [topic])
     a.start()
     ta = a.wait_for(lambda s: len(s) == PARTS, 30)
     if ta is None:
@@ -86,20 +107,21 @@ def wedge_trial(idx: int, topic: str, strategy: str, static: bool, delay_ms: flo
     return tr
 
 
-def run_wedge(exp: str, topic: str, strategy: str, static: bool, args: argparse.Namespace) -> None:
+def run_wedge(exp: str, topic: str, strategy: str, static: bool, args: argparse.Namespace,
+              stop: Stop = CLOSE) -> list[WedgeTrial]:
     n = args.trials
     delays: list[float | None] = [i * 500.0 / max(1, n - 1) for i in range(n)]
     controls = [None] * args.controls
     say(f"\n[{exp}] {n} trials, strategy={strategy}, {'static' if static else 'dynamic'} membership, "
-        f"A closes {delays[0]:.0f}-{delays[-1]:.0f} ms after B's subscribe, wait {args.wait:.0f} s, "
-        f"{args.concurrency} trial(s) at a time; plus {len(controls)} control trial(s) where A closes "
+        f"A {stop.verb} {delays[0]:.0f}-{delays[-1]:.0f} ms after B's subscribe, wait {args.wait:.0f} s, "
+        f"{args.concurrency} trial(s) at a time; plus {len(controls)} control trial(s) where A {stop.verb.split()[0]} "
         f"only after B got its share")
     with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
-        futs = [pool.submit(wedge_trial, i, topic, strategy, static, d, args.wait, args.cgrp_debug)
+        futs = [pool.submit(wedge_trial, i, topic, strategy, static, d, args.wait, args.cgrp_debug, stop)
                 for i, d in enumerate(delays + controls)]
         everything = [f.result() for f in futs]
-    say(f"  {'#':>2} {'close@ms':>8} {'A had':>5} {'A close s':>9} {'B first s':>9} {'B all6 s':>8} "
-        f"{'close->all6 s':>13}  B final  note")
+    say(f"  {'#':>2} {stop.col + '@ms':>8} {'A had':>5} {'A ' + stop.col + ' s':>9} {'B first s':>9} "
+        f"{'B all6 s':>8} {stop.col + '->all6 s':>13}  B final  note")
     for t in everything:
         say(f"  {t.idx:>2} {'-' if t.close_at_ms is None else f'{t.close_at_ms:.0f}':>8} "
             f"{'-' if t.a_had_at_close is None else t.a_had_at_close:>5} {fmt_s(t.a_close_s):>9} "
@@ -120,21 +142,22 @@ def run_wedge(exp: str, topic: str, strategy: str, static: bool, args: argparse.
     row(exp, "race trials where B got >=1 partition", f"{len(some)}/{len(trials)}")
     row(exp, "race: B subscribe -> all 6 (successful trials)", stats([t.b_all_s for t in ok]))
     failed = [t for t in trials if t.b_all_s is None]
-    row(exp, "race: A close() at ms after B subscribe, failed trials",
+    row(exp, f"race: A {stop.call} at ms after B subscribe, failed trials",
         ", ".join(f"{t.close_at_ms:.0f}" for t in failed if t.close_at_ms is not None) or "none")
-    row(exp, "race: A close() at ms after B subscribe, ok trials",
+    row(exp, f"race: A {stop.call} at ms after B subscribe, ok trials",
         ", ".join(f"{t.close_at_ms:.0f}" for t in ok if t.close_at_ms is not None) or "none")
-    row(exp, "race: partitions A held when it called close() (per trial)",
+    row(exp, f"race: partitions A held when it called {stop.call} (per trial)",
         ", ".join(str(t.a_had_at_close) for t in trials))
-    row(exp, "A close() duration", stats([t.a_close_s for t in everything if t.a_close_s is not None]))
+    row(exp, stop.duration, stats([t.a_close_s for t in everything if t.a_close_s is not None]))
     if ctl:
         row(exp, "control (A stays until B has partitions): B got its share / then all 6",
             f"{sum(1 for t in ctl if t.b_first_s is not None)}/{len(ctl)} / "
             f"{sum(1 for t in ctl if t.b_all_s is not None)}/{len(ctl)}")
         row(exp, "control: B subscribe -> first partitions (A present)",
             stats([t.b_first_s for t in ctl if t.b_first_s is not None]))
-        row(exp, "control: A close() -> B holds all 6",
+        row(exp, f"control: A {stop.call} -> B holds all 6",
             stats([t.b_all_after_close_s for t in ctl if t.b_all_after_close_s is not None]))
+    return everything
 
 
 def wedge_topic(exp: str) -> str:
@@ -145,6 +168,14 @@ def wedge_topic(exp: str) -> str:
 
 def exp1(args: argparse.Namespace) -> None:
     run_wedge("1", wedge_topic("1"), "range", False, args)
+
+
+def exp1b(args: argparse.Namespace) -> None:
+    everything = run_wedge("1b", wedge_topic("1b"), "range", False, args, EXIT)
+    ok = [t for t in everything if t.delay_target_ms is not None and t.b_all_after_close_s is not None]
+    row("1b", "race: A exit -> B holds all 6 (successful trials)", stats([t.b_all_after_close_s for t in ok]))
+    row("1b", f"race: successful trials where A exit -> all 6 >= the session timeout ({SESSION_MS / 1000:.0f} s)",
+        f"{sum(1 for t in ok if t.b_all_after_close_s >= SESSION_MS / 1000)}/{len(ok)}")
 
 
 def exp3(args: argparse.Namespace) -> None:

@@ -54,20 +54,59 @@ def group_conf(group: str, strategy: str = "range", instance: str | None = None,
     return conf
 
 
-class Member:
+class Assignments:
+    """A member's assignment as it changes: `events` (time, kind, partitions) and `assigned` now.
+
+    Times are time.monotonic(), which is one clock for every process of the machine."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[float, str, list[int]]] = []
+        self.assigned: frozenset[int] = frozenset()
+        self.cond = threading.Condition()
+
+    def _set(self, cur: frozenset[int], t: float | None = None) -> None:
+        """Record a new assignment, at time t (default: now)."""
+        with self.cond:
+            self.assigned = cur
+            self.events.append((now() if t is None else t, "assignment", sorted(cur)))
+            self.cond.notify_all()
+
+    def wait_for(self, pred: Callable[[frozenset[int]], bool], timeout: float) -> float | None:
+        """Monotonic time at which pred(assigned) first held (None on timeout)."""
+        deadline = now() + timeout
+        with self.cond:
+            while True:
+                if pred(self.assigned):
+                    # the event time of the change that made it true
+                    for t, kind, parts in reversed(self.events):
+                        if kind == "assignment":
+                            return t
+                    return now()
+                left = deadline - now()
+                if left <= 0:
+                    return None
+                self.cond.wait(min(left, 0.2))
+
+    def first_time(self, pred: Callable[[frozenset[int]], bool]) -> float | None:
+        for t, kind, parts in self.events:
+            if kind == "assignment" and pred(frozenset(parts)):
+                return t
+        return None
+
+
+class Member(Assignments):
     """A consumer in its own thread: subscribes, polls, records every assignment change.
 
     All calls on the Consumer happen in this thread; `call(fn)` runs fn(consumer) there.
     """
 
     def __init__(self, name: str, conf: dict[str, Any], topics: list[str], poll_s: float = 0.02):
+        super().__init__()
         self.name = name
         self.conf = dict(conf)
         self.topics = topics
         self.poll_s = poll_s
         self.logs: list[str] = []
-        self.events: list[tuple[float, str, list[int]]] = []
-        self.assigned: frozenset[int] = frozenset()
         self.t_sub: float | None = None
         self.t_close: float | None = None
         self.t_closed: float | None = None
@@ -78,7 +117,6 @@ class Member:
         self._stop = threading.Event()
         self._started = threading.Event()
         self._calls: queue.Queue = queue.Queue()
-        self.cond = threading.Condition()
         self.th = threading.Thread(target=self._run, name=name, daemon=True)
 
     # callbacks (run inside poll, in our thread)
@@ -90,10 +128,7 @@ class Member:
     def _snapshot(self, c: Consumer) -> None:
         cur = frozenset(tp.partition for tp in c.assignment())
         if cur != self.assigned:
-            with self.cond:
-                self.assigned = cur
-                self.events.append((now(), "assignment", sorted(cur)))
-                self.cond.notify_all()
+            self._set(cur)
 
     def _run(self) -> None:
         try:
@@ -151,28 +186,6 @@ class Member:
         fut: Future = Future()
         self._calls.put((fn, fut))
         return fut.result(timeout)
-
-    def wait_for(self, pred: Callable[[frozenset[int]], bool], timeout: float) -> float | None:
-        """Monotonic time at which pred(assigned) first held (None on timeout)."""
-        deadline = now() + timeout
-        with self.cond:
-            while True:
-                if pred(self.assigned):
-                    # the event time of the change that made it true
-                    for t, kind, parts in reversed(self.events):
-                        if kind == "assignment":
-                            return t
-                    return now()
-                left = deadline - now()
-                if left <= 0:
-                    return None
-                self.cond.wait(min(left, 0.2))
-
-    def first_time(self, pred: Callable[[frozenset[int]], bool]) -> float | None:
-        for t, kind, parts in self.events:
-            if kind == "assignment" and pred(frozenset(parts)):
-                return t
-        return None
 
 
 def split_between(a: Member, b: Member) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 ROWS: list[tuple[str, str, str]] = []
+TAG = ""  # set by the runner for an experiment's later runs ("#2", "#3"): their rows stay apart
 
 
 def say(msg: str) -> None:
@@ -11,6 +12,7 @@ def say(msg: str) -> None:
 
 
 def row(exp: str, what: str, value: Any) -> None:
+    exp = f"{exp}{TAG}"
     ROWS.append((exp, what, str(value)))
     say(f"  [{exp}] {what}: {value}")
 
