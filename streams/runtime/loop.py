@@ -305,7 +305,8 @@ class StreamLoop:
             self.assigned[p], self.state[p] = [], CLAIMING
         self._claim()
         while self.restorer.busy:
-            self._restore()
+            for p, prog in self.restorer.step(wait_s=0.1).items():
+                self._activate(p, prog.until)
 
     def _claim(self) -> None:
         todo = [p for p, s in self.state.items() if s == CLAIMING]
