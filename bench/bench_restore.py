@@ -14,7 +14,8 @@ A day of `--orders-per-day` orders leaves in the router's changelog (streams/rou
 The records of `--share` of the partitions (a router taking half of them over) are written to a
 private broker, then a worker claims those partitions and restores them with the runtime's own
 Restorer (streams/runtime/restore.py). Prints the records, the seconds, records/s, and the
-restoring process's memory growth (VmRSS), with progress while writing.
+restoring process's memory growth (VmRSS), with progress while writing; and, for comparison, the
+records/s of only reading and counting the same records (the broker's and the client's share).
 """
 from __future__ import annotations
 
@@ -118,6 +119,19 @@ def write(s, n_orders: int, per_card: int, parts: list[int], model: str) -> int:
     return written
 
 
+def read_only(s, parts: list[int], n: int) -> float:
+    """Records/s of reading the same partitions and only counting: the broker's and client's share."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": "bench-read-only", "enable.auto.commit": False,
+                  "fetch.wait.max.ms": 20})
+    c.assign([TopicPartition(s.topic(CHANGELOG), p, OFFSET_BEGINNING) for p in parts])
+    got, t0 = 0, time.monotonic()
+    while got < n:
+        got += sum(1 for m in c.consume(50_000, 1.0) if not m.error() and m.key() != b"__claim__")
+    c.close()
+    return got / (time.monotonic() - t0)
+
+
 def restore(s, parts: list[int]) -> dict:
     tables = router_tables()
     store = Store(s.topic(CHANGELOG), list(tables))
@@ -155,8 +169,10 @@ def main() -> None:
         s = with_prefix(settings, "bench-restore.")
         written = write(s, n, args.orders_per_card, parts, args.model)
         broker_pid = (settings.data_dir / "broker" / "broker.pid").read_text().strip()
+        count_only = read_only(s, parts, written)
         result = {"model": args.model, "orders": n, "partitions": parts, "records_written": written,
-                  **restore(s, parts), "broker_rss_mib": round(vm_rss_mib(broker_pid))}
+                  **restore(s, parts), "count_only_records_per_s": round(count_only),
+                  "broker_rss_mib": round(vm_rss_mib(broker_pid))}
     log(f"restore: {result}")
     print(result)
 

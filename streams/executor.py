@@ -55,7 +55,7 @@ from streams.common import Clock, load_routing_config, message_dead_letter, wall
 from streams.config_view import ConfigView
 from streams.offsets import OffsetTracker, Partition
 from streams.runtime import commit as commits
-from streams.runtime.aio import run_until_signalled
+from streams.runtime.run import run_until_signalled
 from streams.runtime.kafka import consumer as group_consumer, instance_id, produce, stop_consuming
 from streams.runtime.membership import MembershipWatch
 from streams.runtime.lag import LagReporter

@@ -43,7 +43,8 @@ from schemas.codec import DecodeError
 from schemas.records import AttemptResult, HealthAction, HealthCommand
 from streams.common import wall_clock_ms
 from streams.runtime.effects import Effects
-from streams.runtime.loop import Options, StreamLoop, run_role
+from streams.runtime.loop import Options, StreamLoop
+from streams.runtime.run import run_role
 from streams.runtime.table import Store, Table
 
 log = logging.getLogger("paycenter.health")

@@ -19,7 +19,8 @@ from schemas.records import Attempt, AttemptResult, DeadLetter, Outcome, Payment
 from sinks.journal import BackPressureTimeout, JournalWriter
 from sinks.rows import outcome_row, to_row
 from streams.runtime.effects import Effects
-from streams.runtime.loop import Options, StreamLoop, run_role
+from streams.runtime.loop import Options, StreamLoop
+from streams.runtime.run import run_role
 
 log = logging.getLogger("paycenter.journal")
 

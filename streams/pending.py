@@ -261,5 +261,5 @@ def _note(channel_id: str, attempt_id: str, card_token: str, resp: ChannelRespon
 
 
 def main(settings: Settings) -> int:
-    from streams.runtime.aio import run_until_signalled
+    from streams.runtime.run import run_until_signalled
     return run_until_signalled(lambda: PendingLoop(settings))

@@ -58,7 +58,8 @@ from streams.common import PARTITIONS, Clock, load_routing_config, message_dead_
 from streams.config_view import ConfigView
 from streams.expiry import sweep
 from streams.runtime.effects import Effects
-from streams.runtime.loop import Options, StreamLoop, run_role
+from streams.runtime.loop import Options, StreamLoop
+from streams.runtime.run import run_role
 from streams.runtime.table import Store, Table
 
 log = logging.getLogger("paycenter.router")

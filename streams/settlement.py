@@ -27,7 +27,8 @@ from processors.settlement import FunderConfig, load_funders, settlement_records
 from schemas.codec import DecodeError
 from schemas.records import Outcome, SettlementRecord
 from streams.runtime.effects import Effects
-from streams.runtime.loop import Options, StreamLoop, run_role
+from streams.runtime.loop import Options, StreamLoop
+from streams.runtime.run import run_role
 
 log = logging.getLogger("paycenter.settlement")
 SOURCE, SINK = "pay.outcomes", "settlement.records"

@@ -13,7 +13,11 @@ What a payments loop needs from Kafka, written once:
 * `restore`    rebuilding claimed partitions from their changelog inside the loop, with progress;
 * `loop`       the batch loop: records in, state staged, changelog written and fenced, effects
                produced, offsets committed; partitions claimed, restored, suspended and dropped;
-* `membership` noticing a member that holds no partitions while its group has lag.
+* `effects`    what a batch asks to produce, kept by the partition whose state decided it;
+* `membership` noticing a member that holds no partitions while its group has lag;
+* `lag`        the consumer-lag gauge;
+* `run`        running a role as a worker process until SIGTERM or SIGINT;
+* `faults`     a worker that stops itself at a chosen moment of its batch (tests only).
 
 docs/architecture.md states the delivery guarantee and the argument for it.
 """

@@ -26,7 +26,6 @@ here (a stale claim by a worker that was then revoked, not a real new owner).
 from __future__ import annotations
 
 import logging
-import signal
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ from streams.runtime.changelog import StateWriter, headers
 from streams.runtime.effects import Effects
 from streams.runtime.faults import Stalls
 from streams.runtime.fence import GAP, OK, Fence, gap_verdict
-from streams.runtime.kafka import CheckedProducer, exit_process, instance_id, next_batch, stop_consuming
+from streams.runtime.kafka import CheckedProducer, instance_id, next_batch, stop_consuming
 from streams.runtime.lag import LagReporter
 from streams.runtime.membership import MembershipWatch
 from streams.runtime.restore import Restorer
@@ -386,17 +385,3 @@ def _reader(settings: Settings) -> Consumer:
     """A consumer that only assigns (no group): it reads a changelog's gaps."""
     return Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"gap-{uuid.uuid4().hex}",
                      "enable.auto.commit": False, "fetch.wait.max.ms": 10})
-
-
-class Runnable(Protocol):
-    def run(self) -> None: ...
-
-    def stop(self, *_args) -> None: ...
-
-
-def run_role(role: Runnable) -> int:
-    """Run a role (its loop, or the role around it) until SIGTERM or SIGINT."""
-    signal.signal(signal.SIGTERM, role.stop)
-    signal.signal(signal.SIGINT, role.stop)
-    role.run()
-    return exit_process(0)
