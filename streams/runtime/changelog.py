@@ -42,11 +42,6 @@ def record_key(table: str, key: str) -> bytes:
     return f"{table}:{key}".encode()
 
 
-def split_key(raw: bytes) -> tuple[str, str]:
-    table, _, key = raw.decode().partition(":")
-    return table, key
-
-
 def epoch_of(headers: list | None) -> int:
     """The writer's epoch of a record (the first header, where this module puts it)."""
     if headers:

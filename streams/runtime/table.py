@@ -151,6 +151,3 @@ class Store:
         partitions = list(partitions)
         for t in self.tables.values():
             t.drop(partitions)
-
-    def holds(self, partition: int) -> bool:
-        return any(partition in t.partitions() for t in self.tables.values())
