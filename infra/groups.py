@@ -70,7 +70,7 @@ def idle_alerts(settings: Settings, now_ms: int | None = None) -> list:
         if not todo:
             return []
         c.assign(todo)
-        newest: dict[str, Alert] = {}
+        newest: dict[bytes | None, Alert] = {}
         while True:
             msgs = c.consume(5_000, 1.0)
             if not msgs:
@@ -83,7 +83,7 @@ def idle_alerts(settings: Settings, now_ms: int | None = None) -> list:
                 except ValueError:
                     continue
                 if alert.kind == IDLE_ALERT and now_ms - alert.at_ms <= RECENT_MS:
-                    worker = alert.what.split(" has held", 1)[0]
+                    worker = m.key()  # the worker's name (streams/runtime/membership.py)
                     if worker not in newest or newest[worker].at_ms < alert.at_ms:
                         newest[worker] = alert
         return sorted(newest.values(), key=lambda a: a.at_ms)

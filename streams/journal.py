@@ -93,20 +93,23 @@ class JournalLoop:
             return
         self._rows.append(row)
 
-    def ready(self) -> bool:
-        """Insert now: enough rows, or the oldest has waited long enough (or none waits)."""
+    def tick(self, _out: Effects, _partitions: set[int]) -> None:
+        """After each batch: its rows go to the writer's buffer in one call."""
         if self._rows:
             self.writer.append(self._rows)
             if not self._buffered:
                 self._first_at = time.monotonic()
             self._buffered += len(self._rows)
             self._rows = []
+
+    def ready(self) -> bool:
+        """Insert now: enough rows, or the oldest has waited long enough (or none waits)."""
         return (not self._buffered or self._buffered >= self.batch_rows
                 or time.monotonic() - self._first_at >= self.flush_interval_s)
 
     def flush(self, limit_s: float | None) -> bool:
         """Rows in ClickHouse (retried until they are, or `limit_s` passed: False)."""
-        self.ready()  # rows of a batch not handed over yet (a revocation, the end)
+        self.tick(None, set())  # rows of a batch not handed over yet (a revocation, the end)
         if self._buffered:
             metrics.SINK_BATCH_ROWS.labels("journal").observe(self.writer.pending)
         try:

@@ -119,7 +119,8 @@ class StreamLoop:
                 self.gap_reader.close()
 
     def active(self) -> set[int]:
-        return {p for p, s in self.state.items() if s == ACTIVE}
+        # list() copies the items at once: other threads (the router's capability endpoint) ask too
+        return {p for p, s in list(self.state.items()) if s == ACTIVE}
 
     def owned(self) -> set[int]:
         """Partition numbers assigned here (whatever their state), for roles without tables."""

@@ -73,7 +73,7 @@ class MembershipWatch:
         log.error("%s; %s", what, reason)
         alert = Alert(alert_id=uuid.uuid4().hex, kind=KIND, severity=AlertSeverity.CRITICAL, subject=self.role,
                       what=what, reason=reason, counts={"lag": lag}, at_ms=int(time.time() * 1000))
-        self.produce(self.alerts_t, self.role.encode(), alert.encode())
+        self.produce(self.alerts_t, self.member.encode(), alert.encode())  # keyed by worker: status tells them apart
 
     def group_lag(self) -> int:
         """Records of the subscribed topics past the group's committed offsets (0 when unknown)."""
