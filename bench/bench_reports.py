@@ -78,7 +78,7 @@ def bench(settings: Settings, rows: int, hours: int) -> list[tuple[str, float, f
         t0 = time.perf_counter()
         rep = ref.refresh()
         print(f"rollups second pass: {rep.minutes} minutes in {time.perf_counter() - t0:.1f} s")
-        c.execute("OPTIMIZE TABLE rollup_runs FINAL")
+        clickhouse.optimize_final(c, "rollup_runs")
         results = []
         for since in (3600, 3 * 3600, 24 * 3600):
             w = reports.Window.since(now, since)

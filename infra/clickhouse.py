@@ -15,7 +15,7 @@ from string import Template
 from xml.sax.saxutils import escape
 
 from clickhouse_driver import Client
-from clickhouse_driver.errors import Error as DriverError
+from clickhouse_driver.errors import Error as DriverError, ServerException
 
 from infra import _proc
 from infra._proc import Progress, ServiceError
@@ -83,6 +83,32 @@ def wait_healthy(settings: Settings, timeout: float = 30.0) -> None:
     if not _proc.wait_until(lambda: is_healthy(settings), timeout, interval=0.2):
         raise ServiceError(f"ClickHouse did not answer SELECT 1 on {where} within {timeout:g} s; "
                            f"see {ch_dir(settings) / 'log' / 'error.log'} and {log_file(settings)}")
+
+
+_CANNOT_ASSIGN_OPTIMIZE = 388
+
+
+def optimize_final(c: Client, table: str, timeout: float = 60.0) -> None:
+    """OPTIMIZE TABLE ... FINAL that has merged when it returns.
+
+    Older servers (Debian's 18.16) answer OPTIMIZE FINAL with success and do nothing when a
+    background merge holds one of the parts; optimize_throw_if_noop makes that a refusal we retry.
+    """
+    last: list[str] = []
+
+    def merged() -> bool:
+        try:
+            c.execute(f"OPTIMIZE TABLE {table} FINAL", settings={"optimize_throw_if_noop": 1})
+            return True
+        except ServerException as exc:
+            if exc.code != _CANNOT_ASSIGN_OPTIMIZE:
+                raise
+            last[:] = [str(exc).splitlines()[0]]
+            return False
+
+    if not _proc.wait_until(merged, timeout, interval=0.2):
+        raise ServiceError(f"OPTIMIZE TABLE {table} FINAL could not merge within {timeout:g} s "
+                           f"({last[0] if last else 'no reason given'}); retry when background merges finish")
 
 
 def write_config(settings: Settings) -> Path:

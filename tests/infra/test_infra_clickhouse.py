@@ -41,3 +41,22 @@ def test_wait_healthy_names_the_logs(tmp_path: Path) -> None:
     with pytest.raises(ServiceError, match="did not answer SELECT 1") as err:
         ch.wait_healthy(s, timeout=0.3)
     assert "error.log" in str(err.value)
+
+
+def test_optimize_final_merges_even_while_a_background_merge_holds_parts(clickhouse) -> None:  # type: ignore[no-untyped-def]
+    """Debian's 18.16 answers a plain OPTIMIZE FINAL with success and merges nothing while a
+    background merge runs; optimize_final must still leave one row per key."""
+    c = clickhouse
+    c.execute("CREATE TABLE opt_final (k UInt64, v String) ENGINE = ReplacingMergeTree ORDER BY k")
+    try:
+        merging = 0
+        for _ in range(20):  # duplicate parts until the server starts a merge of its own
+            c.execute("INSERT INTO opt_final SELECT number, toString(number) FROM system.numbers LIMIT 1000000")
+            merging = c.execute("SELECT count() FROM system.merges WHERE table = 'opt_final'")[0][0]
+            if merging:
+                break
+        assert merging, "the server never started a background merge; the test proves nothing without one"
+        ch.optimize_final(c, "opt_final")
+        assert c.execute("SELECT count(), uniqExact(k) FROM opt_final")[0] == (1_000_000, 1_000_000)
+    finally:
+        c.execute("DROP TABLE IF EXISTS opt_final")

@@ -61,7 +61,7 @@ def test_batches_and_replay_does_not_double_count(db: Settings) -> None:
     raw, final, distinct = counts(db)
     assert (final, distinct) == (5_000, 5_000) and 5_000 <= raw <= 10_000  # raw: depends on merges
     c = ch.client(db, database=db.clickhouse_database)
-    c.execute("OPTIMIZE TABLE journal FINAL")
+    ch.optimize_final(c, "journal")
     c.disconnect()
     assert counts(db) == (5_000, 5_000, 5_000)
 
