@@ -98,10 +98,16 @@ def test_replayed_rows_are_never_counted_twice(services, clickhouse):
     # the journal sink replays the whole batch (commit lost), and an executor restarted after a crash
     # publishes o1's result again 70 s later: a copy in the next minute
     moved = batch[0]._replace(event_time=batch[0].event_time + 70, event_time_ms=batch[0].event_time_ms + 70_000)
-    writer.add(batch + [moved])
-    writer.close(timeout=30)
-    assert clickhouse.execute("SELECT count() FROM journal WHERE business_line = %(b)s", {"b": bl})[0][0] == 2 * len(batch) + 1
-    refresher.refresh()
+    # merges held off, so the copies are really there when the rollups are refreshed
+    clickhouse.execute("SYSTEM STOP MERGES journal")
+    try:
+        writer.add(batch + [moved])
+        writer.close(timeout=30)
+        assert clickhouse.execute("SELECT count() FROM journal WHERE business_line = %(b)s",
+                                  {"b": bl})[0][0] == 2 * len(batch) + 1
+        refresher.refresh()
+    finally:
+        clickhouse.execute("SYSTEM START MERGES journal")
     again = answers(clickhouse.execute, bl)
     assert again == first
     minutes = clickhouse.execute(
