@@ -8,6 +8,7 @@ from bench.png_chart import Panel, write_png
 TARGET_RATIO = 0.3  # router stage / raw limit
 TARGET_E2E = 5_000  # payments/s sustained
 TARGET_P99_MS = 250  # at 2,000/s offered
+TARGET_IDLE_PERCENT = 10  # the whole stack with no traffic, % of one core
 
 
 def _get(d: dict, *path, default=None):
@@ -69,6 +70,7 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str]]:
                                                                and ph["p99_ms"] < TARGET_P99_MS))))
         out.append(("journal holds every outcome, after the last phase", _fmt(e2e.get("journal_complete_after_s"), " s"),
                     "", "", ""))
+    out += _idle_rows(r.get("idle"))
     q = r.get("quality", {})
     oracle = _get(q, "oracle", "net_value_fen")
     for name, v in q.items():
@@ -84,6 +86,35 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str]]:
                     f"{rx['p50_ms']} / {rx['p99_ms']} ms", "", "p99 < 1,000 ms", _verdict(rx["p99_ms"] < 1000)))
     elif rx is not None:
         out.append(("reaction time of demotion (bench/bench_reaction.py)", str(rx)[:70], "", "", ""))
+    return out
+
+
+def _top(cpu: dict, n: int = 5) -> str:
+    return ", ".join(f"{k} {v:g}" for k, v in list(cpu.items())[:n + 1] if k != "total")
+
+
+def _idle_rows(idle: dict | None) -> list[tuple[str, str, str, str, str]]:
+    """The whole stack's CPU at rest and at a light load (bench/bench_idle.py)."""
+    if not idle:
+        return []
+    if "error" in idle:
+        return [("idle and light load", f"error: {idle['error'][:80]}", "", "", "")]
+    out = []
+    for key, label in (("idle", "whole stack idle"), ("idle_after", "whole stack idle, after the load")):
+        ph = idle.get(key, {})
+        cpu, req = ph.get("cpu_percent", {}), ph.get("broker_requests_per_s", {})
+        if cpu:
+            out.append((f"{label}: % of one core ({_top(cpu)})", f"{cpu['total']:g} %, broker {req.get('total', 0):g} req/s",
+                        "", f"< {TARGET_IDLE_PERCENT} %", _verdict(cpu["total"] < TARGET_IDLE_PERCENT)))
+    load = _get(idle, "load", "whole", default={})
+    if load:
+        cpu = load.get("cpu_percent", {})
+        slices = ", ".join(_fmt(s.get("p50_ms")) for s in _get(idle, "load", "slices", default=[]))
+        out.append((f"whole stack at {idle.get('rate', 50):g}/s: % of one core ({_top(cpu)})", f"{cpu.get('total', 0):g} %",
+                    "", "", ""))
+        out.append((f"  latency at {idle.get('rate', 50):g}/s: p50 / p99 (p50 by slice: {slices} ms)",
+                    f"{_fmt(load.get('p50_ms'))} / {_fmt(load.get('p99_ms'))} ms, {load.get('outcomes')}/{load.get('commands')}",
+                    "", "", ""))
     return out
 
 

@@ -56,7 +56,7 @@ from streams.config_view import ConfigView
 from streams.offsets import OffsetTracker, Partition
 from streams.runtime import commit as commits
 from streams.runtime.run import run_until_signalled
-from streams.runtime.kafka import consumer as group_consumer, instance_id, produce, stop_consuming
+from streams.runtime.kafka import IdleNaps, consumer as group_consumer, instance_id, produce, stop_consuming
 from streams.runtime.membership import MembershipWatch
 from streams.runtime.lag import LagReporter
 
@@ -108,6 +108,7 @@ class ExecutorLoop:
         self.failed: BaseException | None = None  # a result that could not be delivered: stop, replay
         self.running = True
         self.lag = LagReporter(self.ROLE)
+        self.naps = IdleNaps(self.consumer, settings, settings.path_fetch_max_wait_ms, self.consumer.assignment)
         self.watch = MembershipWatch(settings, self.ROLE, instance_id(self.ROLE), self.consumer,
                                      [settings.topic(self.INPUT)], self._alert)
         self._busy_logged: dict[tuple[str, str], float] = {}
@@ -124,6 +125,7 @@ class ExecutorLoop:
         try:
             while self.running and self.failed is None:
                 msgs = self.consumer.consume(self.batch, 0)
+                self.naps.after(len(msgs))
                 self.producer.poll(0)  # delivery reports: results acknowledged, offsets finished
                 for msg in msgs:
                     await self.handle(msg)
@@ -134,7 +136,8 @@ class ExecutorLoop:
                     self.watch.check()
                 if not msgs:
                     # nothing fetched: yield to the calls, a little longer each time while idle
-                    await asyncio.sleep(idle)
+                    # (while the partitions nap, nothing can come before the nap ends)
+                    await asyncio.sleep(max(idle, self.naps.wait_s(0.25)) if self.naps.napping else idle)
                     idle = min(idle * 2, 0.02)
                 else:
                     idle = 0.001

@@ -7,8 +7,9 @@ import os
 import socket
 import sys
 import time
+from typing import Callable
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from infra import kafka
 from infra.settings import Settings
@@ -76,6 +77,130 @@ def next_batch(c: Consumer, size: int, wait_s: float = 0.1) -> list:
         return msgs
     first = c.poll(wait_s)
     return [first] + c.consume(size - 1, 0) if first is not None else []
+
+
+class IdleNaps:
+    """Fewer fetches while nothing comes (infra/settings.py idle_nap_*). The embedded broker spends
+    ~0.1 ms of CPU per partition on every fetch, answered or not, and a ListOffsets for all of them
+    costs about what two partitions' fetch does. So after `after_s` without a record the loop's
+    partitions are paused, and each nap (20 ms, doubling up to `max_s`) ends with one ListOffsets:
+    an end offset that moved means a record came, and the partitions are resumed for a probe.
+
+    No record is left behind: the end offsets are taken before the probe that precedes a nap, so a
+    record appended after them shows as a moved end; a probe that was woken by a moved end and got
+    nothing keeps the old ends (it probes again), and a probe runs every RECHECK_S whatever the ends
+    say. `readable()` names the partitions the loop has resumed itself (one it keeps paused, e.g.
+    while claiming it, is never resumed here)."""
+
+    FIRST_S = 0.02
+    RECHECK_S = 5.0
+
+    def __init__(self, consumer: Consumer, settings: Settings, fetch_wait_ms: int,
+                 readable: Callable[[], list[TopicPartition]]):
+        self.consumer, self.readable = consumer, readable
+        self.after_s, self.max_s = settings.idle_nap_after_s, settings.idle_nap_max_ms / 1000
+        self.probe_s = max(0.03, 3 * fetch_wait_ms / 1000)  # room for a fetch or two to answer
+        self.last = time.monotonic()
+        self.nap_s = self.FIRST_S
+        self.napped: list[TopicPartition] = []  # paused by a nap, resumed when it ends
+        self.stale: list[TopicPartition] = []  # napped, then revoked: resumed if they come back
+        self.ends: dict[tuple[str, int], int] | None = None  # end offsets before the last probe
+        self.moved_since: float | None = None  # ends moved and no record came since then
+        self.until = 0.0  # the nap (napped) or the probe (not napped) ends then
+        self.probed_at = 0.0
+        self.naps = 0  # since start
+
+    @property
+    def napping(self) -> bool:
+        return bool(self.napped)
+
+    def wait_s(self, normal: float) -> float:
+        """How long the loop's next consume may wait: not past the end of a nap or probe."""
+        if self.until <= 0:
+            return normal
+        return max(0.0, min(normal, self.until - time.monotonic()))
+
+    def after(self, records: int) -> None:
+        """Called after each consume with the number of records it gave."""
+        if self.max_s <= 0:
+            return
+        now = time.monotonic()
+        if self.stale and not self.napped:
+            self._resume_returned()
+        if records:
+            self.last, self.nap_s, self.until, self.ends, self.moved_since = now, self.FIRST_S, 0.0, None, None
+            self._wake()
+        elif self.napped:
+            if now >= self.until:
+                self._nap_ended(now)
+        elif now - self.last >= self.after_s:
+            if self.until <= 0:  # silent for after_s: the ends first, then a last probe, then naps
+                self.ends = self._ends(self.readable())
+                self.probed_at, self.until = now, now + self.probe_s
+            elif now >= self.until:
+                self._nap(now)
+
+    def _nap(self, now: float) -> None:
+        tps = self.readable()
+        if not tps:  # nothing to read here: count the silence again
+            self.last, self.until = now, 0.0
+            return
+        self.consumer.pause(tps)
+        self.napped, self.until = tps, now + self.nap_s
+        self.naps += 1
+
+    def _nap_ended(self, now: float) -> None:
+        ends, old = self._ends(self.napped), self.ends
+        if ends is not None and ends == old and now - self.probed_at < self.RECHECK_S:
+            self.nap_s = min(2 * self.nap_s, self.max_s)
+            self.until = now + self.nap_s
+            return
+        moved = ends is not None and old is not None and any(k in old and old[k] != v for k, v in ends.items())
+        if moved and self.moved_since is None:
+            self.moved_since = now
+        if not moved or now - self.moved_since >= self.RECHECK_S:
+            self.ends, self.moved_since = ends, None  # else keep the old ends: probe until the record comes
+        self.probed_at, self.until = now, now + self.probe_s
+        self._wake()
+
+    def _ends(self, tps: list[TopicPartition]) -> dict[tuple[str, int], int] | None:
+        if not tps:
+            return None
+        try:
+            got = self.consumer.offsets_for_times([TopicPartition(tp.topic, tp.partition, -1) for tp in tps],
+                                                  timeout=1)
+        except KafkaException:
+            return None  # unknown: probe
+        return {(tp.topic, tp.partition): tp.offset for tp in got}
+
+    def _wake(self) -> None:
+        if not self.napped:
+            return
+        still = {(tp.topic, tp.partition) for tp in self.readable()}
+        tps = [tp for tp in self.napped if (tp.topic, tp.partition) in still]
+        self.stale += [tp for tp in self.napped if (tp.topic, tp.partition) not in still]
+        self.napped = []
+        if tps:
+            self.consumer.resume(tps)
+            self._kick(tps[0])
+
+    def _kick(self, tp: TopicPartition) -> None:
+        # librdkafka's fetcher thread sleeps up to a second while all its partitions are paused, and a
+        # resume does not wake it (resume -> first record took 0.6 - 0.7 s here); a request to the
+        # broker does (1 - 10 ms). One broker: one fetcher thread to wake.
+        try:
+            self.consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=1, cached=False)
+        except KafkaException:
+            pass  # it wakes by itself within a second
+
+    def _resume_returned(self) -> None:
+        # a partition assigned again may keep the pause of its nap: resume it once it is readable
+        back = {(tp.topic, tp.partition) for tp in self.readable()}
+        tps = [tp for tp in self.stale if (tp.topic, tp.partition) in back]
+        if tps:
+            self.consumer.resume(tps)
+            self._kick(tps[0])
+            self.stale = [tp for tp in self.stale if (tp.topic, tp.partition) not in back]
 
 
 def produce(producer: Producer, topic: str, key: bytes | None, value: bytes | None, **kwargs) -> None:
