@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import bench_e2e, bench_idle, bench_quality, bench_raw, bench_stages  # noqa: E402
 from bench.harness import REPO_ROOT, log, private_platform  # noqa: E402
-from bench.report import chart, table  # noqa: E402
+from bench.chart import chart  # noqa: E402
+from bench.report import table  # noqa: E402
 
 PARTS = ("raw", "stages", "e2e", "idle", "quality", "reaction")
 REACTION = Path(__file__).resolve().parent / "bench_reaction.py"
