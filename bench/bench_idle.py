@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import uuid
@@ -59,7 +60,8 @@ def load(sup, s: Settings, clock: OutcomeClock, rate: float, seconds: float, sli
         n = publish_paced(s, run, rate, slice_s)
         now, cpu = time.monotonic(), stack_cpu.cpu_seconds(names)
         runs.append((run, n, now - t_prev))
-        slices.append({"cpu_percent": stack_cpu.percent_of_core(cpu_prev, cpu, now - t_prev)})
+        slices.append({"cpu_percent": stack_cpu.percent_of_core(cpu_prev, cpu, now - t_prev),
+                       "load_avg_1m": round(os.getloadavg()[0], 2)})  # the machine's, others' work included
         cpu_prev, t_prev = cpu, now
     took = time.monotonic() - t_start
     whole = {"seconds": round(took, 1), "cpu_percent": stack_cpu.percent_of_core(cpu_start, cpu_prev, took),

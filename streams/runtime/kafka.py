@@ -106,6 +106,7 @@ class IdleNaps:
         self.stale: list[TopicPartition] = []  # napped, then revoked: resumed if they come back
         self.ends: dict[tuple[str, int], int] | None = None  # end offsets before the last probe
         self.moved_since: float | None = None  # ends moved and no record came since then
+        self.moved_probes = 0  # probes in a row started by moved ends
         self.until = 0.0  # the nap (napped) or the probe (not napped) ends then
         self.probed_at = 0.0
         self.naps = 0  # since start
@@ -129,6 +130,7 @@ class IdleNaps:
             self._resume_returned()
         if records:
             self.last, self.nap_s, self.until, self.ends, self.moved_since = now, self.FIRST_S, 0.0, None, None
+            self.moved_probes = 0
             self._wake()
         elif self.napped:
             if now >= self.until:
@@ -156,11 +158,15 @@ class IdleNaps:
             self.until = now + self.nap_s
             return
         moved = ends is not None and old is not None and any(k in old and old[k] != v for k, v in ends.items())
+        probe_s = self.probe_s
         if moved and self.moved_since is None:
             self.moved_since = now
+        elif moved:  # the last probe found nothing although a record came: a slow fetch, give it longer
+            probe_s = min(self.probe_s * 2 ** self.moved_probes, 1.0)
+        self.moved_probes = self.moved_probes + 1 if moved else 0
         if not moved or now - self.moved_since >= self.RECHECK_S:
             self.ends, self.moved_since = ends, None  # else keep the old ends: probe until the record comes
-        self.probed_at, self.until = now, now + self.probe_s
+        self.probed_at, self.until = now, now + probe_s
         self._wake()
 
     def _ends(self, tps: list[TopicPartition]) -> dict[tuple[str, int], int] | None:
