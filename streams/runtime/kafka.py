@@ -80,35 +80,40 @@ def next_batch(c: Consumer, size: int, wait_s: float = 0.1) -> list:
 
 
 class IdleNaps:
-    """Fewer fetches while nothing comes (infra/settings.py idle_nap_*). The embedded broker spends
-    ~0.1 ms of CPU per partition on every fetch, answered or not, and a ListOffsets for all of them
-    costs about what two partitions' fetch does. So after `after_s` without a record the loop's
-    partitions are paused, and each nap (20 ms, doubling up to `max_s`) ends with one ListOffsets:
-    an end offset that moved means a record came, and the partitions are resumed for a probe.
+    """Fewer fetches while nothing comes (infra/settings.py idle_nap_*). After `after_s` without a
+    record the loop's partitions are paused for a nap (20 ms, doubling up to `max_s`); each nap ends
+    with a probe: the partitions resumed for one fetch (`probe_s`), then paused again unless it
+    brought records. Any record ends the naps. A loop whose fetches are held LONG_WAIT_MS or more
+    does not nap.
 
-    No record is left behind: the end offsets are taken before the probe that precedes a nap, so a
-    record appended after them shows as a moved end; a probe that was woken by a moved end and got
-    nothing keeps the old ends (it probes again), and a probe runs every RECHECK_S whatever the ends
-    say. `readable()` names the partitions the loop has resumed itself (one it keeps paused, e.g.
-    while claiming it, is never resumed here)."""
+    A probe is a real fetch from the loop's position, so nothing is skipped: a record that comes
+    during a nap is fetched by the next probe (a fetch answered after the probe ended is dropped
+    by librdkafka and asked again). Every LONG_EVERY-th probe outlasts a held fetch, so a slow
+    machine that answers later than `probe_s` still gets its records. End offsets are not
+    asked for: the embedded broker's ListOffsets grows slower with every batch a partition holds.
+    `readable()` names the partitions the loop has resumed itself (one it keeps paused, e.g. while
+    claiming it, is never resumed here)."""
 
     FIRST_S = 0.02
-    RECHECK_S = 5.0
+    LONG_EVERY = 10
+    LONG_WAIT_MS = 250
 
     def __init__(self, consumer: Consumer, settings: Settings, fetch_wait_ms: int,
                  readable: Callable[[], list[TopicPartition]]):
         self.consumer, self.readable = consumer, readable
         self.after_s, self.max_s = settings.idle_nap_after_s, settings.idle_nap_max_ms / 1000
-        self.probe_s = max(0.03, 3 * fetch_wait_ms / 1000)  # room for a fetch or two to answer
+        # A fetch that finds records answers at once; one that finds none is held fetch_wait_ms, and
+        # is dropped by the pause that ends the probe before its answer: one fetch per probe.
+        self.probe_s = max(0.005, fetch_wait_ms / 2000)
+        self.long_s = 2 * fetch_wait_ms / 1000 + 0.03
+        if fetch_wait_ms >= self.LONG_WAIT_MS:
+            self.max_s = 0.0  # a fetch held that long is a nap already (the sinks)
         self.last = time.monotonic()
         self.nap_s = self.FIRST_S
         self.napped: list[TopicPartition] = []  # paused by a nap, resumed when it ends
         self.stale: list[TopicPartition] = []  # napped, then revoked: resumed if they come back
-        self.ends: dict[tuple[str, int], int] | None = None  # end offsets before the last probe
-        self.moved_since: float | None = None  # ends moved and no record came since then
-        self.moved_probes = 0  # probes in a row started by moved ends
         self.until = 0.0  # the nap (napped) or the probe (not napped) ends then
-        self.probed_at = 0.0
+        self.probes = 0
         self.naps = 0  # since start
 
     @property
@@ -129,18 +134,15 @@ class IdleNaps:
         if self.stale and not self.napped:
             self._resume_returned()
         if records:
-            self.last, self.nap_s, self.until, self.ends, self.moved_since = now, self.FIRST_S, 0.0, None, None
-            self.moved_probes = 0
+            self.last, self.nap_s, self.until = now, self.FIRST_S, 0.0
             self._wake()
         elif self.napped:
-            if now >= self.until:
-                self._nap_ended(now)
-        elif now - self.last >= self.after_s:
-            if self.until <= 0:  # silent for after_s: the ends first, then a last probe, then naps
-                self.ends = self._ends(self.readable())
-                self.probed_at, self.until = now, now + self.probe_s
-            elif now >= self.until:
-                self._nap(now)
+            if now >= self.until:  # the nap is over: probe
+                self.probes += 1
+                self.until = now + (self.long_s if self.probes % self.LONG_EVERY == 0 else self.probe_s)
+                self._wake()
+        elif now - self.last >= self.after_s and now >= self.until:
+            self._nap(now)
 
     def _nap(self, now: float) -> None:
         tps = self.readable()
@@ -149,35 +151,8 @@ class IdleNaps:
             return
         self.consumer.pause(tps)
         self.napped, self.until = tps, now + self.nap_s
+        self.nap_s = min(2 * self.nap_s, self.max_s)
         self.naps += 1
-
-    def _nap_ended(self, now: float) -> None:
-        ends, old = self._ends(self.napped), self.ends
-        if ends is not None and ends == old and now - self.probed_at < self.RECHECK_S:
-            self.nap_s = min(2 * self.nap_s, self.max_s)
-            self.until = now + self.nap_s
-            return
-        moved = ends is not None and old is not None and any(k in old and old[k] != v for k, v in ends.items())
-        probe_s = self.probe_s
-        if moved and self.moved_since is None:
-            self.moved_since = now
-        elif moved:  # the last probe found nothing although a record came: a slow fetch, give it longer
-            probe_s = min(self.probe_s * 2 ** self.moved_probes, 1.0)
-        self.moved_probes = self.moved_probes + 1 if moved else 0
-        if not moved or now - self.moved_since >= self.RECHECK_S:
-            self.ends, self.moved_since = ends, None  # else keep the old ends: probe until the record comes
-        self.probed_at, self.until = now, now + probe_s
-        self._wake()
-
-    def _ends(self, tps: list[TopicPartition]) -> dict[tuple[str, int], int] | None:
-        if not tps:
-            return None
-        try:
-            got = self.consumer.offsets_for_times([TopicPartition(tp.topic, tp.partition, -1) for tp in tps],
-                                                  timeout=1)
-        except KafkaException:
-            return None  # unknown: probe
-        return {(tp.topic, tp.partition): tp.offset for tp in got}
 
     def _wake(self) -> None:
         if not self.napped:
@@ -188,14 +163,14 @@ class IdleNaps:
         self.napped = []
         if tps:
             self.consumer.resume(tps)
-            self._kick(tps[0])
+            self._kick(tps[0].topic)
 
-    def _kick(self, tp: TopicPartition) -> None:
+    def _kick(self, topic: str) -> None:
         # librdkafka's fetcher thread sleeps up to a second while all its partitions are paused, and a
         # resume does not wake it (resume -> first record took 0.6 - 0.7 s here); a request to the
-        # broker does (1 - 10 ms). One broker: one fetcher thread to wake.
+        # broker does (1 - 10 ms). Metadata: its cost does not grow with the data (ListOffsets' does).
         try:
-            self.consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=1, cached=False)
+            self.consumer.list_topics(topic, timeout=1)
         except KafkaException:
             pass  # it wakes by itself within a second
 
@@ -205,7 +180,7 @@ class IdleNaps:
         tps = [tp for tp in self.stale if (tp.topic, tp.partition) in back]
         if tps:
             self.consumer.resume(tps)
-            self._kick(tps[0])
+            self._kick(tps[0].topic)
             self.stale = [tp for tp in self.stale if (tp.topic, tp.partition) not in back]
 
 
