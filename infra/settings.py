@@ -71,8 +71,9 @@ class Settings:
     # consumer at 10 ms fetches ~75 times a second for nothing). A stream worker that got no record
     # for `idle_nap_after_s` pauses its partitions between fetches, 20 ms doubling up to
     # `idle_nap_max_ms`; the first record ends the naps. A record arriving during a nap waits at
-    # most that long, and only after a silence; under load no worker naps. 0 = never nap (a real
-    # Kafka cluster answers a waiting fetch as soon as a record comes, so naps buy little there).
+    # most that long, and only after a silence; under load no worker naps. 0 = never nap: on a real
+    # Kafka cluster, which answers a waiting fetch as soon as a record comes, raise the fetch waits
+    # instead (a long wait costs no latency there).
     idle_nap_after_s: float = field(default_factory=lambda: float(_env("PAYCENTER_IDLE_NAP_AFTER_S", "2")))
     idle_nap_max_ms: int = field(default_factory=lambda: int(_env("PAYCENTER_IDLE_NAP_MAX_MS", "500")))
     # Key used to turn card numbers into tokens (HMAC); never logged.
