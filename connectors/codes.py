@@ -93,6 +93,13 @@ CHANNEL_BUSY = "CHANNEL_BUSY"
 # become (so a hung channel-bank still trips the pending rule); the routing scores skip it.
 CHANNEL_HUNG = "CHANNEL_HUNG"
 
+# Local code, never sent by a channel: the executor has no connector for the attempt's channel (a
+# configuration it has not read yet); the request was NOT sent. FAILED/CHANNEL: the router fails over.
+NO_CONNECTOR = "NO_CONNECTOR"
+
+# "Not sent" is final only if no later executor sends the attempt: streams/refusals.py keeps them.
+NOT_SENT = frozenset({CHANNEL_BUSY, CHANNEL_HUNG, NO_CONNECTOR})
+
 # Local codes of the transport (connectors/http.py), never sent by a channel: no answer in the
 # channel's timeout and a connection lost mid-request leave the outcome unknown (PENDING, resolved
 # by a status query); a refused connection sent nothing (FAILED/CHANNEL).

@@ -43,7 +43,7 @@ def channel_hung(att: Attempt) -> ChannelResponse:
 
 
 def unknown_channel(att: Attempt) -> ChannelResponse:
-    return not_sent("NO_CONNECTOR", f"no connector for channel {att.channel_id!r}; add it to the routing config")
+    return not_sent(codes.NO_CONNECTOR, f"no connector for channel {att.channel_id!r}; add it to the routing config")
 
 
 async def resolve_pending(channel: Channel, attempt_id: str, deadline_s: float,

@@ -25,7 +25,8 @@ query is cheap, and a PENDING attempt holding a slot for the poll deadline would
 channel-bank. Pollers are capped at PAYCENTER_EXECUTOR_CONCURRENCY; beyond that, and whatever the
 poll did not settle, the pending resolver (streams/pending.py) queries later. A crash before the
 result is delivered means the attempt is consumed again and sent again with the same attempt_id:
-the channel answers with what it already did, it does not charge twice.
+the channel answers with what it already did, it does not charge twice. An attempt answered without
+a call is the exception (the channel never saw it): streams/refusals.py keeps it unsent.
 """
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ from streams.bulkhead import Bulkhead, Refused, Ticket
 from streams.common import Clock, load_routing_config, message_dead_letter, wall_clock_ms
 from streams.config_view import ConfigView
 from streams.offsets import OffsetTracker, Partition
+from streams.refusals import RefusalLog, topic_for
 from streams.runtime import commit as commits
 from streams.runtime.run import run_until_signalled
 from streams.runtime.kafka import consumer as group_consumer, instance_id, produce, stop_consuming
@@ -102,6 +104,7 @@ class ExecutorLoop:
                                        **{"max.poll.interval.ms": 600_000})
         self.producer = Producer(kafka.producer_config(settings, linger_ms=1))
         self.offsets = OffsetTracker()
+        self.refusals = RefusalLog(settings.kafka_bootstrap, settings.topic(topic_for(self.ROLE)), self.producer)
         self.tasks: set[asyncio.Task] = set()  # channel calls (waiting for a slot, or in flight)
         self.polls: set[asyncio.Task] = set()  # PENDING attempts asked again until final
         self.polling = 0
@@ -182,6 +185,12 @@ class ExecutorLoop:
         except (DecodeError, ValueError, TypeError) as exc:
             self._produce(self.dlq_t, msg.key(), message_dead_letter(msg, "UNDECODABLE", str(exc)).encode(), done)
             metrics.child(metrics.DEAD_LETTERS, self.ROLE, "UNDECODABLE").inc()
+            return
+        if not self.refusals.loaded(msg.partition()):
+            self._load_refusals(msg.partition())
+        refused = self.refusals.answer(msg.partition(), att.attempt_id)
+        if refused is not None:  # answered "not sent" before a crash: the same answer, still unsent
+            self._produce(self.results_t, att.card_token.encode(), refused, done)
             return
         channel = self.registry.get(att.channel_id)
         if channel is None:
@@ -280,10 +289,18 @@ class ExecutorLoop:
 
     # ---- producing -------------------------------------------------------------------------------
     def publish(self, att: Attempt, resp: ChannelResponse, started: int, done) -> None:
-        result = to_result(att, resp, started, self.clock())
-        self._produce(self.results_t, att.card_token.encode(), result.encode(), done)
+        res = to_result(att, resp, started, self.clock())
+        result = res.encode()
+        if resp.channel_code in codes.NOT_SENT and done is not None:
+            # on the broker before the router can fail over on it: no later executor sends it
+            part: Partition = done.args[0]  # `done` is the partial `handle` made for the attempt's offset
+            self.refusals.record(part.partition, att.attempt_id, result,
+                                 lambda: self._produce(self.results_t, att.card_token.encode(), result, done),
+                                 self._delivered_untracked)
+        else:
+            self._produce(self.results_t, att.card_token.encode(), result, done)
         metrics.child(metrics.PRODUCED, self.ROLE, self.results_t).inc()
-        metrics.child(metrics.CHANNEL_CALLS, att.channel_id, resp.status.value).observe(result.latency_ms / 1000)
+        metrics.child(metrics.CHANNEL_CALLS, att.channel_id, resp.status.value).observe(res.latency_ms / 1000)
 
     def _produce(self, topic: str, key: bytes | None, value: bytes, done) -> None:
         produce(self.producer, topic, key, value, on_delivery=done or self._delivered_untracked)
@@ -326,9 +343,20 @@ class ExecutorLoop:
         self.producer.flush(5)  # serve the delivery reports: commit everything finished
         self._commit(tps=partitions)
         self.offsets.forget(partitions)
+        self.refusals.forget([tp.partition for tp in partitions])
 
     def _lost(self, consumer, partitions) -> None:
         self.offsets.forget(partitions)
+        self.refusals.forget([tp.partition for tp in partitions])
+
+    def _load_refusals(self, partition: int) -> None:
+        """This partition and every other assigned one not read yet, at once (blocks the loop: once
+        per assignment)."""
+        parts = sorted({partition} | {tp.partition for tp in self.consumer.assignment()
+                                      if not self.refusals.loaded(tp.partition)})
+        t0 = time.monotonic()
+        n = self.refusals.load(parts)
+        log.info("%s: %d refused attempts read for partitions %s in %.2f s", self.ROLE, n, parts, time.monotonic() - t0)
 
     async def _shutdown(self) -> None:
         # Calls in flight may end (bounded by the channels' timeouts): their results go out and

@@ -11,6 +11,7 @@ import uuid
 from contextlib import contextmanager
 
 from connectors.codes import CHANNEL_BUSY, CHANNEL_HUNG
+from infra._proc import wait_until
 from schemas.records import Attempt, AttemptResult, AttemptStatus
 from tests.e2e.conftest import command
 from tests.faults.checks import await_census, check_books, decoded
@@ -123,4 +124,39 @@ def test_more_hung_attempts_than_executor_concurrency_do_not_block_other_channel
     assert not busy & pending, "an attempt was both refused and sent"
     assert refused == len(busy), f"paycenter_channel_busy_total rose by {refused}, {len(busy)} attempts were refused"
     assert not books.double_booked and not books.money_mismatch, books
+    fstack.sup.check_alive()
+
+
+def test_attempts_refused_unsent_stay_unsent_after_the_executor_is_killed(fstack):
+    """A refused attempt's result is out (the router fails over on it) while its offset waits behind
+    the hung calls before it. The executor is killed then, and the next one consumes those attempts
+    again with the channel answering once more: it must answer them as refused, not send them
+    (streams/refusals.py). Sending them charged orders that had failed over to another channel."""
+    run = f"rf-{uuid.uuid4().hex[:6]}"
+    icbc = [command(f"{run}-{i}", amount=5_000 + i, bank="ICBC", card=f"tok_rf_{i}")
+            for i in range(2 * EXECUTOR_CONCURRENCY + 16)]
+    ids = {c.order_id for c in icbc}
+    refused_before = fstack.scrape("executor", "paycenter_channel_busy_total")
+    with hanging(fstack, "ICBC"):
+        fstack.publish(icbc)
+        # the first refusals come once a compartment stalls (0.5 s), long before the hung calls
+        # time out (3 s) and let the partitions' committed offsets move past them
+        assert wait_until(lambda: fstack.scrape("executor", "paycenter_channel_busy_total") > refused_before,
+                          timeout=60, interval=0.05), "the executor refused nothing"
+        fstack.kill9("executor")
+    fstack.start("executor")
+    census = await_census(fstack, ids, timeout_s=150)
+    results = [x for x in decoded(fstack.settings, "pay.results", AttemptResult) if x.order_id in ids]
+    refused = {x.attempt_id for x in results if x.channel_code in REFUSALS}
+    booked = {e["attempt_id"] for e in fstack.ledger() if e["order_id"] in ids}
+    books = check_books(fstack, census.first)
+    figures = (f"{len(icbc)} ICBC orders, executor killed after the first refusals: {census.summary()}; "
+               f"{len(refused)} attempts refused unsent, {len(refused & booked)} of them booked at a channel "
+               f"anyway; {books.booked} bookings, {len(books.double_booked)} booked twice, "
+               f"{len(books.money_mismatch)} money mismatches")
+    print(figures)
+    assert refused, figures
+    assert not census.lost and not census.conflicting, figures
+    assert not refused & booked, f"attempts answered 'not sent' were sent later: {sorted(refused & booked)[:5]}; {figures}"
+    assert not books.double_booked and not books.money_mismatch, figures
     fstack.sup.check_alive()
