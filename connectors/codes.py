@@ -97,6 +97,12 @@ CHANNEL_HUNG = "CHANNEL_HUNG"
 # configuration it has not read yet); the request was NOT sent. FAILED/CHANNEL: the router fails over.
 NO_CONNECTOR = "NO_CONNECTOR"
 
+# Local code, never sent by a channel: PENDING for an attempt the executor would have answered "not sent"
+# but cannot, because another executor had it before (a crash, a handover) and may have sent it. Only
+# the channel's books can tell: the attempt is resolved by a status query, like any PENDING one. Not
+# evidence about the channel-bank: the health monitor skips it.
+MAYBE_SENT = "MAYBE_SENT"
+
 # "Not sent" is final only if no later executor sends the attempt: streams/refusals.py keeps them.
 NOT_SENT = frozenset({CHANNEL_BUSY, CHANNEL_HUNG, NO_CONNECTOR})
 

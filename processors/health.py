@@ -23,7 +23,8 @@ Counting rules (per channel-bank):
 * PENDING counts one pending and leaves the failure run alone;
 * FAILED with channel_code CHANNEL_BUSY (connectors/codes.py) is ignored altogether: the executor's
   own bulkhead refused the attempt and sent nothing, which says nothing about the channel-bank.
-  Counting it would demote a healthy channel-bank for a burst we could not take;
+  Counting it would demote a healthy channel-bank for a burst we could not take; PENDING with
+  MAYBE_SENT (the same refusal for an attempt another executor may have sent) likewise;
 * FAILED with channel_code CHANNEL_HUNG counts as PENDING: calls of the channel-bank timed out and
   the executor holds the others back (one probe call at a time, streams/bulkhead.py); each would
   have timed out into PENDING, so a hung channel-bank trips the pending rule as it did when they
@@ -38,7 +39,7 @@ from collections import deque
 from dataclasses import replace
 from typing import Any, Iterable, Mapping
 
-from connectors.codes import CHANNEL_BUSY, CHANNEL_HUNG
+from connectors.codes import CHANNEL_BUSY, CHANNEL_HUNG, MAYBE_SENT
 from schemas.records import AttemptResult, AttemptStatus, FailureKind
 
 from processors.health_model import (  # noqa: F401  (re-exported: the monitor's public vocabulary)
@@ -110,7 +111,7 @@ class HealthMonitor:
         status = result.status
         if result.channel_code == CHANNEL_HUNG:
             status = AttemptStatus.PENDING  # what the held-back call would have become
-        if result.channel_code == CHANNEL_BUSY:
+        if result.channel_code in (CHANNEL_BUSY, MAYBE_SENT):  # our capacity, not the channel-bank's
             self.last_counted = False
             return events
         if entry.seen((result.attempt_id, status.value), policy.dedupe_window):

@@ -50,7 +50,8 @@ from processors.config_doc import ConfigDoc, digest
 from processors.routing_config import RoutingConfig
 from schemas.codec import DecodeError
 from schemas.records import Attempt, AttemptStatus
-from streams.attempt_calls import channel_busy, channel_hung, resolve_pending, to_request, to_result, unknown_channel
+from streams.attempt_calls import (channel_busy, channel_hung, maybe_sent, resolve_pending, to_request, to_result,
+                                   unknown_channel)
 from streams.bulkhead import Bulkhead, Refused, Ticket
 from streams.common import Clock, load_routing_config, message_dead_letter, wall_clock_ms
 from streams.config_view import ConfigView
@@ -97,9 +98,8 @@ class ExecutorLoop:
         self.bulkhead = Bulkhead(per_key=settings.channel_concurrency, queue_per_key=settings.channel_concurrency,
                                  total=settings.executor_concurrency, stall_s=STALL_S)
         self.results_t, self.dlq_t = settings.topic("pay.results"), settings.topic("pay.deadletter")
-        # the faust executor's group (offsets carry over); the payment path's fetch wait
-        # (infra/settings.py); the loop stops consuming while the bulkhead's waiting room is full:
-        # stay in the group meanwhile
+        # the payment path's fetch wait (infra/settings.py); the loop stops consuming while the
+        # bulkhead's waiting room is full: stay in the group meanwhile
         self.consumer = group_consumer(settings, groups.GROUPS[self.ROLE], settings.path_fetch_max_wait_ms, role=self.ROLE,
                                        **{"max.poll.interval.ms": 600_000})
         self.producer = Producer(kafka.producer_config(settings, linger_ms=1))
@@ -122,7 +122,8 @@ class ExecutorLoop:
             loop = asyncio.get_running_loop()
             self.view.listen(lambda doc: loop.call_soon_threadsafe(self.reconfigure, doc.config))
             self.view.start()
-        self.consumer.subscribe([self.s.topic(self.INPUT)], on_revoke=self._revoked, on_lost=self._lost)
+        self.consumer.subscribe([self.s.topic(self.INPUT)], on_assign=self._assigned, on_revoke=self._revoked,
+                                on_lost=self._lost)
         idle, committed_at = 0.001, 0.0
         try:
             while self.running and self.failed is None:
@@ -187,7 +188,7 @@ class ExecutorLoop:
             metrics.child(metrics.DEAD_LETTERS, self.ROLE, "UNDECODABLE").inc()
             return
         if not self.refusals.loaded(msg.partition()):
-            self._load_refusals(msg.partition())
+            self.refusals.load_assigned(msg.partition(), [tp.partition for tp in self.consumer.assignment()])
         refused = self.refusals.answer(msg.partition(), att.attempt_id)
         if refused is not None:  # answered "not sent" before a crash: the same answer, still unsent
             self._produce(self.results_t, att.card_token.encode(), refused, done)
@@ -226,16 +227,22 @@ class ExecutorLoop:
         key = (att.channel_id, att.bank_code)
         ticket = await self.bulkhead.admit(key)
         if ticket is None:
-            self.refuse(att, done, hung=self.bulkhead.is_probing(key))
+            self.refuse(att, channel, done, hung=self.bulkhead.is_probing(key))
             return
         self._spawn(self.call(att, job, channel, ticket, done), ticket)
 
-    def refuse(self, att: Attempt, done, hung: bool) -> None:
-        """Not sent: CHANNEL_HUNG (calls timed out, a probe is running) or CHANNEL_BUSY (stalled)."""
+    def refuse(self, att: Attempt, channel: Channel, done, hung: bool) -> None:
+        """Not sent: CHANNEL_HUNG (calls timed out, a probe is running) or CHANNEL_BUSY (stalled).
+        Unless another executor had the attempt before: then PENDING, asked at the channel."""
         metrics.child(metrics.CHANNEL_BUSY, self.ROLE, att.channel_id, att.bank_code).inc()
         resp = channel_hung(att) if hung else channel_busy(att, self.s.channel_concurrency, STALL_S)
         self._log_busy(att, resp.channel_code)
-        self.publish(att, resp, self.clock(), done)
+        if self.refusals.maybe_sent(done.args[0].partition, att.created_at_ms):  # `done`: made by `handle`
+            resp = maybe_sent(resp)
+        started = self.clock()
+        self.publish(att, resp, started, done)
+        if resp.status == AttemptStatus.PENDING:
+            self._poll_later(att, channel, started)
 
     def _spawn(self, coro, ticket: Ticket | None) -> None:
         task = asyncio.ensure_future(coro)
@@ -246,7 +253,7 @@ class ExecutorLoop:
         try:
             await ticket.started()
         except Refused:  # its channel-bank's calls timed out while it waited: fail over at once
-            self.refuse(att, done, hung=True)
+            self.refuse(att, channel, done, hung=True)
             return
         started = self.clock()  # after the wait for a slot: latency is the channel's, the wait shows in started_at
         timed_out = False
@@ -262,10 +269,13 @@ class ExecutorLoop:
             ticket.release(timed_out)
         self.publish(att, resp, started, done)
         if resp.status == AttemptStatus.PENDING:
-            # a task of its own: the call is over (its offset finishes with the PENDING result)
-            task = asyncio.ensure_future(self.poll(att, channel, started))
-            self.polls.add(task)
-            task.add_done_callback(self.polls.discard)
+            self._poll_later(att, channel, started)
+
+    def _poll_later(self, att: Attempt, channel: Channel, started: int) -> None:
+        # a task of its own: the call is over (its offset finishes with the PENDING result)
+        task = asyncio.ensure_future(self.poll(att, channel, started))
+        self.polls.add(task)
+        task.add_done_callback(self.polls.discard)
 
     async def poll(self, att: Attempt, channel: Channel, started: int) -> None:
         if self.polling >= self.s.executor_concurrency:
@@ -337,6 +347,9 @@ class ExecutorLoop:
         if offsets:
             self.offsets.confirm(commits.commit(self.consumer, offsets, attempts=attempts).committed)
 
+    def _assigned(self, consumer, partitions) -> None:
+        self.refusals.assigned([tp.partition for tp in partitions], wall_clock_ms())
+
     def _revoked(self, consumer, partitions) -> None:
         # Calls still running for these partitions finish and publish; their offsets stay
         # uncommitted and the next owner sends those attempts again (the channel answers from its books).
@@ -348,15 +361,6 @@ class ExecutorLoop:
     def _lost(self, consumer, partitions) -> None:
         self.offsets.forget(partitions)
         self.refusals.forget([tp.partition for tp in partitions])
-
-    def _load_refusals(self, partition: int) -> None:
-        """This partition and every other assigned one not read yet, at once (blocks the loop: once
-        per assignment)."""
-        parts = sorted({partition} | {tp.partition for tp in self.consumer.assignment()
-                                      if not self.refusals.loaded(tp.partition)})
-        t0 = time.monotonic()
-        n = self.refusals.load(parts)
-        log.info("%s: %d refused attempts read for partitions %s in %.2f s", self.ROLE, n, parts, time.monotonic() - t0)
 
     async def _shutdown(self) -> None:
         # Calls in flight may end (bounded by the channels' timeouts): their results go out and

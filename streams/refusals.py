@@ -30,6 +30,7 @@ from streams.runtime.kafka import produce
 log = logging.getLogger("paycenter.refusals")
 
 MARK_KEY = b"__mark__"
+CLOCK_SKEW_MS = 1_000  # between the routers' clocks (attempt creation) and the executor's
 LOAD_LIMIT_S = 120.0  # past it the executor stops; its supervisor starts it again
 PROGRESS_EVERY_S = 5.0
 
@@ -42,6 +43,17 @@ class RefusalLog:
     def __init__(self, bootstrap: str, topic: str, producer: Producer):
         self.bootstrap, self.topic, self.producer = bootstrap, topic, producer
         self._known: dict[int, dict[bytes, bytes]] = {}  # loaded partitions: attempt id -> result
+        self._assigned_ms: dict[int, int] = {}  # input partition -> when this executor got it
+
+    def assigned(self, partitions: list[int], now_ms: int) -> None:
+        for p in partitions:
+            self._assigned_ms[p] = now_ms
+
+    def maybe_sent(self, partition: int, created_at_ms: int) -> bool:
+        """An attempt created before this executor got its partition: the executor that had the
+        partition before may have sent it, so it cannot be answered "not sent" (codes.MAYBE_SENT)."""
+        assigned_ms = self._assigned_ms.get(partition)
+        return assigned_ms is None or created_at_ms < assigned_ms + CLOCK_SKEW_MS
 
     def loaded(self, partition: int) -> bool:
         return partition in self._known
@@ -69,6 +81,15 @@ class RefusalLog:
         """Partitions given away: what another executor refuses there meanwhile is read again on return."""
         for p in partitions:
             self._known.pop(p, None)
+            self._assigned_ms.pop(p, None)
+
+    def load_assigned(self, partition: int, assignment: list[int]) -> None:
+        """`partition` and every other assigned one not read yet, at once (the executor's loop waits:
+        once per assignment)."""
+        parts = sorted({partition} | {p for p in assignment if not self.loaded(p)})
+        t0 = time.monotonic()
+        n = self.load(parts)
+        log.info("%d refused attempts read from %s partitions %s in %.2f s", n, self.topic, parts, time.monotonic() - t0)
 
     def load(self, partitions: list[int], limit_s: float = LOAD_LIMIT_S) -> int:
         """Read every refusal of `partitions` up to a marker written now; the number read."""
