@@ -65,8 +65,8 @@ def cmd_run(args) -> int:
 
 def cmd_demo(args) -> int:
     from paycenter import demo
-    demo.run(load_settings(), args.rate, args.duration)
-    return 0
+    summary = demo.run(load_settings(), args.rate, args.duration, drain_s=args.wait_outcomes)
+    return 1 if summary.missing else 0
 
 
 def cmd_submit(args) -> int:
@@ -135,7 +135,11 @@ def parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="publish demo traffic and show the live summary (workers must be running)")
     d.add_argument("--rate", type=float, default=50.0, help="commands per second (default 50)")
-    d.add_argument("--duration", type=float, default=None)
+    d.add_argument("--duration", type=float, default=None,
+                   help="stop sending after this many seconds, then wait for the outcomes still due (default: Ctrl-C)")
+    d.add_argument("--wait-outcomes", type=float, default=60.0, metavar="SECONDS",
+                   help="after --duration, wait at most this long for every outcome; exit 1 if some are missing "
+                        "(default 60)")
     d.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("submit", help="submit one payment command, optionally wait for its outcome")
