@@ -32,7 +32,11 @@ def register(sub) -> None:
     s.add_argument("--timeout", type=float, default=10.0, help="seconds to read channel.health (default 10)")
     s.set_defaults(func=cmd_status)
 
-    d = hs.add_parser("demote", help="take a channel-bank out of routing")
+    d = hs.add_parser("demote", help="lower a channel-bank's routing priority (routers use it only when no "
+                                     "NORMAL channel can take a payment, and exploration still probes it)",
+                      description="Demote a channel-bank: routers prefer every NORMAL channel-bank to it, use it as "
+                                  "a last resort, and exploration still sends it a small share of probes, so its "
+                                  "recovery shows. It is not a hard stop.")
     _target(d)
     d.add_argument("--reason", required=True, help="why (shown in alerts and status)")
     d.add_argument("--minutes", type=float, help="for this long, then probation (default: until restored)")
@@ -185,13 +189,36 @@ def _line(e) -> str:
             f"pending={e.consecutive_pending} seq={e.seq}")
 
 
+def configured_pairs(settings) -> list[tuple[str, str]]:
+    """Every channel-bank of the routing configuration (none when it cannot be read)."""
+    from processors.routing_config import load as load_config
+    try:
+        config = load_config(settings.routing_config)
+    except (OSError, ValueError) as exc:
+        print(f"warning: cannot read the routing config {settings.routing_config} ({exc}); only channel-banks "
+              f"with a health record are listed", file=sys.stderr)
+        return []
+    return [(ch.id, bank) for ch in config.channels.values() for bank in ch.banks]
+
+
+def _never_demoted(channel: str, bank: str) -> str:
+    return f"{channel}:{bank:<6} {'NORMAL':<9} level 0 [no health record: never demoted]"
+
+
 def cmd_status(args) -> int:
     settings = load_settings()
     states = read_states(settings, args.timeout)
-    shown = [e for _, e in sorted(states.items()) if args.all or e.to_state.value != "NORMAL"]
-    for e in shown:
-        print(json.dumps(e.to_dict()) if args.json else _line(e))
+    # a channel-bank gets its first record at its first transition: the configuration lists the others
+    keys = sorted(set(states) | set(configured_pairs(settings)))
+    shown = [k for k in keys if args.all or (k in states and states[k].to_state.value != "NORMAL")]
+    for key in shown:
+        e = states.get(key)
+        if args.json:
+            print(json.dumps(e.to_dict() if e else {"channel_id": key[0], "bank_code": key[1], "to_state": "NORMAL",
+                                                     "demotion_level": 0, "seq": 0}))
+        else:
+            print(_line(e) if e else _never_demoted(*key))
     if not args.json:
-        print(f"{len(shown)} shown of {len(states)} channel-banks with a health record; the others are NORMAL"
-              + ("" if args.all else " (--all lists NORMAL ones too)"))
+        print(f"{len(shown)} shown of {len(keys)} channel-banks ({len(states)} with a health record)"
+              + ("" if args.all else "; the others are NORMAL (--all lists them too)"))
     return 0
