@@ -1,7 +1,7 @@
-"""`paycenter health status|demote|restore|clock`: channel-bank health for operators.
+"""`paycenter health status|demote|restore|disable|enable|clock`: channel-bank health for operators.
 
-status reads the compacted channel.health topic (the state every router follows); demote and restore
-publish a command on health.commands for the health monitor (`paycenter worker health`) and, with
+status reads the compacted channel.health topic (the state every router follows); demote, restore,
+disable and enable publish a command on health.commands for the health monitor (`paycenter worker health`) and, with
 --wait, print the transition the monitor published.
 """
 from __future__ import annotations
@@ -21,9 +21,9 @@ from infra import kafka
 
 
 def register(sub) -> None:
-    h = sub.add_parser("health", help="channel-bank health: status, demote, restore",
+    h = sub.add_parser("health", help="channel-bank health: status, demote, restore, disable, enable",
                        description="Channel-bank health (docs/health.md). The health monitor must be running "
-                                   "(`paycenter worker health`) for demote/restore to take effect.")
+                                   "(`paycenter worker health`) for demote/restore/disable/enable to take effect.")
     hs = h.add_subparsers(dest="health_action", required=True)
 
     s = hs.add_parser("status", help="every channel-bank's health as routers see it")
@@ -42,10 +42,24 @@ def register(sub) -> None:
     d.add_argument("--minutes", type=float, help="for this long, then probation (default: until restored)")
     d.set_defaults(func=cmd_demote)
 
-    r = hs.add_parser("restore", help="put a demoted (or probation) channel-bank back to NORMAL")
+    r = hs.add_parser("restore", help="put a demoted, disabled or probation channel-bank back to NORMAL")
     _target(r)
     r.add_argument("--reason", default="operator restore")
     r.set_defaults(func=cmd_restore)
+
+    x = hs.add_parser("disable", help="take a channel-bank out of routing: no traffic at all, not even "
+                                      "exploration probes or last-resort payments, until `enable`",
+                      description="Disable a channel-bank: routers send it nothing until an operator enables it "
+                                  "again (`paycenter health enable`). For a softer step that keeps probing it, "
+                                  "use `demote`.")
+    _target(x)
+    x.add_argument("--reason", required=True, help="why (shown in alerts and status)")
+    x.set_defaults(func=cmd_disable)
+
+    e = hs.add_parser("enable", help="put a disabled channel-bank back into routing (NORMAL)")
+    _target(e)
+    e.add_argument("--reason", default="operator enable")
+    e.set_defaults(func=cmd_restore)
 
     c = hs.add_parser("clock", help="TESTS ONLY: move the monitor's clock (needs PAYCENTER_ALLOW_CLOCK_OFFSET=1 "
                                     "on the monitor)")
@@ -127,6 +141,10 @@ def cmd_demote(args) -> int:
                   duration_ms=None if minutes is None else int(minutes * 60_000))
 
 
+def cmd_disable(args) -> int:
+    return _issue(args, HealthAction.DISABLE, reason=args.reason)
+
+
 def cmd_restore(args) -> int:
     return _issue(args, HealthAction.RESTORE, reason=args.reason)
 
@@ -182,9 +200,12 @@ def _ts(ms: int | None) -> str:
 
 
 def _line(e) -> str:
+    disabled = e.to_state.value == "DEMOTED" and e.reason_code.value == "OPERATOR_DISABLE"
     until = {"DEMOTED": f" until {_ts(e.demoted_until_ms) if e.demoted_until_ms else 'restored'}",
              "PROBATION": f" probation until {_ts(e.probation_until_ms)}"}.get(e.to_state.value, "")
-    return (f"{e.channel_id}:{e.bank_code:<6} {e.to_state.value:<9} level {e.demotion_level}{until} "
+    state = "DISABLED" if disabled else e.to_state.value
+    until = " until enabled" if disabled else until
+    return (f"{e.channel_id}:{e.bank_code:<6} {state:<9} level {e.demotion_level}{until} "
             f"[{e.reason_code.value} at {_ts(e.at_ms)}: {e.reason}] failures={e.consecutive_failures} "
             f"pending={e.consecutive_pending} seq={e.seq}")
 
