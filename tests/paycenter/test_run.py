@@ -81,7 +81,10 @@ def read_until(proc: subprocess.Popen, text: str, timeout_s: float) -> str:
 
 
 @pytest.mark.timeout(400)
-def test_ctrl_c_with_the_output_pipe_closed_stops_every_process(tmp_path):
+@pytest.mark.parametrize("ctrl_c", [True, False], ids=["ctrl-c", "reader-exits"])
+def test_with_the_output_pipe_closed_shutdown_stops_every_process(tmp_path, ctrl_c):
+    """`paycenter run | tee log` and Ctrl-C (tee dies too), or `paycenter run | head` (the next
+    print finds no reader: paycenter stops as any Unix tool does)."""
     env = isolated_env(tmp_path)
     data_dir = Path(env["PAYCENTER_DATA_DIR"])
     proc = subprocess.Popen([sys.executable, "-m", "paycenter.cli", "run", "--rate", "5"], cwd=REPO_ROOT, env=env,
@@ -90,11 +93,12 @@ def test_ctrl_c_with_the_output_pipe_closed_stops_every_process(tmp_path):
         read_until(proc, "demo traffic at", 240)
         assert len(processes_of(data_dir)) >= 2 + len(ROLES) + 3  # broker, ClickHouse, roles, simulators
         proc.stdout.close()  # `tee` gone: every later print to stdout meets a closed pipe
-        proc.send_signal(signal.SIGINT)
+        if ctrl_c:
+            proc.send_signal(signal.SIGINT)
         proc.wait(180)
         err = proc.stderr.read().decode()
         left = processes_of(data_dir)
-        assert not left, f"left running after Ctrl-C: {left}\nstderr of paycenter run:\n{err}"
+        assert not left, f"left running after the shutdown: {left}\nstderr of paycenter run:\n{err}"
         assert "Traceback" not in err, err
     finally:
         if proc.poll() is None:
