@@ -168,11 +168,13 @@ class HealthMonitor:
         return self._timers[0][0] if self._timers else None
 
     def force_demote(
-        self, channel_id: str, bank_code: str, reason: str, now_ms: int, duration_ms: int | None = None
+        self, channel_id: str, bank_code: str, reason: str, now_ms: int, duration_ms: int | None = None,
+        code: HealthReason = HealthReason.OPERATOR_DEMOTE,
     ) -> list[HealthEvent]:
         """Operator demotion, from any state (a demoted channel-bank gets the new end time).
         duration_ms=None: until `restore`. The escalation level is left as it is; when a timed
-        operator demotion ends, the channel-bank goes to PROBATION like after any demotion."""
+        operator demotion ends, the channel-bank goes to PROBATION like after any demotion.
+        code=OPERATOR_DISABLE makes it a disable (see `disable`)."""
         if duration_ms is not None and duration_ms <= 0:
             raise ValueError("duration_ms must be positive (or None for 'until restored')")
         if not reason:
@@ -185,8 +187,13 @@ class HealthMonitor:
         policy = self.policy_for(channel_id)
         self._advance(entry, policy, now_ms, events)
         until = None if duration_ms is None else now_ms + duration_ms
-        self._to_demoted(entry, now_ms, until, entry.health.demotion_level, HealthReason.OPERATOR_DEMOTE, reason, events)
+        self._to_demoted(entry, now_ms, until, entry.health.demotion_level, code, reason, events)
         return events
+
+    def disable(self, channel_id: str, bank_code: str, reason: str, now_ms: int) -> list[HealthEvent]:
+        """Operator hard stop: DEMOTED until `restore`, and routers send it nothing, not even an
+        exploration probe or a last-resort payment (`ChannelBankHealth.is_disabled`)."""
+        return self.force_demote(channel_id, bank_code, reason, now_ms, None, HealthReason.OPERATOR_DISABLE)
 
     def restore(self, channel_id: str, bank_code: str, reason: str, now_ms: int) -> list[HealthEvent]:
         """Operator restore: DEMOTED or PROBATION -> NORMAL, escalation reset, runs from zero.

@@ -228,6 +228,7 @@ class HealthAction(StrEnum):
     RESTORE = "RESTORE"
     TICK = "TICK"
     CLOCK = "CLOCK"
+    DISABLE = "DISABLE"  # no traffic at all, not even exploration, until RESTORE
 
 
 class HealthCommand(Record):

@@ -92,8 +92,21 @@ class Table:
     rows: list[list[str]]
 
 
+# A payment refused before any channel was chosen (invalid, or no channel could take it) is journaled
+# with a blank channel, and a blank bank when the command named none: say so instead of a blank cell.
+BLANK_LABELS = {"channel_id": "(rejected, no channel)", "bank_code": "(no bank)", "business_line": "(no business line)"}
+
+
 def table(report: str, by: str, w: Window, query: Callable[[str], list]) -> Table:
     """Run a report through `query` (sql text -> rows) and shape it for printing."""
+    t = _table(report, by, w, query)
+    labels = [BLANK_LABELS[col] for col in BY[by]]
+    for row in t.rows:
+        row[:len(labels)] = [cell if str(cell).strip() else label for cell, label in zip(row, labels)]
+    return t
+
+
+def _table(report: str, by: str, w: Window, query: Callable[[str], list]) -> Table:
     n = len(BY[by])
     keys = [h.replace("_id", "").replace("_code", "").replace("_line", "") for h in BY[by]]
     stmts = sql(report, by, w)

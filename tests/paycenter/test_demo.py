@@ -1,0 +1,31 @@
+"""The demo's live summary and its end: every command it sent is waited for, within a bound."""
+from __future__ import annotations
+
+import dataclasses
+import io
+import time
+import uuid
+
+from infra import topics
+from paycenter import demo
+
+
+def test_latency_is_a_dash_before_any_outcome():
+    latency = demo.Summary().render(sent=0)[-1]
+    assert "p50 —" in latency and "p99 —" in latency, latency
+    assert "0 ms" not in latency
+
+
+def test_demo_says_how_many_commands_got_no_outcome_and_gives_up_in_time(services):
+    # topics of their own that no worker reads: no command is ever answered
+    settings = dataclasses.replace(services, topic_prefix=f"unanswered-{uuid.uuid4().hex[:6]}-")
+    report = topics.provision(settings, timeout=30)
+    assert not report.errors, report.errors
+    out = io.StringIO()
+    t0 = time.monotonic()
+    summary = demo.run(settings, rate=20, duration_s=1, out=out, drain_s=2)
+    took = time.monotonic() - t0
+    assert summary.sent > 0 and summary.outcomes == 0
+    assert summary.missing == summary.sent
+    assert f"{summary.sent} of {summary.sent} commands got no outcome within 2 s" in out.getvalue(), out.getvalue()
+    assert took < 1 + 2 + 10, f"the wait for outcomes is bounded (took {took:.1f} s)"
