@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from paycenter.supervisor import wait_for
-from schemas.records import OutcomeStatus
+from schemas.records import Outcome, OutcomeStatus
 from tests.e2e.conftest import command
 
 
@@ -40,3 +40,22 @@ def test_an_order_id_reused_with_another_amount_is_rejected_and_the_first_outcom
     ledger = [e for e in stack.ledger() if e["order_id"] == first.order_id]
     assert len(ledger) == original.attempts
     assert sum(e["amount_fen"] for e in ledger if e["status"] == "SUCCESS") == original.succeeded_amount_fen
+
+
+def test_an_outcome_sent_to_the_commands_topic_is_dead_lettered_as_a_record_of_another_type(stack):
+    cmd = command(f"echo-{uuid.uuid4().hex[:6]}")
+    echoed = Outcome(order_id=cmd.order_id, business_line=cmd.business_line, operation=cmd.operation,
+                     card_token=cmd.card_token, status=OutcomeStatus.SUCCEEDED, amount_fen=cmd.amount_fen,
+                     succeeded_amount_fen=cmd.amount_fen, fee_fen=0, attempts=1,
+                     requested_at_ms=cmd.requested_at_ms, decided_at_ms=cmd.requested_at_ms)
+    payload = echoed.encode()
+    stack.publish_raw(cmd.card_token.encode(), payload)
+    reader = stack.deadletter_reader()
+    try:
+        dl = wait_for(lambda: next((d for _m, d in reader.poll() if d.payload == payload), None), 60,
+                      "the dead letter of the Outcome published to pay.commands")
+    finally:
+        reader.close()
+    assert dl.reason_code == "UNDECODABLE"
+    assert "of type Outcome" in dl.reason and "PaymentCommand" in dl.reason, dl.reason
+    assert "history" not in dl.reason
