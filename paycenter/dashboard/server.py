@@ -20,6 +20,7 @@ from schemas.records import Alert
 
 log = logging.getLogger("paycenter.dashboard")
 PAGE = Path(__file__).with_name("page.html")
+SCRIPTS = {name: Path(__file__).with_name(name) for name in ("charts.js", "page.js")}
 STATIC = Path(__file__).with_name("static")
 # uPlot, copied here from its npm package by `make deps` (Makefile, target uplot): never a CDN
 ASSETS = ("uPlot.iife.min.js", "uPlot.min.css")
@@ -97,6 +98,12 @@ class Dashboard:
         return _jsonable(out)
 
 
+def _file(path: Path):
+    async def handler(_request):
+        return web.FileResponse(path)
+    return handler
+
+
 def make_app(settings: Settings, static: Path = STATIC) -> web.Application:
     dash = Dashboard(settings)
     app = web.Application()
@@ -125,6 +132,8 @@ def make_app(settings: Settings, static: Path = STATIC) -> web.Application:
         dash.alerts.stop()
 
     app.router.add_get("/", page)
+    for name, path in SCRIPTS.items():
+        app.router.add_get(f"/{name}", _file(path))
     app.router.add_get("/api/state", state)
     if static.is_dir():
         app.router.add_static("/static/", static)
