@@ -41,10 +41,14 @@ def dashboard(stack):
     stack.sup.retire(child)
 
 
-def chromium(*args: str, timeout: float = 60) -> str:
+def chromium_exe() -> str:
     exe = shutil.which("chromium")
     assert exe, "Debian's chromium is missing: `make deps` installs it"
-    out = subprocess.run([exe, *CHROMIUM_FLAGS, *args], capture_output=True, text=True, timeout=timeout)
+    return exe
+
+
+def chromium(*args: str, timeout: float = 60) -> str:
+    out = subprocess.run([chromium_exe(), *CHROMIUM_FLAGS, *args], capture_output=True, text=True, timeout=timeout)
     return out.stdout
 
 
