@@ -98,11 +98,12 @@ class TimeChart {
       ctx.fillStyle = "rgba(220, 38, 38, 0.13)";
       ctx.fillRect(x0, top, Math.max(x1 - x0, 2 * r), height);
       ctx.fillStyle = "#b42318";
-      ctx.fillRect(x0, top, Math.max(x1 - x0, 2 * r), 3 * r);
+      ctx.fillRect(x0, top, 2 * r, height);  // where it began
       ctx.font = `${11 * r}px system-ui, sans-serif`;
-      const w = ctx.measureText(b.label).width;  // inside the plot: left of the band's end if need be
-      const x = x0 + 4 * r + w <= left + width ? x0 + 4 * r : Math.max(left, x1 - 4 * r - w);
-      ctx.fillText(b.label, x, top + (16 + 13 * (i % 4)) * r);
+      // at the bottom, where success rates rarely are; inside the plot, left of the band's end if need be
+      const w = ctx.measureText(b.label).width;
+      const x = x0 + 5 * r + w <= left + width ? x0 + 5 * r : Math.max(left, x1 - 4 * r - w);
+      ctx.fillText(b.label, x, top + height - (6 + 13 * (i % 4)) * r);
     });
     ctx.restore();
   }
