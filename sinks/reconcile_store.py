@@ -2,13 +2,17 @@
 
 Tables in infra/migrations/0003_settlement_reconcile.sql. Reads never rely on FINAL with filters on
 non-key columns (which may see a stale copy): rows are grouped by their id and the latest one kept.
+
+Ids by the thousand (a channel's day) never go into the SQL text, which ClickHouse caps at
+max_query_size (256 KiB): they travel as an external table, native data blocks sent with the query,
+and the query joins it (`IN ids`). Lookups run in batches of BATCH ids, so memory stays bounded.
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime
 import json
-from typing import Iterable
+from typing import Callable, Iterable
 
 from clickhouse_driver import Client
 
@@ -18,6 +22,12 @@ from schemas.records import AttemptStatus, Discrepancy, Operation
 
 _FINAL = (AttemptStatus.SUCCESS.value, AttemptStatus.FAILED.value)
 _RESULT_COLS = "event_id, attempt_id, order_id, business_line, status, amount_fen, fee_fen, channel_txn_id, event_time_ms"
+BATCH = 100_000  # attempts per lookup query
+
+
+def _ids_table(ids: Iterable[str]) -> list[dict]:
+    """An external table `ids (id String)` for clickhouse-driver."""
+    return [{"name": "ids", "structure": [("id", "String")], "data": [{"id": i} for i in ids]}]
 
 
 def _latest(rows: Iterable[tuple]) -> dict[str, OurEntry]:
@@ -55,17 +65,35 @@ class ReconcileStore:
             f"SELECT {_RESULT_COLS} FROM journal WHERE event_type = 'result' AND channel_id = %(c)s "
             "AND event_time >= toDateTime(%(lo)s) AND event_time < toDateTime(%(hi)s)",
             {"c": channel_id, "lo": lo_s, "hi": hi_s})
-        return _latest(rows)
+        return self._with_agreed_fees(_latest(rows))
 
-    def ours_by_id(self, attempt_ids: Iterable[str]) -> dict[str, OurEntry]:
-        """Our entries for these attempts, any day (by primary key: res:<attempt>:<status>)."""
-        ids = tuple(f"res:{a}:{s.value}" for a in set(attempt_ids) for s in AttemptStatus)
+    def ours_by_id(self, attempt_ids: Iterable[str], progress: Callable[[int, int], None] | None = None
+                   ) -> dict[str, OurEntry]:
+        """Our entries for these attempts, any day (by primary key: res:<attempt>:<status>, att:<attempt>).
+        `progress(done, total)` after each batch."""
+        wanted = sorted(set(attempt_ids))
         found: dict[str, OurEntry] = {}
-        for i in range(0, len(ids), 30_000):
-            found.update(_latest(self.client.execute(
-                f"SELECT {_RESULT_COLS} FROM journal WHERE event_type = 'result' AND event_id IN %(ids)s",
-                {"ids": ids[i:i + 30_000]})))
+        for i in range(0, len(wanted), BATCH):
+            batch = wanted[i:i + BATCH]
+            keys = [f"res:{a}:{s.value}" for a in batch for s in AttemptStatus]
+            found.update(self._with_agreed_fees(_latest(self.client.execute(
+                f"SELECT {_RESULT_COLS} FROM journal WHERE event_type = 'result' AND event_id IN ids",
+                external_tables=_ids_table(keys)))))
+            if progress is not None:
+                progress(min(i + BATCH, len(wanted)), len(wanted))
         return found
+
+    def _with_agreed_fees(self, entries: dict[str, OurEntry]) -> dict[str, OurEntry]:
+        """Each entry with the fee its attempt was routed on (the attempt row: `att:<attempt>`)."""
+        ids = list(entries)
+        agreed: dict[str, int] = {}
+        for i in range(0, len(ids), BATCH):
+            keys = [f"att:{a}" for a in ids[i:i + BATCH]]
+            # an attempt row is written once per attempt (replays are identical copies)
+            agreed.update((a, int(f)) for a, f in self.client.execute(
+                "SELECT attempt_id, any(fee_fen) FROM journal WHERE event_type = 'attempt' AND event_id IN ids "
+                "GROUP BY attempt_id", external_tables=_ids_table(keys)))
+        return {a: dataclasses.replace(e, expected_fee_fen=agreed.get(a)) for a, e in entries.items()}
 
     def waiting(self, channel_id: str, before: datetime.date) -> list[Waiting]:
         rows = self.client.execute(
@@ -91,11 +119,12 @@ class ReconcileStore:
                                 "version) VALUES", rows)
 
     def known(self, discrepancy_ids: list[str]) -> set[str]:
-        if not discrepancy_ids:
-            return set()
-        return {d for (d,) in self.client.execute(
-            "SELECT DISTINCT discrepancy_id FROM reconcile_discrepancies WHERE discrepancy_id IN %(ids)s",
-            {"ids": tuple(discrepancy_ids)})}
+        found: set[str] = set()
+        for i in range(0, len(discrepancy_ids), BATCH):
+            found.update(d for (d,) in self.client.execute(
+                "SELECT DISTINCT discrepancy_id FROM reconcile_discrepancies WHERE discrepancy_id IN ids",
+                external_tables=_ids_table(discrepancy_ids[i:i + BATCH])))
+        return found
 
     def record(self, found: list[Discrepancy]) -> None:
         if not found:
