@@ -4,8 +4,9 @@ Tables in infra/migrations/0003_settlement_reconcile.sql. Reads never rely on FI
 non-key columns (which may see a stale copy): rows are grouped by their id and the latest one kept.
 
 Ids by the thousand (a channel's day) never go into the SQL text, which ClickHouse caps at
-max_query_size (256 KiB): they travel as an external table, native data blocks sent with the query,
-and the query joins it (`IN ids`). Lookups run in batches of BATCH ids, so memory stays bounded.
+max_query_size (256 KiB): they are inserted as native data blocks into a temporary table of this
+connection, and the lookups select from it (`IN (SELECT ... FROM reconcile_ids)`, which ClickHouse
+turns into primary-key ranges). Choosing each attempt's latest result happens in ClickHouse too.
 """
 from __future__ import annotations
 
@@ -20,26 +21,33 @@ from connectors.base import StatementLine
 from processors.reconcile import OurEntry, Side, Waiting
 from schemas.records import AttemptStatus, Discrepancy, Operation
 
-_FINAL = (AttemptStatus.SUCCESS.value, AttemptStatus.FAILED.value)
-_RESULT_COLS = "event_id, attempt_id, order_id, business_line, status, amount_fen, fee_fen, channel_txn_id, event_time_ms"
-BATCH = 100_000  # attempts per lookup query
+_FINAL_SQL = ", ".join(f"'{s.value}'" for s in (AttemptStatus.SUCCESS, AttemptStatus.FAILED))
+_ALL_SQL = ", ".join(f"'{s.value}'" for s in AttemptStatus)
+BATCH = 100_000  # ids per insert into a staging table
+
+# Our view of an attempt: its latest result, a final one (SUCCESS/FAILED) beating any PENDING
+# (rank: final above any time, then the later), with the fee its attempt was routed on (the
+# attempt row, written once per attempt; has_agreed = 0 when there is none).
+_ENTRIES = f"""
+SELECT attempt_id, o, b, st, amount, fee, txn, at, agreed, has_agreed FROM (
+    SELECT attempt_id, argMax(order_id, rank) AS o, argMax(business_line, rank) AS b, argMax(status, rank) AS st,
+           argMax(amount_fen, rank) AS amount, argMax(fee_fen, rank) AS fee, argMax(channel_txn_id, rank) AS txn,
+           argMax(event_time_ms, rank) AS at
+    FROM (SELECT attempt_id, order_id, business_line, status, amount_fen, fee_fen, channel_txn_id, event_time_ms,
+                 (status IN ({_FINAL_SQL})) * 10000000000000 + event_time_ms AS rank
+          FROM journal WHERE event_type = 'result' AND {{results}})
+    GROUP BY attempt_id
+) ANY LEFT JOIN (
+    SELECT attempt_id, any(fee_fen) AS agreed, toUInt8(1) AS has_agreed FROM journal
+    WHERE event_type = 'attempt' AND {{attempts}} GROUP BY attempt_id
+) USING attempt_id
+"""
 
 
-def _ids_table(ids: Iterable[str]) -> list[dict]:
-    """An external table `ids (id String)` for clickhouse-driver."""
-    return [{"name": "ids", "structure": [("id", "String")], "data": [{"id": i} for i in ids]}]
-
-
-def _latest(rows: Iterable[tuple]) -> dict[str, OurEntry]:
-    """attempt_id -> its latest result, a final one (SUCCESS/FAILED) beating any PENDING."""
-    best: dict[str, tuple] = {}
-    for r in rows:
-        _eid, aid, _o, _b, status, *_x, at = r
-        rank = (status in _FINAL, at)
-        if aid not in best or rank > best[aid][0]:
-            best[aid] = (rank, r)
-    return {aid: OurEntry(aid, r[2], r[3], AttemptStatus(r[4]), int(r[5]), int(r[6]), r[7] or None, int(r[8]))
-            for aid, (_rank, r) in best.items()}
+def _entries(rows: Iterable[tuple]) -> dict[str, OurEntry]:
+    return {aid: OurEntry(aid, o, b, AttemptStatus(st), int(amount), int(fee), txn or None, int(at),
+                          int(agreed) if has else None)
+            for aid, o, b, st, amount, fee, txn, at, agreed, has in rows}
 
 
 def _encode(obj: StatementLine | OurEntry) -> str:
@@ -61,39 +69,30 @@ class ReconcileStore:
 
     def ours_of_day(self, channel_id: str, lo_s: int, hi_s: int) -> dict[str, OurEntry]:
         """Our entries of `channel_id` whose results fall in [lo_s, hi_s) (the channel's calendar day)."""
-        rows = self.client.execute(
-            f"SELECT {_RESULT_COLS} FROM journal WHERE event_type = 'result' AND channel_id = %(c)s "
-            "AND event_time >= toDateTime(%(lo)s) AND event_time < toDateTime(%(hi)s)",
-            {"c": channel_id, "lo": lo_s, "hi": hi_s})
-        return self._with_agreed_fees(_latest(rows))
+        of_day = ("channel_id = %(c)s AND event_time >= toDateTime(%(lo)s) AND event_time < toDateTime(%(hi)s)")
+        query = _ENTRIES.format(results=of_day, attempts="event_id IN (SELECT concat('att:', attempt_id) FROM "
+                                                         f"journal WHERE event_type = 'result' AND {of_day})")
+        return _entries(self.client.execute(query, {"c": channel_id, "lo": lo_s, "hi": hi_s}))
 
     def ours_by_id(self, attempt_ids: Iterable[str], progress: Callable[[int, int], None] | None = None
                    ) -> dict[str, OurEntry]:
-        """Our entries for these attempts, any day (by primary key: res:<attempt>:<status>, att:<attempt>).
-        `progress(done, total)` after each batch."""
-        wanted = sorted(set(attempt_ids))
-        found: dict[str, OurEntry] = {}
-        for i in range(0, len(wanted), BATCH):
-            batch = wanted[i:i + BATCH]
-            keys = [f"res:{a}:{s.value}" for a in batch for s in AttemptStatus]
-            found.update(self._with_agreed_fees(_latest(self.client.execute(
-                f"SELECT {_RESULT_COLS} FROM journal WHERE event_type = 'result' AND event_id IN ids",
-                external_tables=_ids_table(keys)))))
-            if progress is not None:
-                progress(min(i + BATCH, len(wanted)), len(wanted))
-        return found
+        """Our entries for these attempts, any day, looked up by primary key (res:<attempt>:<status>,
+        att:<attempt>). The ids are staged first; `progress(staged, total)` after each batch."""
+        self._stage("reconcile_ids", sorted(set(attempt_ids)), progress)
+        query = _ENTRIES.format(
+            results=f"event_id IN (SELECT concat('res:', id, ':', s) FROM reconcile_ids ARRAY JOIN [{_ALL_SQL}] AS s)",
+            attempts="event_id IN (SELECT concat('att:', id) FROM reconcile_ids)")
+        return _entries(self.client.execute(query))
 
-    def _with_agreed_fees(self, entries: dict[str, OurEntry]) -> dict[str, OurEntry]:
-        """Each entry with the fee its attempt was routed on (the attempt row: `att:<attempt>`)."""
-        ids = list(entries)
-        agreed: dict[str, int] = {}
+    def _stage(self, table: str, ids: list[str], progress: Callable[[int, int], None] | None = None) -> None:
+        """`ids` into the temporary table `table` (id String), in batches of native data blocks.
+        Temporary tables live as long as this connection and are seen by it only: runs do not collide."""
+        self.client.execute(f"DROP TEMPORARY TABLE IF EXISTS {table}")
+        self.client.execute(f"CREATE TEMPORARY TABLE {table} (id String)")
         for i in range(0, len(ids), BATCH):
-            keys = [f"att:{a}" for a in ids[i:i + BATCH]]
-            # an attempt row is written once per attempt (replays are identical copies)
-            agreed.update((a, int(f)) for a, f in self.client.execute(
-                "SELECT attempt_id, any(fee_fen) FROM journal WHERE event_type = 'attempt' AND event_id IN ids "
-                "GROUP BY attempt_id", external_tables=_ids_table(keys)))
-        return {a: dataclasses.replace(e, expected_fee_fen=agreed.get(a)) for a, e in entries.items()}
+            self.client.execute(f"INSERT INTO {table} (id) VALUES", [ids[i:i + BATCH]], columnar=True)
+            if progress is not None:
+                progress(min(i + BATCH, len(ids)), len(ids))
 
     def waiting(self, channel_id: str, before: datetime.date) -> list[Waiting]:
         rows = self.client.execute(
@@ -119,12 +118,12 @@ class ReconcileStore:
                                 "version) VALUES", rows)
 
     def known(self, discrepancy_ids: list[str]) -> set[str]:
-        found: set[str] = set()
-        for i in range(0, len(discrepancy_ids), BATCH):
-            found.update(d for (d,) in self.client.execute(
-                "SELECT DISTINCT discrepancy_id FROM reconcile_discrepancies WHERE discrepancy_id IN ids",
-                external_tables=_ids_table(discrepancy_ids[i:i + BATCH])))
-        return found
+        if not discrepancy_ids:
+            return set()
+        self._stage("reconcile_found_ids", discrepancy_ids)
+        return {d for (d,) in self.client.execute(
+            "SELECT DISTINCT discrepancy_id FROM reconcile_discrepancies "
+            "WHERE discrepancy_id IN (SELECT id FROM reconcile_found_ids)")}
 
     def record(self, found: list[Discrepancy]) -> None:
         if not found:
