@@ -44,9 +44,11 @@ SELECT attempt_id, o, b, st, amount, fee, txn, at, agreed, has_agreed FROM (
 """
 
 
+_STATUS = {s.value: s for s in AttemptStatus}  # a dict lookup: AttemptStatus(x) costs ~4 µs a row
+
+
 def _entries(rows: Iterable[tuple]) -> dict[str, OurEntry]:
-    return {aid: OurEntry(aid, o, b, AttemptStatus(st), int(amount), int(fee), txn or None, int(at),
-                          int(agreed) if has else None)
+    return {aid: OurEntry(aid, o, b, _STATUS[st], amount, fee, txn or None, at, agreed if has else None)
             for aid, o, b, st, amount, fee, txn, at, agreed, has in rows}
 
 

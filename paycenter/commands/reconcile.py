@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-from schemas.records import Discrepancy
+from schemas.records import AttemptStatus, Discrepancy
 from infra import kafka
 
 
@@ -104,8 +104,11 @@ def reconcile_day(settings, day: datetime.date, only: list[str] | None = None, p
             of_day = store.ours_of_day(cid, lo, hi)
             waiting = store.waiting(cid, day)
             by_id = dict(of_day)
+            # the day's own entries are known; the journal is asked for the others (booked on another
+            # day, or unknown) and for those still PENDING on the day (they may be final since)
             by_id.update(store.ours_by_id(
-                [x.attempt_id for x in statement] + [w.attempt_id for w in waiting],
+                [x.attempt_id for x in statement if x.attempt_id not in of_day
+                 or of_day[x.attempt_id].status is AttemptStatus.PENDING] + [w.attempt_id for w in waiting],
                 lambda done, total: progress(f"{cid}: journal lookup {done:,} of {total:,} attempt(s) "
                                              f"({time.monotonic() - t0:.1f} s)")))
             progress(f"{cid}: journal: {len(of_day):,} attempt(s) on {day}, {len(waiting):,} waiting from earlier "
@@ -155,7 +158,7 @@ def run(args) -> int:
         return 2
     try:
         s = reconcile_day(settings, day, args.channel, publish=not args.no_publish)
-    except Exception as exc:  # one line saying what to do; the trace is for developers (python -X dev)
+    except Exception as exc:  # an operator gets one line saying what to do, never a stack trace
         print(f"paycenter reconcile: {explain(exc, settings)}", file=sys.stderr)
         return 1
     kinds = Counter((d.kind.value, d.status_case) for d in s.discrepancies)
