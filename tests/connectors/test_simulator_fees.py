@@ -7,6 +7,7 @@ sets a fee makes the channel charge something else (what reconciliation must cat
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from connectors.simulator.profiles import SimulatorConfig, load_profile_file
 from infra import _proc
 from infra.settings import REPO_ROOT, Settings
 from paycenter.supervisor import Supervisor
+from processors.fees import channel_fee_fen
 from processors.routing_config import ChannelBank, Fee, load as load_config
 from schemas.records import AttemptStatus, Operation
 
@@ -94,7 +96,7 @@ def demo_sims(tmp_path: Path):
         ch["base_url"] = f"http://127.0.0.1:{ports[cid]}"
     config_path = tmp_path / "routing.yaml"
     config_path.write_text(yaml.safe_dump(data))
-    env = {**__import__("os").environ, "PAYCENTER_ROUTING_CONFIG": str(config_path),
+    env = {**os.environ, "PAYCENTER_ROUTING_CONFIG": str(config_path),
            "PAYCENTER_ALLOW_DEV_SECRETS": "1"}
     sup = Supervisor(dataclasses.replace(Settings(), data_dir=tmp_path), env=env)
     sup.start_simulators(load_config(config_path))
@@ -108,7 +110,6 @@ def demo_sims(tmp_path: Path):
 
 async def test_the_demo_simulators_book_the_demo_routing_fees(demo_sims, req) -> None:
     config, ports = demo_sims
-    from processors.fees import channel_fee_fen
     charged = {}
     for cid, bank, amount in (("alpha", "ICBC", 10_000), ("beta", "CCB", 12_345), ("gamma", "BOC", 2_000_000)):
         async with HttpChannel(cid, f"http://127.0.0.1:{ports[cid]}", f"dev-secret-{cid}", 3000) as ch:
