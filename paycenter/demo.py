@@ -19,6 +19,7 @@ from confluent_kafka import Consumer, Producer
 from infra.settings import Settings
 from processors.pan import tokenize
 from schemas.records import CardType, Operation, Outcome, PaymentCommand
+from sinks.reports import yuan
 from infra import kafka
 
 BANKS = ("ICBC", "CCB", "CMB", "ABC", "BOC")
@@ -68,6 +69,7 @@ class Summary:
     outcomes: int = 0
     by_status: Counter = field(default_factory=Counter)
     channel_fen: Counter = field(default_factory=Counter)
+    channel_fee_fen: Counter = field(default_factory=Counter)  # what each channel charged for the successes
     latencies_ms: list[int] = field(default_factory=list)
     window: list[tuple[float, int]] = field(default_factory=list)
     sent: int = 0
@@ -91,6 +93,7 @@ class Summary:
         for part in out.parts:
             if part.status.value == "SUCCESS":
                 self.channel_fen[part.channel_id] += part.amount_fen
+                self.channel_fee_fen[part.channel_id] += part.fee_fen
         self.latencies_ms.append(now_ms - out.requested_at_ms)
         if len(self.latencies_ms) > 20_000:
             del self.latencies_ms[:10_000]
@@ -114,11 +117,14 @@ class Summary:
         total_fen = sum(self.channel_fen.values()) or 1
         shares = "  ".join(f"{ch} {100 * v / total_fen:5.1f}%" for ch, v in sorted(self.channel_fen.items()))
         statuses = "  ".join(f"{k} {v}" for k, v in sorted(self.by_status.items()))
+        fees = "  ".join(f"{ch} ¥{yuan(v)}" for ch, v in sorted(self.channel_fee_fen.items()))
+        total_fee = sum(self.channel_fee_fen.values())
         return [
             f"paycenter demo — {time.monotonic() - self.started:6.0f} s   (Ctrl-C stops everything)",
             f"commands sent {sent:>9}   ({sent_rate:7.1f}/s)   outcomes {self.outcomes:>9}   ({recent:7.1f}/s, last 5 s)",
             f"outcomes by status: {statuses}",
             f"money moved by channel: {shares or '-'}",
+            f"fees paid: ¥{yuan(total_fee)}   by channel: {fees or '-'}",
             f"command→outcome latency: p50 {p50}   p99 {p99}",
         ]
 
