@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test deps venv clickhouse chromium bench clean help
+.PHONY: run test deps venv clickhouse chromium uplot vendor-uplot bench clean help
 
 help:
 	@echo "make run    set up (venv, ClickHouse package) and run broker, ClickHouse, simulators, workers and demo traffic"
@@ -12,7 +12,7 @@ help:
 	@echo "make bench  run the benchmarks (table, JSON and PNG chart in bench-results/)"
 	@echo "make clean  remove the venv and local data"
 
-deps: venv clickhouse chromium
+deps: venv clickhouse chromium uplot
 
 venv: $(STAMP)
 
@@ -39,6 +39,27 @@ chromium:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
 	fi
 
+# uPlot, the dashboard's chart library: vendored from its npm package at build time (the page never
+# loads a CDN). Pinned version and tarball checksum; bump both together.
+UPLOT_VERSION := 1.6.32
+UPLOT_SHA256  := 4b8a8191e425658e3ea8c8c1314b0fc679c861ee3a1af2b20c7b16ba50b5133d
+UPLOT_STATIC  := paycenter/dashboard/static
+UPLOT_STAMP   := $(UPLOT_STATIC)/.uplot-$(UPLOT_VERSION)
+
+uplot:
+	@if [ ! -f $(UPLOT_STAMP) ] || [ ! -f $(UPLOT_STATIC)/uPlot.iife.min.js ] || [ ! -f $(UPLOT_STATIC)/uPlot.min.css ]; then \
+	  $(MAKE) --no-print-directory vendor-uplot; fi
+
+vendor-uplot:
+	@command -v npm >/dev/null 2>&1 || { echo "npm is missing: install Node.js with npm (Debian: apt-get install npm) to vendor uPlot for the dashboard"; exit 1; }
+	rm -rf build/uplot && mkdir -p build/uplot $(UPLOT_STATIC)
+	cd build/uplot && npm pack --silent uplot@$(UPLOT_VERSION) >/dev/null
+	@echo "$(UPLOT_SHA256)  build/uplot/uplot-$(UPLOT_VERSION).tgz" | sha256sum -c --quiet - || { echo "uplot-$(UPLOT_VERSION).tgz does not match the pinned checksum"; exit 1; }
+	tar -xzf build/uplot/uplot-$(UPLOT_VERSION).tgz -C build/uplot package/dist/uPlot.iife.min.js package/dist/uPlot.min.css package/LICENSE
+	cp build/uplot/package/dist/uPlot.iife.min.js build/uplot/package/dist/uPlot.min.css $(UPLOT_STATIC)/
+	cp build/uplot/package/LICENSE $(UPLOT_STATIC)/uPlot.LICENSE
+	rm -f $(UPLOT_STATIC)/.uplot-* && touch $(UPLOT_STAMP)
+
 run: deps
 	$(BIN)/paycenter run
 
@@ -55,4 +76,4 @@ bench: deps $(VENV)/.bench-stamp
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .data
+	rm -rf $(VENV) .data build/uplot $(UPLOT_STATIC)

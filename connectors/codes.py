@@ -93,6 +93,19 @@ CHANNEL_BUSY = "CHANNEL_BUSY"
 # become (so a hung channel-bank still trips the pending rule); the routing scores skip it.
 CHANNEL_HUNG = "CHANNEL_HUNG"
 
+# Local code, never sent by a channel: the executor has no connector for the attempt's channel (a
+# configuration it has not read yet); the request was NOT sent. FAILED/CHANNEL: the router fails over.
+NO_CONNECTOR = "NO_CONNECTOR"
+
+# Local code, never sent by a channel: PENDING for an attempt the executor would have answered "not sent"
+# but cannot, because another executor had it before (a crash, a handover) and may have sent it. Only
+# the channel's books can tell: the attempt is resolved by a status query, like any PENDING one. Not
+# evidence about the channel-bank: the health monitor skips it.
+MAYBE_SENT = "MAYBE_SENT"
+
+# "Not sent" is final only if no later executor sends the attempt: streams/refusals.py keeps them.
+NOT_SENT = frozenset({CHANNEL_BUSY, CHANNEL_HUNG, NO_CONNECTOR})
+
 # Local codes of the transport (connectors/http.py), never sent by a channel: no answer in the
 # channel's timeout and a connection lost mid-request leave the outcome unknown (PENDING, resolved
 # by a status query); a refused connection sent nothing (FAILED/CHANNEL).

@@ -7,8 +7,10 @@ import pkgutil
 import json
 import logging
 import os
+import signal
 import sys
 import time
+from typing import TextIO
 
 from infra.settings import load as load_settings
 from paycenter import commands as commands_pkg
@@ -23,50 +25,87 @@ def cmd_worker(args) -> int:
     return run(args.role, load_settings())
 
 
+def say(text: str, file: TextIO | None = None) -> None:
+    """Print for the operator. Output that is gone (`paycenter run | tee log` after Ctrl-C, or `| head`)
+    must not stop a shutdown half way: the rest goes to /dev/null."""
+    stream = file or sys.stdout
+    try:
+        print(text, file=stream, flush=True)
+    except (BrokenPipeError, ValueError):  # ValueError: the stream was closed
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())  # so the exit flush cannot fail either
+        except (OSError, ValueError):
+            pass
+
+
 def cmd_run(args) -> int:
     from infra import services
-    from paycenter import demo
+    from paycenter import demo, ports
     from paycenter.supervisor import Supervisor
     from processors.routing_config import load as load_config
 
     os.environ.setdefault("PAYCENTER_ALLOW_DEV_SECRETS", "1")
     settings = load_settings()
     config = load_config(settings.routing_config)
-    print(f"starting broker and ClickHouse (data under {settings.data_dir}) ...", flush=True)
-    services.start_all(settings)
+    taken = ports.problems(settings, config)
+    if taken:
+        say("paycenter run: not started, some ports are not free:\n" + "\n".join(f"  {t}" for t in taken),
+            file=sys.stderr)
+        return 1
     sup = Supervisor(settings)
+    code = stopped = 0
     try:
-        print("starting channel simulators: " + ", ".join(config.channels), flush=True)
+        say(f"starting broker and ClickHouse (data under {settings.data_dir}) ...")
+        services.start_all(settings, progress=say)
+        say("starting channel simulators: " + ", ".join(config.channels))
         sup.start_simulators(config)
-        base = int(os.environ.get("PAYCENTER_METRICS_BASE_PORT", "19100"))
-        ports = {role: base + i for i, role in enumerate(sorted(ROLES))}
-        print(f"starting workers: {', '.join(sorted(ROLES))} (logs in {sup.log_dir}; metrics on "
-              + ", ".join(f"{r} :{p}" for r, p in ports.items()) + ") ...", flush=True)
-        sup.start_workers(metrics_ports=ports)
-        dash_port = int(os.environ.get("PAYCENTER_DASHBOARD_PORT", "18080"))
+        metrics = ports.metrics_ports()
+        say(f"starting workers: {', '.join(sorted(ROLES))} (logs in {sup.log_dir}; metrics on "
+            + ", ".join(f"{r} :{p}" for r, p in metrics.items()) + ") ...")
+        sup.start_workers(metrics_ports=metrics)
+        dash_port = ports.dashboard_port()
         sup.spawn("dashboard", [sys.executable, "-m", "paycenter.cli", "dashboard", "--port", str(dash_port)])
-        print(f"dashboard on http://127.0.0.1:{dash_port}/", flush=True)
-        print(f"demo traffic at {args.rate:g} commands/s; journal in ClickHouse "
-              f"{settings.clickhouse_host}:{settings.clickhouse_port} database {settings.clickhouse_database}",
-              flush=True)
+        say(f"dashboard on http://127.0.0.1:{dash_port}/")
+        say(f"demo traffic at {args.rate:g} commands/s; journal in ClickHouse "
+            f"{settings.clickhouse_host}:{settings.clickhouse_port} database {settings.clickhouse_database}")
         summary = demo.run(settings, args.rate, args.duration)
-        print(f"\nstopping: {summary.outcomes} outcomes, {dict(summary.by_status)}", flush=True)
+        say(f"\nstopping: {summary.outcomes} outcomes, {dict(summary.by_status)}")
         sup.check_alive()
-        return 0
-    except KeyboardInterrupt:
-        print("\nstopping ...", flush=True)
-        return 0
+    except (KeyboardInterrupt, BrokenPipeError):  # Ctrl-C, or the reader of our output went away
+        say("\nstopping ...")
+    except (services.ServiceError, RuntimeError) as exc:  # the message says what to do
+        say(f"paycenter run: {exc}", file=sys.stderr)
+        code = 1
     finally:
+        stopped = stop(settings, sup, keep_services=args.keep_services)
+    return code or stopped
+
+
+def stop(settings, sup, keep_services: bool) -> int:
+    """Stop what `paycenter run` started, all of it, whatever the terminal does meanwhile."""
+    from infra import services
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave the broker running
+    code = 0
+    try:
         sup.stop_all()
-        if not args.keep_services:
-            services.stop_all(settings)
-        print("stopped: no paycenter process left running", flush=True)
+    except Exception as exc:  # still stop the broker and ClickHouse
+        say(f"stopping the workers failed: {exc}", file=sys.stderr)
+        code = 1
+    if not keep_services:
+        try:
+            services.stop_all(settings, progress=say)
+        except services.ServiceError as exc:
+            say(f"{exc}", file=sys.stderr)
+            return 1
+    say("stopped: no paycenter process left running" if not keep_services
+        else "stopped; broker and ClickHouse keep running (--keep-services)")
+    return code
 
 
 def cmd_demo(args) -> int:
     from paycenter import demo
-    demo.run(load_settings(), args.rate, args.duration)
-    return 0
+    summary = demo.run(load_settings(), args.rate, args.duration, drain_s=args.wait_outcomes)
+    return 1 if summary.missing else 0
 
 
 def cmd_submit(args) -> int:
@@ -135,7 +174,11 @@ def parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="publish demo traffic and show the live summary (workers must be running)")
     d.add_argument("--rate", type=float, default=50.0, help="commands per second (default 50)")
-    d.add_argument("--duration", type=float, default=None)
+    d.add_argument("--duration", type=float, default=None,
+                   help="stop sending after this many seconds, then wait for the outcomes still due (default: Ctrl-C)")
+    d.add_argument("--wait-outcomes", type=float, default=60.0, metavar="SECONDS",
+                   help="after --duration, wait at most this long for every outcome; exit 1 if some are missing "
+                        "(default 60)")
     d.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("submit", help="submit one payment command, optionally wait for its outcome")

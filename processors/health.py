@@ -23,7 +23,8 @@ Counting rules (per channel-bank):
 * PENDING counts one pending and leaves the failure run alone;
 * FAILED with channel_code CHANNEL_BUSY (connectors/codes.py) is ignored altogether: the executor's
   own bulkhead refused the attempt and sent nothing, which says nothing about the channel-bank.
-  Counting it would demote a healthy channel-bank for a burst we could not take;
+  Counting it would demote a healthy channel-bank for a burst we could not take; PENDING with
+  MAYBE_SENT (the same refusal for an attempt another executor may have sent) likewise;
 * FAILED with channel_code CHANNEL_HUNG counts as PENDING: calls of the channel-bank timed out and
   the executor holds the others back (one probe call at a time, streams/bulkhead.py); each would
   have timed out into PENDING, so a hung channel-bank trips the pending rule as it did when they
@@ -38,7 +39,7 @@ from collections import deque
 from dataclasses import replace
 from typing import Any, Iterable, Mapping
 
-from connectors.codes import CHANNEL_BUSY, CHANNEL_HUNG
+from connectors.codes import CHANNEL_BUSY, CHANNEL_HUNG, MAYBE_SENT
 from schemas.records import AttemptResult, AttemptStatus, FailureKind
 
 from processors.health_model import (  # noqa: F401  (re-exported: the monitor's public vocabulary)
@@ -110,7 +111,7 @@ class HealthMonitor:
         status = result.status
         if result.channel_code == CHANNEL_HUNG:
             status = AttemptStatus.PENDING  # what the held-back call would have become
-        if result.channel_code == CHANNEL_BUSY:
+        if result.channel_code in (CHANNEL_BUSY, MAYBE_SENT):  # our capacity, not the channel-bank's
             self.last_counted = False
             return events
         if entry.seen((result.attempt_id, status.value), policy.dedupe_window):
@@ -167,11 +168,13 @@ class HealthMonitor:
         return self._timers[0][0] if self._timers else None
 
     def force_demote(
-        self, channel_id: str, bank_code: str, reason: str, now_ms: int, duration_ms: int | None = None
+        self, channel_id: str, bank_code: str, reason: str, now_ms: int, duration_ms: int | None = None,
+        code: HealthReason = HealthReason.OPERATOR_DEMOTE,
     ) -> list[HealthEvent]:
         """Operator demotion, from any state (a demoted channel-bank gets the new end time).
         duration_ms=None: until `restore`. The escalation level is left as it is; when a timed
-        operator demotion ends, the channel-bank goes to PROBATION like after any demotion."""
+        operator demotion ends, the channel-bank goes to PROBATION like after any demotion.
+        code=OPERATOR_DISABLE makes it a disable (see `disable`)."""
         if duration_ms is not None and duration_ms <= 0:
             raise ValueError("duration_ms must be positive (or None for 'until restored')")
         if not reason:
@@ -184,8 +187,13 @@ class HealthMonitor:
         policy = self.policy_for(channel_id)
         self._advance(entry, policy, now_ms, events)
         until = None if duration_ms is None else now_ms + duration_ms
-        self._to_demoted(entry, now_ms, until, entry.health.demotion_level, HealthReason.OPERATOR_DEMOTE, reason, events)
+        self._to_demoted(entry, now_ms, until, entry.health.demotion_level, code, reason, events)
         return events
+
+    def disable(self, channel_id: str, bank_code: str, reason: str, now_ms: int) -> list[HealthEvent]:
+        """Operator hard stop: DEMOTED until `restore`, and routers send it nothing, not even an
+        exploration probe or a last-resort payment (`ChannelBankHealth.is_disabled`)."""
+        return self.force_demote(channel_id, bank_code, reason, now_ms, None, HealthReason.OPERATOR_DISABLE)
 
     def restore(self, channel_id: str, bank_code: str, reason: str, now_ms: int) -> list[HealthEvent]:
         """Operator restore: DEMOTED or PROBATION -> NORMAL, escalation reset, runs from zero.

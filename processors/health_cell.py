@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from processors.health import HealthEvent, HealthMonitor, HealthPolicy, HealthState
+from processors.health import HealthEvent, HealthMonitor, HealthPolicy, HealthReason, HealthState
 from processors.health_metrics import MinuteStats, MinuteWindow
 
 KEEP_MINUTES = 2  # the open minute and the one before (late results of the previous minute still count)
@@ -72,9 +72,9 @@ class Cells:
                         monitor.last_counted)
 
     def force_demote(self, state, channel_id: str, bank_code: str, reason: str, now_ms: int,
-                     duration_ms: int | None) -> CellStep:
+                     duration_ms: int | None, code: HealthReason = HealthReason.OPERATOR_DEMOTE) -> CellStep:
         monitor, window = self._load(state)
-        events = monitor.force_demote(channel_id, bank_code, reason, now_ms, duration_ms)
+        events = monitor.force_demote(channel_id, bank_code, reason, now_ms, duration_ms, code)
         return CellStep(self._store(monitor, window, channel_id, bank_code), events)
 
     def restore(self, state, channel_id: str, bank_code: str, reason: str, now_ms: int) -> CellStep:

@@ -31,6 +31,7 @@ class HealthReason(StrEnum):
     PROBATION_PASSED = "PROBATION_PASSED"
     OPERATOR_DEMOTE = "OPERATOR_DEMOTE"
     OPERATOR_RESTORE = "OPERATOR_RESTORE"
+    OPERATOR_DISABLE = "OPERATOR_DISABLE"  # DEMOTED until restored, and routers never use it
 
 
 class HealthPolicy(BaseModel):
@@ -118,6 +119,19 @@ class HealthEvent(BaseModel):
         return cls.from_dict(codec("health_event").decode(payload))
 
 
+class Avoided(frozenset):
+    """The channel-banks routers avoid (every element), and among them the `disabled` ones, which
+    get no traffic at all; the others are demoted: still probed by exploration, and a last resort."""
+
+    __slots__ = ("disabled",)
+
+    def __new__(cls, demoted: Iterable[Key] = (), disabled: Iterable[Key] = ()) -> "Avoided":
+        disabled = frozenset(disabled)
+        avoided = super().__new__(cls, frozenset(demoted) | disabled)
+        avoided.disabled = disabled
+        return avoided
+
+
 @dataclass(slots=True)
 class ChannelBankHealth:
     """The health of one channel-bank. The monitor keeps one per key; a router can keep its own,
@@ -148,6 +162,11 @@ class ChannelBankHealth:
         if self.state != HealthState.DEMOTED:
             return False
         return self.demoted_until_ms is None or now_ms < self.demoted_until_ms
+
+    @property
+    def is_disabled(self) -> bool:
+        """Disabled by an operator: no traffic at all (a demotion still gets probes and last resorts)."""
+        return self.state == HealthState.DEMOTED and self.last_reason_code == HealthReason.OPERATOR_DISABLE
 
     def apply_event(self, event: HealthEvent) -> bool:
         """Bring this view up to `event`; returns False (and changes nothing) for an event of another

@@ -5,6 +5,7 @@ changelog-backed table keyed by order_id, and carries out the returned effects (
 an outcome, a dead letter; move the card's used-today amounts). Rules a payments engineer expects:
 
 * a repeated order_id is answered with the first outcome (duplicate=True), never executed again;
+  the order_id reused for another payment is refused, ORDER_ID_REUSED (processors/order_reuse.py);
 * a result for an attempt the order is not waiting for (a replay) changes nothing;
 * a CHANNEL failure is retried on another channel within the business line's attempts and deadline;
   a CUSTOMER failure ends the part (another channel would fail too, or charge twice);
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from processors import order_reuse
 from processors.limits import CardUsage
 from processors.order_state import (  # noqa: F401 - re-exported: orders.<name> is the public spelling
     IN_FLIGHT, PAY, SIGN_REQUEST, SIGN_CONFIRM, SIGN_AND_PAY, SIGNING_KINDS, Routed, NoRoute, Settled,
@@ -42,7 +44,7 @@ def on_command(state: OrderState | None, cmd: PaymentCommand, usage: CardUsage, 
         replayed = replay(state, origin, now_ms)
         if replayed is not None:
             return replayed
-        return _answer_duplicate(state, now_ms)
+        return order_reuse.check(state, cmd, now_ms) or _answer_duplicate(state, now_ms)
     leaked = clear_card_number_field(cmd)
     if leaked is not None:
         # nothing of the number is kept: not in the state (changelog), the outcome or the dead letter

@@ -4,7 +4,9 @@ No I/O here: sinks/reconcile_store.py reads the journal and the buffer, paycente
 fetches statements and writes the findings. See docs/accounting.md for the rules in prose.
 
 Matching is on the attempt id (`order_id.attempt_no`, the id the channel books), then status,
-amount and fee. What cannot be matched today is not declared today: it waits in the buffer and is
+amount and fee. A fee is held to two figures: what the channel answered when it took the payment
+(the journal's result) and what the routing configuration agreed for that channel-bank when the
+attempt was routed (the journal's attempt row, `expected_fee_fen`). What cannot be matched today is not declared today: it waits in the buffer and is
 checked once more against the next day's statement and the journal (an attempt finished at 23:59:59
 may be booked by the channel after midnight; a journal row may arrive late), and only then declared.
 
@@ -20,6 +22,13 @@ from enum import StrEnum
 
 from connectors.base import StatementLine
 from schemas.records import AttemptStatus, Discrepancy, DiscrepancyKind
+
+
+class FeeCase(StrEnum):
+    """Which fee a FEE_MISMATCH disagrees with (its `status_case`)."""
+
+    NOT_AS_ANSWERED = "NOT_AS_ANSWERED"  # the statement's fee is not the one the channel answered
+    NOT_AS_AGREED = "NOT_AS_AGREED"  # the channel charged other than the agreed schedule (routing config)
 
 
 class Side(StrEnum):
@@ -39,6 +48,7 @@ class OurEntry:
     fee_fen: int
     channel_txn_id: str | None
     finished_at_ms: int
+    expected_fee_fen: int | None = None  # the agreed fee when routed; None: no attempt row to hold it to
 
 
 @dataclass(frozen=True)
@@ -79,19 +89,28 @@ def compare(line: StatementLine, ours: OurEntry) -> list[tuple[DiscrepancyKind, 
         found.append((DiscrepancyKind.AMOUNT_MISMATCH, ""))
     # A fee is only comparable when both sides agree the attempt ended the same way (failed = no fee).
     if ours.status is line.status and ours.fee_fen != line.fee_fen:
-        found.append((DiscrepancyKind.FEE_MISMATCH, ""))
+        found.append((DiscrepancyKind.FEE_MISMATCH, FeeCase.NOT_AS_ANSWERED.value))
+    elif (ours.status is line.status is AttemptStatus.SUCCESS and ours.expected_fee_fen is not None
+          and line.fee_fen != ours.expected_fee_fen):
+        found.append((DiscrepancyKind.FEE_MISMATCH, FeeCase.NOT_AS_AGREED.value))
     return found
 
 
 def _finding(kind: DiscrepancyKind, case: str, channel_id: str, day: datetime.date, attempt_id: str,
              first_seen: datetime.date, found_at_ms: int, line: StatementLine | None,
              ours: OurEntry | None) -> Discrepancy:
+    agreed = kind is DiscrepancyKind.FEE_MISMATCH and case == FeeCase.NOT_AS_AGREED
+    # for NOT_AS_AGREED our figure is the agreed fee: the one the channel answered is the channel's
+    ours_fee = (ours.expected_fee_fen if agreed else ours.fee_fen) if ours else None
     detail = {
         DiscrepancyKind.MISSING_OURS: "on the channel's statement, not in the journal",
         DiscrepancyKind.MISSING_CHANNEL: "a success in the journal, not on the channel's statement",
         DiscrepancyKind.AMOUNT_MISMATCH: f"amount: ours {ours and ours.amount_fen} fen, "
                                          f"channel {line and line.amount_fen} fen",
-        DiscrepancyKind.FEE_MISMATCH: f"fee: ours {ours and ours.fee_fen} fen, channel {line and line.fee_fen} fen",
+        DiscrepancyKind.FEE_MISMATCH: (f"fee: agreed {ours_fee} fen (routing configuration), charged "
+                                       f"{line and line.fee_fen} fen" if agreed else
+                                       f"fee: the channel answered {ours_fee} fen, its statement says "
+                                       f"{line and line.fee_fen} fen"),
     }.get(kind, case.replace("_", " ").lower())
     return Discrepancy(
         discrepancy_id=f"dsc:{channel_id}:{attempt_id}:{kind.value}", kind=kind, status_case=case,
@@ -101,7 +120,7 @@ def _finding(kind: DiscrepancyKind, case: str, channel_id: str, day: datetime.da
         ours_status=ours.status.value if ours else "", channel_status=line.status.value if line else "",
         channel_credited=line.credited if line else None,
         ours_amount_fen=ours.amount_fen if ours else None, channel_amount_fen=line.amount_fen if line else None,
-        ours_fee_fen=ours.fee_fen if ours else None, channel_fee_fen=line.fee_fen if line else None,
+        ours_fee_fen=ours_fee, channel_fee_fen=line.fee_fen if line else None,
         channel_txn_id=(line.channel_txn_id if line else None) or (ours.channel_txn_id if ours else None),
         first_seen_date=first_seen.isoformat(), detail=detail, found_at_ms=found_at_ms)
 

@@ -8,7 +8,8 @@ Optimality: without statistics (v1), lowest fee, then higher priority, then chan
 `stats` (v2, processors/scoring.py), highest expected value p_success * value - fee, same
 tie-breaks, and a configured share of decisions explores by Thompson sampling.
 
-Health: channel-banks in `RouteRequest.demoted` are excluded (DEMOTED), except (a) in an exploring
+Health: channel-banks an operator disabled (`RouteRequest.demoted.disabled`) are always excluded
+(DISABLED). The other channel-banks in `RouteRequest.demoted` are excluded (DEMOTED), except (a) in an exploring
 decision, where they compete on their sampled score so a recovered channel-bank gets a chance to
 show it, and (b) as a last resort when nothing else is available (`scoring.demoted_last_resort`):
 the talk's demotion lowers a channel's priority, it does not switch it off, and a payment that may
@@ -26,6 +27,7 @@ import orjson
 
 from processors.fastinit import fast_frozen_init
 from processors.fees import fee_fen, fee_schedule
+from processors.health_model import Avoided
 from processors.limits import CardUsage, local_day
 from processors.maintenance import CompiledWindow, any_active, compile_windows
 from processors.routing_config import Fee, RoutingConfig
@@ -41,9 +43,10 @@ MAINTENANCE = "MAINTENANCE"
 OVER_PAYMENT_LIMIT = "OVER_PAYMENT_LIMIT"
 OVER_DAILY_LIMIT = "OVER_DAILY_LIMIT"
 ALREADY_TRIED = "ALREADY_TRIED"
+DISABLED = "DISABLED"
 DEMOTED = "DEMOTED"
 CHECK_ORDER = (UNSUPPORTED_CARD_TYPE, NO_AGREEMENT, MAINTENANCE, OVER_PAYMENT_LIMIT, OVER_DAILY_LIMIT,
-               ALREADY_TRIED, DEMOTED)
+               ALREADY_TRIED, DISABLED, DEMOTED)
 _RANK = {code: i for i, code in enumerate(CHECK_ORDER)}
 NO_ROUTE = "NO_ROUTE"
 
@@ -63,7 +66,8 @@ class RouteRequest:
     tried_channels: frozenset[str] = frozenset()
     agreements: frozenset[str] = frozenset()  # channel ids the card has signed a protocol-payment agreement with
     seed: int = 0
-    demoted: frozenset[tuple[str, str]] = frozenset()  # (channel_id, bank_code) demoted by health
+    # (channel_id, bank_code) avoided by health; an `Avoided` also names the disabled ones
+    demoted: frozenset[tuple[str, str]] = frozenset()
 
 
 @fast_frozen_init  # built per decision: see processors/fastinit.py
@@ -238,6 +242,7 @@ class Router:
         excluded: list[Exclusion] = []
         # locals: this loop is the hot path of every decision
         demoted, tried, agreements = req.demoted, req.tried_channels, req.agreements
+        disabled = demoted.disabled if type(demoted) is Avoided else ()
         amount = req.amount_fen
         card_type = req.card_type
         now = req.now_ms
@@ -274,6 +279,9 @@ class Router:
                 excluded.append(e.already_tried)
                 continue
             if demoted and (cid, e.bank_code) in demoted:
+                if disabled and (cid, e.bank_code) in disabled:  # no probe, no last resort
+                    excluded.append(Exclusion(cid, DISABLED, "disabled by an operator until `paycenter health enable`"))
+                    continue
                 held.append((e, left))
                 continue
             ok.append((e, left))

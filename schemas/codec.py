@@ -58,6 +58,22 @@ class AvroCodec:
             old = load_schema(path)
             self._writers.setdefault(schema_fingerprint(old), old)
 
+    @property
+    def record(self) -> str:
+        return record_name(self.schema)
+
+    def _unknown_writer(self, fp: bytes) -> str:
+        other = known_writers().get(fp)
+        if other is not None:
+            name, path = other
+            return (f"{self.name}: the record is of type {name} ({path}), not {self.record}: it was published to "
+                    f"the wrong topic. Publish it to the topic that carries {name} records; this one takes "
+                    f"{self.record} records (schemas/avro/{self.name}.avsc)")
+        return (f"{self.name}: unknown writer schema fingerprint {fp.hex()}: no published version of any paycenter "
+                f"schema has it. If it is a newer {self.record} version, publish it in "
+                f"schemas/avro/history/{self.name}/ before producing with it; otherwise the producer encodes a "
+                f"record that is not a {self.record}")
+
     def encode(self, record: dict[str, Any]) -> bytes:
         buf = io.BytesIO()
         buf.write(self._header)
@@ -74,14 +90,27 @@ class AvroCodec:
             )
         writer = self._writers.get(data[2:HEADER_LEN])
         if writer is None:
-            raise DecodeError(
-                f"{self.name}: unknown writer schema fingerprint {data[2:HEADER_LEN].hex()}; "
-                "publish the schema version in schemas/avro/history before producing with it"
-            )
+            raise DecodeError(self._unknown_writer(data[2:HEADER_LEN]))
         try:
             return fastavro.schemaless_reader(io.BytesIO(data[HEADER_LEN:]), writer, self.schema)
         except Exception as exc:  # fastavro raises several types on corrupt bodies
             raise DecodeError(f"{self.name}: corrupt Avro body ({type(exc).__name__}: {exc})") from exc
+
+
+def record_name(parsed: dict) -> str:
+    return str(parsed["name"]).rsplit(".", 1)[-1]
+
+
+@lru_cache(maxsize=None)
+def known_writers() -> dict[bytes, tuple[str, str]]:
+    """Every published schema version by fingerprint: (record name, file), to tell a record of
+    another type (sent to the wrong topic) from a version that is not published yet."""
+    out: dict[bytes, tuple[str, str]] = {}
+    for name in schema_names():
+        for path in [AVRO_DIR / f"{name}.avsc", *history_paths(name)]:  # the current file named first
+            parsed = load_schema(path)
+            out.setdefault(schema_fingerprint(parsed), (record_name(parsed), str(path.relative_to(AVRO_DIR.parent.parent))))
+    return out
 
 
 @lru_cache(maxsize=None)

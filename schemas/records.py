@@ -178,6 +178,7 @@ class Outcome(Record):
     reason: str = ""
     parts: list[OutcomePart] = Field(default_factory=list)
     duplicate: bool = False
+    order_id_reused: bool = False  # the rejection of another payment under this order_id (duplicate too)
     requested_at_ms: int
     decided_at_ms: int
 
@@ -228,6 +229,7 @@ class HealthAction(StrEnum):
     RESTORE = "RESTORE"
     TICK = "TICK"
     CLOCK = "CLOCK"
+    DISABLE = "DISABLE"  # no traffic at all, not even exploration, until RESTORE
 
 
 class HealthCommand(Record):

@@ -68,12 +68,50 @@ def sql(report: str, by: str, w: Window) -> list[str]:
                 f"quantilesTimingMerge(0.5, 0.95, 0.99)(latency_ms) AS p50_p95_p99 "
                 f"FROM rollup_attempts WHERE {w.where()} GROUP BY {keys} ORDER BY {keys}"]
     if report == "volume":
-        return [f"SELECT {keys}, sum(results) AS attempts, sum(successes) AS succeeded, sum(amount_fen) AS amount, "
-                f"sum(succeeded_fen) AS moved, sum(fee_fen) AS fees "
-                f"FROM rollup_attempts WHERE {w.where()} GROUP BY {keys} ORDER BY {keys}"]
+        # per payment (an order's final outcome), not per attempt: a failover is one payment. The
+        # second statement is the rejected commands' amounts, taken back out of the requested money.
+        return [f"SELECT {keys}, sum(payments) AS n_payments, sum(rejected) AS n_rejected, sum(amount_fen) AS amount, "
+                f"sum(succeeded) AS n_succeeded, sum(succeeded_fen) AS moved, sum(fee_fen) AS fees "
+                f"FROM rollup_payments WHERE {w.where()} GROUP BY {keys} ORDER BY {keys}",
+                f"SELECT {keys}, sum(amount_fen) AS rejected_amount FROM rollup_failures WHERE {w.where()} "
+                f"AND source = 'payment' AND failure_kind = 'REJECTED' GROUP BY {keys} ORDER BY {keys}"]
     return [f"SELECT {keys}, source, failure_kind, reason_code, sum(failures) AS n_failures, sum(amount_fen) AS amount, "
             f"any(sample_reason) AS reason FROM rollup_failures WHERE {w.where()} "
             f"GROUP BY {keys}, source, failure_kind, reason_code ORDER BY n_failures DESC, {keys} LIMIT 100"]
+
+
+VOLUME_HEADERS = ("payments", "requested ¥", "succeeded", "moved ¥", "fees ¥", "rejected")
+
+
+@dataclass(frozen=True)
+class Volume:
+    """Volume of one key: money that valid commands asked for, and money that moved. A rejected
+    command is counted in `rejected` and its amount is in neither figure: it was never going to move."""
+    key: tuple[str, ...]
+    payments: int  # orders of valid commands with their first (non-duplicate) outcome
+    requested_fen: int
+    succeeded: int  # payments that SUCCEEDED in full (a PARTIAL one moved money too: see moved_fen)
+    moved_fen: int
+    fees_fen: int
+    rejected: int
+
+
+def volumes(n_keys: int, payment_rows: list, rejected_rows: list) -> list[Volume]:
+    """Shape the two volume statements' rows (see sql) into one Volume per key."""
+    rejected_fen = {tuple(str(x) for x in r[:n_keys]): int(r[n_keys]) for r in rejected_rows}
+    out = []
+    for r in payment_rows:
+        key = tuple(str(x) for x in r[:n_keys])
+        payments, rejected, amount, succeeded, moved, fees = (int(x) for x in r[n_keys:n_keys + 6])
+        out.append(Volume(key, payments - rejected, amount - rejected_fen.get(key, 0), succeeded, moved, fees,
+                          rejected))
+    return out
+
+
+def volume(by: str, w: Window, query: Callable[[str], list]) -> list[Volume]:
+    """`paycenter report volume` as records (the dashboard shows these)."""
+    payments, rejected = sql("volume", by, w)
+    return volumes(len(BY[by]), query(payments), query(rejected))
 
 
 def yuan(fen: int) -> str:
@@ -92,8 +130,21 @@ class Table:
     rows: list[list[str]]
 
 
+# A payment refused before any channel was chosen (invalid, or no channel could take it) is journaled
+# with a blank channel, and a blank bank when the command named none: say so instead of a blank cell.
+BLANK_LABELS = {"channel_id": "(rejected, no channel)", "bank_code": "(no bank)", "business_line": "(no business line)"}
+
+
 def table(report: str, by: str, w: Window, query: Callable[[str], list]) -> Table:
     """Run a report through `query` (sql text -> rows) and shape it for printing."""
+    t = _table(report, by, w, query)
+    labels = [BLANK_LABELS[col] for col in BY[by]]
+    for row in t.rows:
+        row[:len(labels)] = [cell if str(cell).strip() else label for cell, label in zip(row, labels)]
+    return t
+
+
+def _table(report: str, by: str, w: Window, query: Callable[[str], list]) -> Table:
     n = len(BY[by])
     keys = [h.replace("_id", "").replace("_code", "").replace("_line", "") for h in BY[by]]
     stmts = sql(report, by, w)
@@ -117,9 +168,9 @@ def table(report: str, by: str, w: Window, query: Callable[[str], list]) -> Tabl
             out.append([*map(str, r[:n]), str(r[n]), str(r[n + 1]), *(f"{float(x):.0f}" for x in q)])
         return Table(keys + ["results", "avg ms", "p50 ms", "p95 ms", "p99 ms"], out)
     if report == "volume":
-        return Table(keys + ["attempts", "succeeded", "amount ¥", "moved ¥", "fees ¥"],
-                     [[*map(str, r[:n]), str(r[n]), str(r[n + 1]), yuan(int(r[n + 2])), yuan(int(r[n + 3])),
-                       yuan(int(r[n + 4]))] for r in rows])
+        return Table(keys + list(VOLUME_HEADERS),
+                     [[*v.key, str(v.payments), yuan(v.requested_fen), str(v.succeeded), yuan(v.moved_fen),
+                       yuan(v.fees_fen), str(v.rejected)] for v in volumes(n, rows, query(stmts[1]))])
     return Table(keys + ["source", "kind", "code", "failures", "amount ¥", "reason"],
                  [[*map(str, r[:n + 3]), str(r[n + 3]), yuan(int(r[n + 4])), str(r[n + 5])[:60]] for r in rows])
 

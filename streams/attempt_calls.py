@@ -42,8 +42,15 @@ def channel_hung(att: Attempt) -> ChannelResponse:
                                         "call at a time goes through until one is answered in time")
 
 
+def maybe_sent(refusal: ChannelResponse) -> ChannelResponse:
+    """A refusal for an attempt another executor had before (a crash, a handover): it may have sent
+    it, so "not sent" would be a guess; the channel's books tell, through a status query."""
+    return ChannelResponse.pending(codes.MAYBE_SENT, f"outcome unknown: {refusal.channel_code} here, but the "
+                                                     "executor before this one may have sent it; asked at the channel")
+
+
 def unknown_channel(att: Attempt) -> ChannelResponse:
-    return not_sent("NO_CONNECTOR", f"no connector for channel {att.channel_id!r}; add it to the routing config")
+    return not_sent(codes.NO_CONNECTOR, f"no connector for channel {att.channel_id!r}; add it to the routing config")
 
 
 async def resolve_pending(channel: Channel, attempt_id: str, deadline_s: float,

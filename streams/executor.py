@@ -25,7 +25,8 @@ query is cheap, and a PENDING attempt holding a slot for the poll deadline would
 channel-bank. Pollers are capped at PAYCENTER_EXECUTOR_CONCURRENCY; beyond that, and whatever the
 poll did not settle, the pending resolver (streams/pending.py) queries later. A crash before the
 result is delivered means the attempt is consumed again and sent again with the same attempt_id:
-the channel answers with what it already did, it does not charge twice.
+the channel answers with what it already did, it does not charge twice. An attempt answered without
+a call is the exception (the channel never saw it): streams/refusals.py keeps it unsent.
 """
 from __future__ import annotations
 
@@ -49,11 +50,13 @@ from processors.config_doc import ConfigDoc, digest
 from processors.routing_config import RoutingConfig
 from schemas.codec import DecodeError
 from schemas.records import Attempt, AttemptStatus
-from streams.attempt_calls import channel_busy, channel_hung, resolve_pending, to_request, to_result, unknown_channel
+from streams.attempt_calls import (channel_busy, channel_hung, maybe_sent, resolve_pending, to_request, to_result,
+                                   unknown_channel)
 from streams.bulkhead import Bulkhead, Refused, Ticket
 from streams.common import Clock, load_routing_config, message_dead_letter, wall_clock_ms
 from streams.config_view import ConfigView
 from streams.offsets import OffsetTracker, Partition
+from streams.refusals import RefusalLog, topic_for
 from streams.runtime import commit as commits
 from streams.runtime.run import run_until_signalled
 from streams.runtime.kafka import IdleNaps, consumer as group_consumer, instance_id, produce, stop_consuming
@@ -95,13 +98,13 @@ class ExecutorLoop:
         self.bulkhead = Bulkhead(per_key=settings.channel_concurrency, queue_per_key=settings.channel_concurrency,
                                  total=settings.executor_concurrency, stall_s=STALL_S)
         self.results_t, self.dlq_t = settings.topic("pay.results"), settings.topic("pay.deadletter")
-        # the faust executor's group (offsets carry over); the payment path's fetch wait
-        # (infra/settings.py); the loop stops consuming while the bulkhead's waiting room is full:
-        # stay in the group meanwhile
+        # the payment path's fetch wait (infra/settings.py); the loop stops consuming while the
+        # bulkhead's waiting room is full: stay in the group meanwhile
         self.consumer = group_consumer(settings, groups.GROUPS[self.ROLE], settings.path_fetch_max_wait_ms, role=self.ROLE,
                                        **{"max.poll.interval.ms": 600_000})
         self.producer = Producer(kafka.producer_config(settings, linger_ms=1))
         self.offsets = OffsetTracker()
+        self.refusals = RefusalLog(settings.kafka_bootstrap, settings.topic(topic_for(self.ROLE)), self.producer)
         self.tasks: set[asyncio.Task] = set()  # channel calls (waiting for a slot, or in flight)
         self.polls: set[asyncio.Task] = set()  # PENDING attempts asked again until final
         self.polling = 0
@@ -120,7 +123,8 @@ class ExecutorLoop:
             loop = asyncio.get_running_loop()
             self.view.listen(lambda doc: loop.call_soon_threadsafe(self.reconfigure, doc.config))
             self.view.start()
-        self.consumer.subscribe([self.s.topic(self.INPUT)], on_revoke=self._revoked, on_lost=self._lost)
+        self.consumer.subscribe([self.s.topic(self.INPUT)], on_assign=self._assigned, on_revoke=self._revoked,
+                                on_lost=self._lost)
         idle, committed_at = 0.001, 0.0
         try:
             while self.running and self.failed is None:
@@ -186,6 +190,12 @@ class ExecutorLoop:
             self._produce(self.dlq_t, msg.key(), message_dead_letter(msg, "UNDECODABLE", str(exc)).encode(), done)
             metrics.child(metrics.DEAD_LETTERS, self.ROLE, "UNDECODABLE").inc()
             return
+        if not self.refusals.loaded(msg.partition()):
+            self.refusals.load_assigned(msg.partition(), [tp.partition for tp in self.consumer.assignment()])
+        refused = self.refusals.answer(msg.partition(), att.attempt_id)
+        if refused is not None:  # answered "not sent" before a crash: the same answer, still unsent
+            self._produce(self.results_t, att.card_token.encode(), refused, done)
+            return
         channel = self.registry.get(att.channel_id)
         if channel is None:
             self._spawn(self.unknown(att, job, done), None)
@@ -220,16 +230,22 @@ class ExecutorLoop:
         key = (att.channel_id, att.bank_code)
         ticket = await self.bulkhead.admit(key)
         if ticket is None:
-            self.refuse(att, done, hung=self.bulkhead.is_probing(key))
+            self.refuse(att, channel, done, hung=self.bulkhead.is_probing(key))
             return
         self._spawn(self.call(att, job, channel, ticket, done), ticket)
 
-    def refuse(self, att: Attempt, done, hung: bool) -> None:
-        """Not sent: CHANNEL_HUNG (calls timed out, a probe is running) or CHANNEL_BUSY (stalled)."""
+    def refuse(self, att: Attempt, channel: Channel, done, hung: bool) -> None:
+        """Not sent: CHANNEL_HUNG (calls timed out, a probe is running) or CHANNEL_BUSY (stalled).
+        Unless another executor had the attempt before: then PENDING, asked at the channel."""
         metrics.child(metrics.CHANNEL_BUSY, self.ROLE, att.channel_id, att.bank_code).inc()
         resp = channel_hung(att) if hung else channel_busy(att, self.s.channel_concurrency, STALL_S)
         self._log_busy(att, resp.channel_code)
-        self.publish(att, resp, self.clock(), done)
+        if self.refusals.maybe_sent(done.args[0].partition, att.created_at_ms):  # `done`: made by `handle`
+            resp = maybe_sent(resp)
+        started = self.clock()
+        self.publish(att, resp, started, done)
+        if resp.status == AttemptStatus.PENDING:
+            self._poll_later(att, channel, started)
 
     def _spawn(self, coro, ticket: Ticket | None) -> None:
         task = asyncio.ensure_future(coro)
@@ -240,7 +256,7 @@ class ExecutorLoop:
         try:
             await ticket.started()
         except Refused:  # its channel-bank's calls timed out while it waited: fail over at once
-            self.refuse(att, done, hung=True)
+            self.refuse(att, channel, done, hung=True)
             return
         started = self.clock()  # after the wait for a slot: latency is the channel's, the wait shows in started_at
         timed_out = False
@@ -256,10 +272,13 @@ class ExecutorLoop:
             ticket.release(timed_out)
         self.publish(att, resp, started, done)
         if resp.status == AttemptStatus.PENDING:
-            # a task of its own: the call is over (its offset finishes with the PENDING result)
-            task = asyncio.ensure_future(self.poll(att, channel, started))
-            self.polls.add(task)
-            task.add_done_callback(self.polls.discard)
+            self._poll_later(att, channel, started)
+
+    def _poll_later(self, att: Attempt, channel: Channel, started: int) -> None:
+        # a task of its own: the call is over (its offset finishes with the PENDING result)
+        task = asyncio.ensure_future(self.poll(att, channel, started))
+        self.polls.add(task)
+        task.add_done_callback(self.polls.discard)
 
     async def poll(self, att: Attempt, channel: Channel, started: int) -> None:
         if self.polling >= self.s.executor_concurrency:
@@ -283,10 +302,18 @@ class ExecutorLoop:
 
     # ---- producing -------------------------------------------------------------------------------
     def publish(self, att: Attempt, resp: ChannelResponse, started: int, done) -> None:
-        result = to_result(att, resp, started, self.clock())
-        self._produce(self.results_t, att.card_token.encode(), result.encode(), done)
+        res = to_result(att, resp, started, self.clock())
+        result = res.encode()
+        if resp.channel_code in codes.NOT_SENT and done is not None:
+            # on the broker before the router can fail over on it: no later executor sends it
+            part: Partition = done.args[0]  # `done` is the partial `handle` made for the attempt's offset
+            self.refusals.record(part.partition, att.attempt_id, result,
+                                 lambda: self._produce(self.results_t, att.card_token.encode(), result, done),
+                                 self._delivered_untracked)
+        else:
+            self._produce(self.results_t, att.card_token.encode(), result, done)
         metrics.child(metrics.PRODUCED, self.ROLE, self.results_t).inc()
-        metrics.child(metrics.CHANNEL_CALLS, att.channel_id, resp.status.value).observe(result.latency_ms / 1000)
+        metrics.child(metrics.CHANNEL_CALLS, att.channel_id, resp.status.value).observe(res.latency_ms / 1000)
 
     def _produce(self, topic: str, key: bytes | None, value: bytes, done) -> None:
         produce(self.producer, topic, key, value, on_delivery=done or self._delivered_untracked)
@@ -323,15 +350,20 @@ class ExecutorLoop:
         if offsets:
             self.offsets.confirm(commits.commit(self.consumer, offsets, attempts=attempts).committed)
 
+    def _assigned(self, consumer, partitions) -> None:
+        self.refusals.assigned([tp.partition for tp in partitions], wall_clock_ms())
+
     def _revoked(self, consumer, partitions) -> None:
         # Calls still running for these partitions finish and publish; their offsets stay
         # uncommitted and the next owner sends those attempts again (the channel answers from its books).
         self.producer.flush(5)  # serve the delivery reports: commit everything finished
         self._commit(tps=partitions)
         self.offsets.forget(partitions)
+        self.refusals.forget([tp.partition for tp in partitions])
 
     def _lost(self, consumer, partitions) -> None:
         self.offsets.forget(partitions)
+        self.refusals.forget([tp.partition for tp in partitions])
 
     async def _shutdown(self) -> None:
         # Calls in flight may end (bounded by the channels' timeouts): their results go out and

@@ -35,7 +35,7 @@ from infra import topics
 from infra import groups
 from infra.settings import Settings
 from paycenter import metrics
-from processors.health import HealthState
+from processors.health import HealthReason, HealthState
 from processors.health_alerts import minute_alert, transition_alert
 from processors.health_cell import Cells, CellStep, due_ms, key_of, minute_stats, split_key
 from processors.health_config import HealthConfig, load as load_health_config
@@ -169,10 +169,12 @@ class HealthLoop:
             return
         key = key_of(cmd.channel_id, cmd.bank_code)
         try:
-            if cmd.action == HealthAction.DEMOTE:
+            if cmd.action in (HealthAction.DEMOTE, HealthAction.DISABLE):
+                disable = cmd.action == HealthAction.DISABLE  # until restored, whatever the command says
+                code = HealthReason.OPERATOR_DISABLE if disable else HealthReason.OPERATOR_DEMOTE
                 step = self.cells.force_demote(self.table.get(key), cmd.channel_id, cmd.bank_code,
                                                f"{cmd.reason} (operator {cmd.operator or 'unknown'})", now,
-                                               cmd.duration_ms)
+                                               None if disable else cmd.duration_ms, code)
             else:
                 step = self.cells.restore(self.table.get(key), cmd.channel_id, cmd.bank_code,
                                           f"{cmd.reason or 'operator restore'} (operator {cmd.operator or 'unknown'})",

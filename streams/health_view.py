@@ -20,6 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPar
 
 from infra.settings import Settings
 from processors.health import ChannelBankHealth, HealthEvent, Key
+from processors.health_model import Avoided
 from schemas.codec import DecodeError
 from streams.common import wall_clock_ms
 from streams.runtime.kafka import IdleNaps
@@ -77,13 +78,13 @@ class HealthView:
 
     def _rebuild(self, now_ms: int) -> tuple[frozenset[Key], int, int]:
         with self._lock:
-            demoted, until = set(), NEVER
+            demoted, disabled, until = set(), set(), NEVER
             for key, view in self._states.items():
                 if view.is_demoted(now_ms):
-                    demoted.add(key)
+                    (disabled if view.is_disabled else demoted).add(key)
                     if view.demoted_until_ms is not None:
                         until = min(until, view.demoted_until_ms)
-            snapshot = (frozenset(demoted), now_ms, until)
+            snapshot = (Avoided(demoted, disabled), now_ms, until)
             self._snapshot = snapshot
             return snapshot
 

@@ -154,9 +154,12 @@ class Router:
                                  self.planner, origin=_origin(msg), agreements=self._agreements(cmd.card_token),
                                  lookup=self.orders.get, window_ms=self.window_ms)
         self.costs["command"].add(time.perf_counter_ns() - t0)
-        # the state's copy of the command is the one to trust: numbers in clear are removed there
-        token = step.state.command["card_token"] if step.state is not None else cmd.card_token
-        order_id = step.state.command["order_id"] if step.state is not None else cmd.order_id
+        # the state's copy of the command is the one to trust: numbers in clear are removed there,
+        # as in the outcome of a refusal that keeps no state (an order_id reused for another payment)
+        if step.state is not None:
+            token, order_id = step.state.command["card_token"], step.state.command["order_id"]
+        else:
+            token, order_id = step.outcomes[0].card_token, step.outcomes[0].order_id
         key = msg.key() if msg.key() and not contains_pan(msg.key()) else token.encode()
         if step.dead_letter is not None:
             self.park(out, msg, step.dead_letter.reason_code, step.dead_letter.reason, order_id)

@@ -1,4 +1,8 @@
-"""python -m connectors.simulator --channel alpha --port 18501 [--profile banks.yaml] [--zero-latency]"""
+"""python -m connectors.simulator --channel alpha --port 18501 [--profile banks.yaml] [--zero-latency]
+
+Fees come from the routing configuration (--routing-config, default PAYCENTER_ROUTING_CONFIG or
+the demo's): the simulated channel charges what paycenter expects unless the profile sets a fee.
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,10 +10,15 @@ import asyncio
 import logging
 import signal
 import sys
+from pathlib import Path
 
 from connectors.signing import MissingSecretError, load_secret
-from connectors.simulator.profiles import SimulatorConfig, load_profile_file
+from connectors.simulator.profiles import SimulatorConfig, declared_fees, load_profile_file
 from connectors.simulator.runner import run_simulator
+from infra.settings import load as load_settings
+from processors.routing_config import load as load_routing
+
+log = logging.getLogger("connectors.simulator")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -28,6 +37,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile", help="YAML bank profiles: {seed, timezone, default: {...}, banks: {CODE: {...}}}")
     p.add_argument("--seed", type=int, help="override the profile file's seed")
     p.add_argument("--zero-latency", action="store_true", help="answer at once whatever the profiles say")
+    p.add_argument("--routing-config", type=Path,
+                   help="routing configuration whose fees this channel charges where the profile sets none "
+                        "(default: PAYCENTER_ROUTING_CONFIG, else infra/routing.demo.yaml)")
     return p.parse_args(argv)
 
 
@@ -36,8 +48,18 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
     kwargs = load_profile_file(args.profile) if args.profile else {}
     if args.seed is not None:
         kwargs["seed"] = args.seed
+    routing_path = args.routing_config or load_settings().routing_config
+    try:
+        declared = declared_fees(load_routing(routing_path), args.channel)
+    except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        raise ValueError(f"routing configuration {routing_path} (the fees to charge) cannot be read: "
+                         f"{str(exc).splitlines()[0]}; fix it or pass --routing-config") from None
+    if not declared:
+        log.warning("channel %s is not in %s: banks without a fee in the profile charge nothing",
+                    args.channel, routing_path)
     config = SimulatorConfig(
-        channel_id=args.channel, secret=load_secret(args.channel, env_var), host=args.host, port=args.port, **kwargs
+        channel_id=args.channel, secret=load_secret(args.channel, env_var), host=args.host, port=args.port,
+        declared_fees=declared, **kwargs
     )
     return config.zero_latency() if args.zero_latency else config
 

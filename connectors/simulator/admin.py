@@ -9,6 +9,9 @@
     POST /admin/statement-lines          plant a line for an attempt paycenter never sent:
                                          {"attempt_id", "amount_fen", "status"?, "fee_fen"?,
                                           "bank_code"?, "operation"?, "booked_at_ms"?}
+    POST /admin/statement-lines/many     plant a day's worth of such lines at once (load tests):
+                                         {"prefix", "count", "amount_fen", "fee_fen", "booked_at_ms"}
+                                         lists <prefix><n>.1 for n = 0..count-1, SUCCESS, bank ICBC
     POST /admin/reset                    forget everything, back to the start-up configuration
 """
 from __future__ import annotations
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
 
 _DISCREPANCY_KEYS = {"credited", "omit", "status", "amount_fen", "fee_fen"}
 _EXTRA_KEYS = {"attempt_id", "amount_fen", "status", "fee_fen", "bank_code", "operation", "booked_at_ms"}
+_MANY_KEYS = {"prefix", "count", "amount_fen", "fee_fen", "booked_at_ms"}
 
 
 def _loopback_only(request: web.Request) -> None:
@@ -97,6 +101,17 @@ def add_routes(app: web.Application, sim: SimulatorServer) -> None:
             raise web.HTTPBadRequest(text=str(exc)) from None
         return web.json_response(line)
 
+    async def many_lines(request: web.Request) -> web.Response:
+        _loopback_only(request)
+        data = await _json_object(request)
+        if set(data) != _MANY_KEYS or not isinstance(data["prefix"], str):
+            raise web.HTTPBadRequest(text=f"need exactly {sorted(_MANY_KEYS)} (prefix a string, the rest integers)")
+        try:
+            planted = sim.books.add_many_lines(**data)
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        return web.json_response({"planted": planted})
+
     async def reset(request: web.Request) -> web.Response:
         _loopback_only(request)
         sim.reset()
@@ -107,4 +122,5 @@ def add_routes(app: web.Application, sim: SimulatorServer) -> None:
     app.router.add_post("/admin/banks/{bank_code}", patch_bank)
     app.router.add_post("/admin/discrepancies/{attempt_id}", discrepancy)
     app.router.add_post("/admin/statement-lines", extra_line)
+    app.router.add_post("/admin/statement-lines/many", many_lines)
     app.router.add_post("/admin/reset", reset)

@@ -95,7 +95,7 @@ class Books:
     entries: list[LedgerEntry] = field(default_factory=list)
     discrepancies: dict[str, Discrepancy] = field(default_factory=dict)
     # Statement lines for attempts paycenter never sent (planted: "missing on our side").
-    extra_lines: list[dict[str, Any]] = field(default_factory=list)
+    extra_lines: dict[str, dict[str, Any]] = field(default_factory=dict)  # by attempt id
     # Indexes so each request costs O(log n) / O(attempts of that card), not O(all attempts).
     _unbooked: list[tuple[int, str]] = field(default_factory=list)  # heap of (resolve_at_ms, attempt_id)
     _by_card: dict[tuple[str, Operation], list[AttemptRecord]] = field(default_factory=dict)
@@ -173,7 +173,7 @@ class Books:
                     "booked_at_ms": e.booked_at_ms,
                 }
             )
-        lines.extend(line for line in self.extra_lines if self.day_of(line["booked_at_ms"]) == day)
+        lines.extend(line for line in self.extra_lines.values() if self.day_of(line["booked_at_ms"]) == day)
         return lines
 
     def add_extra_line(self, attempt_id: str, amount_fen: int, now: int, status: AttemptStatus = AttemptStatus.SUCCESS,
@@ -191,5 +191,23 @@ class Books:
         line = {"attempt_id": attempt_id, "txn_id": self.txn_id(attempt_id), "operation": Operation(operation).value,
                 "bank_code": bank_code, "amount_fen": amount_fen, "fee_fen": fee_fen, "status": status.value,
                 "credited": status is AttemptStatus.SUCCESS, "booked_at_ms": now if booked_at_ms is None else booked_at_ms}
-        self.extra_lines = [x for x in self.extra_lines if x["attempt_id"] != attempt_id] + [line]
+        self.extra_lines.pop(attempt_id, None)  # a re-planted line goes last, as a new one
+        self.extra_lines[attempt_id] = line
         return line
+
+    def add_many_lines(self, prefix: str, count: int, amount_fen: int, fee_fen: int, booked_at_ms: int) -> int:
+        """Plant `count` successful lines `<prefix><n>.1` (n = 0..count-1) booked at `booked_at_ms`: a
+        channel's full day for load tests, each line as add_extra_line would plant it."""
+        if type(count) is not int or not 0 < count <= 5_000_000:
+            raise ValueError(f"count must be an integer from 1 to 5,000,000, got {count!r}")
+        for name, value in (("amount_fen", amount_fen), ("fee_fen", fee_fen), ("booked_at_ms", booked_at_ms)):
+            if type(value) is not int or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        base = {"operation": Operation.PAY_IN.value, "bank_code": "ICBC", "amount_fen": amount_fen, "fee_fen": fee_fen,
+                "status": AttemptStatus.SUCCESS.value, "credited": True, "booked_at_ms": booked_at_ms}
+        for n in range(count):
+            attempt_id = f"{prefix}{n}.1"
+            if attempt_id in self.attempts:
+                raise ValueError(f"attempt {attempt_id} is real; choose another prefix")
+            self.extra_lines[attempt_id] = {"attempt_id": attempt_id, "txn_id": self.txn_id(attempt_id), **base}
+        return count

@@ -221,7 +221,8 @@ class SimulatorServer:
         return AttemptRecord(
             attempt_id=body.attempt_id, order_id=body.order_id, card_token=body.card_token,
             bank_code=body.bank_code, card_type=body.card_type, operation=operation,
-            amount_fen=body.amount_fen, fee_fen=profile.fee_fen(body.amount_fen), auth_elements=body.auth_elements,
+            amount_fen=body.amount_fen, fee_fen=self.config.fee_fen(body.bank_code, operation, body.amount_fen),
+            auth_elements=body.auth_elements,
             txn_id=self.books.txn_id(body.attempt_id), final_code=final,
             received_at_ms=now, resolve_at_ms=resolve_at,
         )

@@ -1,7 +1,7 @@
-"""`paycenter health status|demote|restore|clock`: channel-bank health for operators.
+"""`paycenter health status|demote|restore|disable|enable|clock`: channel-bank health for operators.
 
-status reads the compacted channel.health topic (the state every router follows); demote and restore
-publish a command on health.commands for the health monitor (`paycenter worker health`) and, with
+status reads the compacted channel.health topic (the state every router follows); demote, restore,
+disable and enable publish a command on health.commands for the health monitor (`paycenter worker health`) and, with
 --wait, print the transition the monitor published.
 """
 from __future__ import annotations
@@ -21,9 +21,9 @@ from infra import kafka
 
 
 def register(sub) -> None:
-    h = sub.add_parser("health", help="channel-bank health: status, demote, restore",
+    h = sub.add_parser("health", help="channel-bank health: status, demote, restore, disable, enable",
                        description="Channel-bank health (docs/health.md). The health monitor must be running "
-                                   "(`paycenter worker health`) for demote/restore to take effect.")
+                                   "(`paycenter worker health`) for demote/restore/disable/enable to take effect.")
     hs = h.add_subparsers(dest="health_action", required=True)
 
     s = hs.add_parser("status", help="every channel-bank's health as routers see it")
@@ -32,16 +32,34 @@ def register(sub) -> None:
     s.add_argument("--timeout", type=float, default=10.0, help="seconds to read channel.health (default 10)")
     s.set_defaults(func=cmd_status)
 
-    d = hs.add_parser("demote", help="take a channel-bank out of routing")
+    d = hs.add_parser("demote", help="lower a channel-bank's routing priority (routers use it only when no "
+                                     "NORMAL channel can take a payment, and exploration still probes it)",
+                      description="Demote a channel-bank: routers prefer every NORMAL channel-bank to it, use it as "
+                                  "a last resort, and exploration still sends it a small share of probes, so its "
+                                  "recovery shows. It is not a hard stop.")
     _target(d)
     d.add_argument("--reason", required=True, help="why (shown in alerts and status)")
     d.add_argument("--minutes", type=float, help="for this long, then probation (default: until restored)")
     d.set_defaults(func=cmd_demote)
 
-    r = hs.add_parser("restore", help="put a demoted (or probation) channel-bank back to NORMAL")
+    r = hs.add_parser("restore", help="put a demoted, disabled or probation channel-bank back to NORMAL")
     _target(r)
     r.add_argument("--reason", default="operator restore")
     r.set_defaults(func=cmd_restore)
+
+    x = hs.add_parser("disable", help="take a channel-bank out of routing: no traffic at all, not even "
+                                      "exploration probes or last-resort payments, until `enable`",
+                      description="Disable a channel-bank: routers send it nothing until an operator enables it "
+                                  "again (`paycenter health enable`). For a softer step that keeps probing it, "
+                                  "use `demote`.")
+    _target(x)
+    x.add_argument("--reason", required=True, help="why (shown in alerts and status)")
+    x.set_defaults(func=cmd_disable)
+
+    e = hs.add_parser("enable", help="put a disabled channel-bank back into routing (NORMAL)")
+    _target(e)
+    e.add_argument("--reason", default="operator enable")
+    e.set_defaults(func=cmd_restore)
 
     c = hs.add_parser("clock", help="TESTS ONLY: move the monitor's clock (needs PAYCENTER_ALLOW_CLOCK_OFFSET=1 "
                                     "on the monitor)")
@@ -123,6 +141,10 @@ def cmd_demote(args) -> int:
                   duration_ms=None if minutes is None else int(minutes * 60_000))
 
 
+def cmd_disable(args) -> int:
+    return _issue(args, HealthAction.DISABLE, reason=args.reason)
+
+
 def cmd_restore(args) -> int:
     return _issue(args, HealthAction.RESTORE, reason=args.reason)
 
@@ -178,20 +200,46 @@ def _ts(ms: int | None) -> str:
 
 
 def _line(e) -> str:
+    disabled = e.to_state.value == "DEMOTED" and e.reason_code.value == "OPERATOR_DISABLE"
     until = {"DEMOTED": f" until {_ts(e.demoted_until_ms) if e.demoted_until_ms else 'restored'}",
              "PROBATION": f" probation until {_ts(e.probation_until_ms)}"}.get(e.to_state.value, "")
-    return (f"{e.channel_id}:{e.bank_code:<6} {e.to_state.value:<9} level {e.demotion_level}{until} "
+    state = "DISABLED" if disabled else e.to_state.value
+    until = " until enabled" if disabled else until
+    return (f"{e.channel_id}:{e.bank_code:<6} {state:<9} level {e.demotion_level}{until} "
             f"[{e.reason_code.value} at {_ts(e.at_ms)}: {e.reason}] failures={e.consecutive_failures} "
             f"pending={e.consecutive_pending} seq={e.seq}")
+
+
+def configured_pairs(settings) -> list[tuple[str, str]]:
+    """Every channel-bank of the routing configuration (none when it cannot be read)."""
+    from processors.routing_config import load as load_config
+    try:
+        config = load_config(settings.routing_config)
+    except (OSError, ValueError) as exc:
+        print(f"warning: cannot read the routing config {settings.routing_config} ({exc}); only channel-banks "
+              f"with a health record are listed", file=sys.stderr)
+        return []
+    return [(ch.id, bank) for ch in config.channels.values() for bank in ch.banks]
+
+
+def _never_demoted(channel: str, bank: str) -> str:
+    return f"{channel}:{bank:<6} {'NORMAL':<9} level 0 [no health record: never demoted]"
 
 
 def cmd_status(args) -> int:
     settings = load_settings()
     states = read_states(settings, args.timeout)
-    shown = [e for _, e in sorted(states.items()) if args.all or e.to_state.value != "NORMAL"]
-    for e in shown:
-        print(json.dumps(e.to_dict()) if args.json else _line(e))
+    # a channel-bank gets its first record at its first transition: the configuration lists the others
+    keys = sorted(set(states) | set(configured_pairs(settings)))
+    shown = [k for k in keys if args.all or (k in states and states[k].to_state.value != "NORMAL")]
+    for key in shown:
+        e = states.get(key)
+        if args.json:
+            print(json.dumps(e.to_dict() if e else {"channel_id": key[0], "bank_code": key[1], "to_state": "NORMAL",
+                                                     "demotion_level": 0, "seq": 0}))
+        else:
+            print(_line(e) if e else _never_demoted(*key))
     if not args.json:
-        print(f"{len(shown)} shown of {len(states)} channel-banks with a health record; the others are NORMAL"
-              + ("" if args.all else " (--all lists NORMAL ones too)"))
+        print(f"{len(shown)} shown of {len(keys)} channel-banks ({len(states)} with a health record)"
+              + ("" if args.all else "; the others are NORMAL (--all lists them too)"))
     return 0

@@ -1,32 +1,17 @@
-"""The dashboard's ClickHouse queries, over the journal (FINAL: a replayed row never counts twice).
-
-Each returns plain JSON-friendly data for the page. SQL runs on ClickHouse 18.16 and current."""
+"""The dashboard's ClickHouse queries. Charts, success rates and volume read the report rollups (the
+numbers `paycenter report` prints for the same window); the backlog reads the journal (FINAL: a
+replayed row never counts twice). Each returns plain JSON-friendly data for the page.
+SQL runs on ClickHouse 18.16 and current."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from clickhouse_driver import Client
 
-RESULTS_BY_MINUTE = """
-SELECT toUnixTimestamp(toStartOfMinute(event_time)) AS minute, {key} AS k,
-       countIf(status = 'SUCCESS') AS ok, countIf(status = 'FAILED') AS failed,
-       countIf(status = 'PENDING') AS pending, avg(latency_ms) AS avg_latency_ms
-FROM journal FINAL
-WHERE event_type = 'result' AND event_time >= now() - INTERVAL %(minutes)s MINUTE
-GROUP BY minute, k ORDER BY minute, k
-"""
+from sinks import reports
 
-VOLUME_BY_BUSINESS = """
-SELECT business_line, count() AS orders, sum(amount_fen) AS amount_fen
-FROM journal FINAL
-WHERE event_type = 'command' AND event_time >= now() - INTERVAL %(minutes)s MINUTE
-GROUP BY business_line ORDER BY business_line
-"""
-
-OUTCOMES_BY_BUSINESS = """
-SELECT business_line, status, count() AS n, sum(succeeded_fen) AS moved_fen
-FROM journal FINAL
-WHERE event_type = 'outcome' AND duplicate = 0 AND event_time >= now() - INTERVAL %(minutes)s MINUTE
-GROUP BY business_line, status ORDER BY business_line, status
-"""
+# the page's time-range selector: name -> seconds
+RANGES = {"15m": 15 * 60, "1h": 3600, "24h": 24 * 3600}
 
 BACKLOG = """
 SELECT business_line, count() AS open_orders, min(event_time_ms) AS oldest_ms
@@ -46,23 +31,56 @@ ORDER BY found_at_ms DESC LIMIT 100
 """
 
 
+@dataclass(frozen=True)
+class Windows:
+    """The windows of one page view, from ClickHouse's clock (as `paycenter report` takes it)."""
+    now: int
+    tables: reports.Window  # the grain `paycenter report --since <range>` picks
+    charts: reports.Window  # always minutes: one chart point per minute
+
+    @classmethod
+    def of(cls, client: Client, range_name: str) -> "Windows":
+        [(now,)] = client.execute("SELECT toUInt32(now())")
+        since = RANGES[range_name]
+        return cls(int(now), reports.Window.since(int(now), since), reports.Window.since(int(now), since, "minute"))
+
+
 def _rows(client: Client, sql: str, params: dict | None = None) -> list[dict]:
     rows, cols = client.execute(sql, params or {}, with_column_types=True)
     names = [c[0] for c in cols]
     return [dict(zip(names, r)) for r in rows]
 
 
-def results_by_minute(client: Client, by: str, minutes: int = 60) -> list[dict]:
-    key = {"channel": "channel_id", "channel-bank": "concat(channel_id, ':', bank_code)"}[by]
-    return _rows(client, RESULTS_BY_MINUTE.format(key=key), {"minutes": minutes})
+def results_by_minute(client: Client, w: reports.Window) -> list[dict]:
+    """Per channel and minute: final results, successes and average latency (PENDING answers are not
+    results; their final answer is)."""
+    return _rows(client, f"""
+        SELECT toUInt32(period) AS t, channel_id AS k, sum(results) AS n_results, sum(successes) AS n_ok,
+               intDiv(sum(latency_ms_sum), greatest(sum(results), 1)) AS avg_ms
+        FROM rollup_attempts WHERE {w.where()}
+        GROUP BY t, k ORDER BY t, k""")
 
 
-def volume_by_business(client: Client, minutes: int = 60) -> list[dict]:
-    return _rows(client, VOLUME_BY_BUSINESS, {"minutes": minutes})
+def success_by_channel_bank(client: Client, w: reports.Window) -> list[dict]:
+    """Per channel-bank over the window: the attempt figures of `paycenter report success-rate` and
+    `latency --by channel-bank`."""
+    rows = _rows(client, f"""
+        SELECT channel_id, bank_code, sum(results) AS n_results, sum(successes) AS n_ok,
+               sum(pendings) AS n_pending, intDiv(sum(latency_ms_sum), greatest(sum(results), 1)) AS avg_ms
+        FROM rollup_attempts WHERE {w.where()}
+        GROUP BY channel_id, bank_code ORDER BY channel_id, bank_code""")
+    for r in rows:
+        r["success"] = reports.pct(r["n_ok"], r["n_results"])
+    return rows
 
 
-def outcomes_by_business(client: Client, minutes: int = 60) -> list[dict]:
-    return _rows(client, OUTCOMES_BY_BUSINESS, {"minutes": minutes})
+def volume_by_business(client: Client, w: reports.Window) -> list[dict]:
+    """`paycenter report volume --by business` for the window, money as exact yuan text too."""
+    return [{"business_line": v.key[0], "payments": v.payments, "requested_fen": v.requested_fen,
+             "requested": reports.yuan(v.requested_fen), "succeeded": v.succeeded, "moved_fen": v.moved_fen,
+             "moved": reports.yuan(v.moved_fen), "fees_fen": v.fees_fen, "fees": reports.yuan(v.fees_fen),
+             "rejected": v.rejected}
+            for v in reports.volume("business", w, client.execute)]
 
 
 def backlog(client: Client) -> list[dict]:

@@ -15,6 +15,7 @@ import pytest
 from connectors.base import ChannelError
 from connectors.http import HttpChannel
 from connectors.simulator import BankProfile, SimulatorConfig, load_profile_file
+from processors.routing_config import Fee
 from schemas.records import AttemptStatus, Operation
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,8 +102,8 @@ def test_profile_file(tmp_path: Path) -> None:
 
 
 def test_fee_is_integer_ceiling() -> None:
-    p = BankProfile(fixed_fen=10, rate_ppm=2500)
-    assert [p.fee_fen(a) for a in (0, 1, 400, 401, 1_000_000)] == [10, 11, 11, 12, 2510]
+    cfg = SimulatorConfig(channel_id="a", secret="s", default_bank=BankProfile(fixed_fen=10, rate_ppm=2500))
+    assert [cfg.fee_fen("ICBC", Operation.PAY_IN, a) for a in (0, 1, 400, 401, 1_000_000)] == [10, 11, 11, 12, 2510]
 
 
 async def _start_cli(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
@@ -144,8 +145,8 @@ def test_example_profile_file_loads() -> None:
     path = ROOT / "connectors" / "simulator" / "profiles.example.yaml"
     cfg = SimulatorConfig(channel_id="a", secret="s", **load_profile_file(path))
     # banks inherit what they do not set from `default`
-    assert (cfg.profile("ICBC").success_rate, cfg.profile("ICBC").fixed_fen, cfg.profile("ICBC").rate_ppm) == (
-        0.97, 10, 2000)
+    assert (cfg.profile("ICBC").success_rate, cfg.profile("ICBC").fee) == (0.97, None)  # the declared fee
+    assert cfg.profile("CMB").fee == Fee(fixed_fen=10, rate_ppm=2500, max_fen=5000)
     assert cfg.profile("BOC").supported is False and cfg.profile("ABC") == cfg.default_bank
     assert cfg.zero_latency().profile("XYZ").latency_ms_mean == 0
 

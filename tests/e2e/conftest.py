@@ -31,8 +31,7 @@ TEST_PROFILE = {
     "seed": 11,
     "default": {"success_rate": 0.9, "customer_failure_rate": 0.5, "pending_ratio": 0.05,
                 "pending_resolve_ms": 300, "latency_ms_mean": 3, "latency_ms_jitter": 3,
-                "per_payment_limit_fen": 50_000_000, "daily_limit_fen": 500_000_000,
-                "fixed_fen": 10, "rate_ppm": 2000},
+                "per_payment_limit_fen": 50_000_000, "daily_limit_fen": 500_000_000},
 }
 
 

@@ -100,11 +100,14 @@ def test_a_command_on_the_wrong_partition_is_refused_before_anything_is_sent(sta
     stack.publish([cmd])
     outcomes = stack.outcomes_reader()
     try:
-        ok = wait_for(lambda: next((o for _m, o in outcomes.poll() if o.order_id == cmd.order_id
-                                    and o.status == OutcomeStatus.SUCCEEDED), None), 60, "the order, sent again, to succeed")
+        # its executed outcome, whatever the channel answered (the test channels fail 10 % of payments)
+        done = wait_for(lambda: next((o for _m, o in outcomes.poll() if o.order_id == cmd.order_id
+                                      and o.attempts > 0), None), 60, "the order, sent again, to be executed")
     finally:
         outcomes.close()
-    assert not ok.duplicate and ok.succeeded_amount_fen == 3_000
+    assert not done.duplicate and done.status in (OutcomeStatus.SUCCEEDED, OutcomeStatus.FAILED), done
+    ledger = [e for e in stack.ledger() if e["order_id"] == cmd.order_id]
+    assert ledger and sum(e["amount_fen"] for e in ledger if e["status"] == "SUCCESS") == done.succeeded_amount_fen
 
 
 def test_a_repeated_order_id_is_answered_not_executed_again(stack):

@@ -9,6 +9,9 @@ from zoneinfo import ZoneInfo
 from paycenter.commands.reconcile import reconcile_day
 from paycenter.supervisor import wait_for
 from schemas.records import Discrepancy
+from processors.fees import channel_fee_fen
+from processors.routing_config import load as load_config
+from schemas.records import AttemptStatus, Operation
 from tests.e2e.conftest import TEST_PROFILE, TopicReader, command
 
 FAILING = {"success_rate": 0.0, "customer_failure_rate": 1.0}  # a customer failure: one attempt, no failover
@@ -56,7 +59,7 @@ def test_one_of_each_planted_discrepancy_is_found_and_nothing_else(stack, clickh
         (ok[1]["attempt_id"], "STATUS_MISMATCH", "OURS_SUCCESS_CHANNEL_FAILED"),
         (ko[1]["attempt_id"], "STATUS_MISMATCH", "OURS_FAILED_CHANNEL_SUCCESS"),
         (ok[2]["attempt_id"], "AMOUNT_MISMATCH", ""),
-        (ok[3]["attempt_id"], "FEE_MISMATCH", "")}
+        (ok[3]["attempt_id"], "FEE_MISMATCH", "NOT_AS_ANSWERED")}
     expected_later = {(ok[4]["attempt_id"], "MISSING_CHANNEL", ""), (ghost, "MISSING_OURS", "")}
 
     mine = lambda found: {(d.attempt_id, d.kind.value, d.status_case) for d in found
@@ -90,3 +93,47 @@ def test_one_of_each_planted_discrepancy_is_found_and_nothing_else(stack, clickh
     ghost_d = next(d for d in got if d.attempt_id == ghost)
     assert (ghost_d.channel_amount_fen, ghost_d.first_seen_date, ghost_d.statement_date) == (
         777, today.isoformat(), (today + datetime.timedelta(days=1)).isoformat())
+
+
+def test_a_channel_charging_other_than_the_agreed_fee_is_a_fee_mismatch(stack, clickhouse):
+    """The simulators charge the routing configuration's fees; one fen more on every channel that
+    serves ICBC is found as FEE_MISMATCH / NOT_AS_AGREED, with the agreed and the charged fee."""
+    run = uuid.uuid4().hex[:6]
+    config = load_config(stack.config_path)
+    serving = [cid for cid, ch in config.channels.items() if "ICBC" in ch.banks]
+    # the fees paycenter sees are the agreed ones before the channels change their terms
+    warm = [command(f"fee-{run}-w{i}", amount=12_345 + i, card=f"tok_fee_{run}_w{i}") for i in range(3)]
+    stack.publish(warm)
+    for orders in stack.await_outcomes({c.order_id for c in warm}).values():
+        for o in orders:
+            for p in o.parts:
+                if p.status is AttemptStatus.SUCCESS:
+                    assert p.fee_fen == channel_fee_fen(config.channels[p.channel_id].banks["ICBC"], Operation.PAY_IN,
+                                                        p.amount_fen) > 0, o
+    for cid in serving:
+        fee = config.channels[cid].banks["ICBC"].fee.model_dump()
+        stack.admin(cid, "/admin/banks/ICBC", {"fee": {**fee, "fixed_fen": fee["fixed_fen"] + 1}})
+    try:
+        cmds = [command(f"fee-{run}-{i}", amount=10_000 + i, card=f"tok_fee_{run}_{i}") for i in range(4)]
+        stack.publish(cmds)
+        stack.await_outcomes({c.order_id for c in cmds}, timeout_s=120)
+    finally:
+        for cid in serving:
+            stack.admin(cid, "/admin/banks/ICBC", {"fee": None})
+    paid = [e for e in stack.ledger() if e["order_id"].startswith(f"fee-{run}-") and "-w" not in e["order_id"]
+            and e["status"] == "SUCCESS"]
+    assert paid, "no success to reconcile"
+    ids = {e["attempt_id"] for e in paid}
+    wait_for(lambda: clickhouse.execute(
+        "SELECT uniqExact(attempt_id) FROM journal WHERE event_type = 'result' AND status = 'SUCCESS' "
+        "AND attempt_id IN %(ids)s", {"ids": tuple(ids)})[0][0] == len(ids), 60, "every result in the journal")
+
+    today = datetime.datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    found = reconcile_day(stack.settings, today, publish=False, progress=lambda _m: None)
+    mine = {d.attempt_id: d for d in found.discrepancies if d.attempt_id.startswith(f"fee-{run}-")}
+    assert {(a, d.kind.value, d.status_case) for a, d in mine.items()} == {
+        (a, "FEE_MISMATCH", "NOT_AS_AGREED") for a in ids}
+    for e in paid:
+        d = mine[e["attempt_id"]]
+        agreed = channel_fee_fen(config.channels[e["channel_id"]].banks["ICBC"], Operation.PAY_IN, e["amount_fen"])
+        assert (d.ours_fee_fen, d.channel_fee_fen) == (agreed, agreed + 1) == (agreed, e["fee_fen"])

@@ -10,11 +10,14 @@ from __future__ import annotations
 import uuid
 from contextlib import contextmanager
 
-from connectors.codes import CHANNEL_BUSY, CHANNEL_HUNG
+import pytest
+
+from connectors.codes import CHANNEL_BUSY, CHANNEL_HUNG, MAYBE_SENT
+from infra._proc import wait_until
 from schemas.records import Attempt, AttemptResult, AttemptStatus
 from tests.e2e.conftest import command
 from tests.faults.checks import await_census, check_books, decoded
-from tests.faults.conftest import CHANNEL_TIMEOUT_MS, EXECUTOR_CONCURRENCY
+from tests.faults.conftest import CHANNEL_TIMEOUT_MS, EXECUTOR_CONCURRENCY, metrics_port_for
 
 OTHER_BANKS = ("CCB", "CMB", "ABC", "BOC")
 REFUSALS = (CHANNEL_HUNG, CHANNEL_BUSY)  # the executor's answers for attempts it did not send
@@ -123,4 +126,61 @@ def test_more_hung_attempts_than_executor_concurrency_do_not_block_other_channel
     assert not busy & pending, "an attempt was both refused and sent"
     assert refused == len(busy), f"paycenter_channel_busy_total rose by {refused}, {len(busy)} attempts were refused"
     assert not books.double_booked and not books.money_mismatch, books
+    fstack.sup.check_alive()
+
+
+def scraped(stack, role: str, metric: str) -> float:
+    """0 until a worker just started serves its metrics."""
+    try:
+        return stack.scrape(role, metric)
+    except OSError:
+        return 0.0
+
+
+@pytest.mark.parametrize("hung_through_restart", [False, True], ids=["channel-back", "still-hung"])
+def test_attempts_refused_unsent_stay_unsent_after_the_executor_is_killed(fstack, hung_through_restart):
+    """A refused attempt's result is out (the router fails over on it) while its offset waits behind
+    the hung calls before it. The executor is killed then, and the next one consumes those attempts
+    again. It must answer the refused ones as refused, not send them (streams/refusals.py): sending
+    them charged orders that had failed over to another channel. And while the channel still hangs,
+    a smaller executor must not answer "not sent" for the attempts the killed one did send (they are
+    booked) and that do not fit in its compartments: those are PENDING (MAYBE_SENT), resolved at the
+    channel."""
+    run = f"rf-{uuid.uuid4().hex[:6]}"
+    icbc = [command(f"{run}-{i}", amount=5_000 + i, bank="ICBC", card=f"tok_rf_{i}")
+            for i in range(2 * EXECUTOR_CONCURRENCY + 16)]
+    ids = {c.order_id for c in icbc}
+    refused_before = fstack.scrape("executor", "paycenter_channel_busy_total")
+    with hanging(fstack, "ICBC"):
+        fstack.publish(icbc)
+        # the first refusals come once a compartment stalls (0.5 s), long before the hung calls
+        # time out (3 s) and let the partitions' committed offsets move past them
+        assert wait_until(lambda: fstack.scrape("executor", "paycenter_channel_busy_total") > refused_before,
+                          timeout=60, interval=0.05), "the executor refused nothing"
+        fstack.kill9("executor")
+        if hung_through_restart:
+            # a smaller executor: the calls the killed one had in flight (booked, 16 per
+            # channel-bank) do not all fit in its compartments, so it must refuse some of them
+            fstack.sup.start_worker("executor", name="executor", metrics_port=metrics_port_for("executor"),
+                                    env={"PAYCENTER_CHANNEL_CONCURRENCY": "4"})
+            assert wait_until(lambda: scraped(fstack, "executor", "paycenter_channel_busy_total") > 0,
+                              timeout=90, interval=0.1), "the new executor refused nothing"
+    if not hung_through_restart:
+        fstack.start("executor")
+    census = await_census(fstack, ids, timeout_s=150)
+    results = [x for x in decoded(fstack.settings, "pay.results", AttemptResult) if x.order_id in ids]
+    refused = {x.attempt_id for x in results if x.channel_code in REFUSALS}
+    maybe = {x.attempt_id for x in results if x.channel_code == MAYBE_SENT}
+    booked = {e["attempt_id"] for e in fstack.ledger() if e["order_id"] in ids}
+    books = check_books(fstack, census.first)
+    figures = (f"{len(icbc)} ICBC orders, executor killed after the first refusals, channel "
+               f"{'still hung' if hung_through_restart else 'back'} when the next one started: {census.summary()}; "
+               f"{len(refused)} attempts refused unsent, {len(refused & booked)} of them booked at a channel "
+               f"anyway; {len(maybe)} answered MAYBE_SENT, {len(maybe & booked)} of them booked; {books.booked} "
+               f"bookings, {len(books.double_booked)} booked twice, {len(books.money_mismatch)} money mismatches")
+    print(figures)
+    assert refused, figures
+    assert not census.lost and not census.conflicting, figures
+    assert not refused & booked, f"attempts answered 'not sent' were sent: {sorted(refused & booked)[:5]}; {figures}"
+    assert not books.double_booked and not books.money_mismatch, figures
     fstack.sup.check_alive()

@@ -22,6 +22,7 @@ EXPECTED = {  # name: (partitions, cleanup.policy, retention.ms) as the brief as
     "health.metrics": (3, "compact,delete", 7 * 86_400_000), "pay.notifications": (6, "delete", 7 * 86_400_000),
     "paycenter-health-changelog": (6, "compact", -1), "paycenter-pending-changelog": (6, "compact", -1),
     "pay.signing": (6, "delete", 86_400_000),
+    "paycenter-executor-refusals": (6, "compact", -1), "paycenter-signer-refusals": (6, "compact", -1),
 }
 
 

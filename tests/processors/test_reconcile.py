@@ -18,8 +18,9 @@ def line(aid, status=OK, amount=1000, fee=12, credited=None) -> StatementLine:
                          status is OK if credited is None else credited, 1)
 
 
-def ours(aid, status=OK, amount=1000, fee=12) -> OurEntry:
-    return OurEntry(aid, aid.rsplit(".", 1)[0], "loan", status, amount, fee if status is OK else 0, f"T-{aid}", 1)
+def ours(aid, status=OK, amount=1000, fee=12, agreed=None) -> OurEntry:
+    return OurEntry(aid, aid.rsplit(".", 1)[0], "loan", status, amount, fee if status is OK else 0, f"T-{aid}", 1,
+                    expected_fee_fen=agreed)
 
 
 def kinds(found: list[Discrepancy]) -> set[tuple[str, str, str]]:
@@ -49,7 +50,7 @@ def test_every_mismatch_of_matched_pairs_is_typed_the_same_day():
         ("sf.1", "STATUS_MISMATCH", "OURS_SUCCESS_CHANNEL_FAILED"),
         ("fs.1", "STATUS_MISMATCH", "OURS_FAILED_CHANNEL_SUCCESS"),
         ("ps.1", "STATUS_MISMATCH", "OURS_PENDING_CHANNEL_SUCCESS"),
-        ("am.1", "AMOUNT_MISMATCH", ""), ("fe.1", "FEE_MISMATCH", "")}
+        ("am.1", "AMOUNT_MISMATCH", ""), ("fe.1", "FEE_MISMATCH", "NOT_AS_ANSWERED")}
     am = next(d for d in r.discrepancies if d.attempt_id == "am.1")
     assert (am.ours_amount_fen, am.channel_amount_fen, am.order_id, am.discrepancy_id) == (
         1000, 999, "am", "dsc:alpha:am.1:AMOUNT_MISMATCH")
@@ -57,7 +58,7 @@ def test_every_mismatch_of_matched_pairs_is_typed_the_same_day():
 
 
 def test_fee_and_amount_edges_one_fen():
-    assert compare(line("x.1", fee=13), ours("x.1", fee=12)) == [(K.FEE_MISMATCH, "")]
+    assert compare(line("x.1", fee=13), ours("x.1", fee=12)) == [(K.FEE_MISMATCH, "NOT_AS_ANSWERED")]
     assert compare(line("x.1", amount=1001), ours("x.1")) == [(K.AMOUNT_MISMATCH, "")]
     assert compare(line("x.1", fee=0, amount=0), ours("x.1", fee=0, amount=0)) == []
     # a failed attempt has no fee on either side; a status mismatch does not also report the fee
@@ -91,3 +92,21 @@ def test_a_pending_that_became_final_is_rechecked_with_the_journals_latest_word(
 def test_an_entry_booked_on_the_previous_statement_is_not_missing():
     r = run([], [ours("edge.1")], prev=frozenset({"edge.1"}))
     assert r.discrepancies == [] and r.new_waiting == []
+
+
+def test_a_fee_other_than_the_agreed_one_is_a_fee_mismatch():
+    # the channel answered and listed 13 fen, the routing configuration's schedule said 12 (one fen off)
+    assert compare(line("x.1", fee=13), ours("x.1", fee=13, agreed=12)) == [(K.FEE_MISMATCH, "NOT_AS_AGREED")]
+    assert compare(line("x.1", fee=11), ours("x.1", fee=11, agreed=12)) == [(K.FEE_MISMATCH, "NOT_AS_AGREED")]
+    assert compare(line("x.1", fee=12), ours("x.1", fee=12, agreed=12)) == []
+    assert compare(line("x.1", fee=12), ours("x.1", fee=12, agreed=None)) == []  # no attempt row: nothing to hold to
+    # the statement contradicts the channel's own answer: that is reported, once per attempt
+    assert compare(line("x.1", fee=14), ours("x.1", fee=13, agreed=12)) == [(K.FEE_MISMATCH, "NOT_AS_ANSWERED")]
+    # a failure costs nothing whatever the schedule says
+    assert compare(line("x.1", FAILED, fee=0), ours("x.1", FAILED, agreed=12)) == []
+    r = run([line("ag.1", fee=31)], [ours("ag.1", fee=31, agreed=30)])
+    [d] = r.discrepancies
+    assert (d.kind, d.status_case, d.ours_fee_fen, d.channel_fee_fen, d.discrepancy_id) == (
+        K.FEE_MISMATCH, "NOT_AS_AGREED", 30, 31, "dsc:alpha:ag.1:FEE_MISMATCH")
+    assert "agreed 30 fen" in d.detail and "charged 31 fen" in d.detail
+    assert Discrepancy.decode(d.encode()) == d

@@ -92,3 +92,22 @@ def test_fingerprint_is_crc64_of_canonical_form():
                             bank_code="B", card_type="DEBIT", requested_at_ms=0).encode()[:10]
     assert header == MAGIC + codec_mod.schema_fingerprint(schema)
     assert json.loads(fastavro.schema.to_parsing_canonical_form(schema))["name"] == "org.paycenter.PaymentCommand"
+
+
+def test_a_record_of_another_type_is_named_not_taken_for_an_unpublished_version():
+    out = Outcome(order_id="o", business_line="loan", operation="PAY_IN", card_token="t", status="SUCCEEDED",
+                  amount_fen=1, succeeded_amount_fen=1, fee_fen=0, attempts=1, requested_at_ms=1, decided_at_ms=2)
+    with pytest.raises(DecodeError) as err:
+        AvroCodec("payment_command").decode(out.encode())
+    msg = str(err.value)
+    assert "Outcome" in msg and "PaymentCommand" in msg and "schemas/avro/history" not in msg, msg
+    # an earlier published version of another type is recognised too
+    old = load_schema(history_paths("outcome")[0])
+    with pytest.raises(DecodeError, match="Outcome"):
+        AvroCodec("payment_command").decode(MAGIC + codec_mod.schema_fingerprint(old) + b"\x00")
+
+
+def test_a_fingerprint_of_no_known_schema_still_points_at_the_history():
+    with pytest.raises(DecodeError, match="schemas/avro/history") as err:
+        AvroCodec("payment_command").decode(MAGIC + b"\x01" * 8 + b"\x02")
+    assert "PaymentCommand" in str(err.value)

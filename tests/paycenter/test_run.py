@@ -1,0 +1,159 @@
+"""`paycenter run` as an operator starts it: in a process of its own, with its own data dir and ports.
+
+Ctrl-C stops everything it started even when its output pipe is gone (`paycenter run | tee log`),
+and a port that is taken stops it before it starts anything.
+"""
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from infra import _proc
+from infra.settings import REPO_ROOT, Settings
+from paycenter import ports
+from paycenter.supervisor import wait_for
+from processors.routing_config import load as load_config
+from streams.roles import ROLES
+from tests.e2e.conftest import write_test_config
+
+
+def free_run(n: int) -> int:
+    """The first of `n` consecutive free ports (the metrics ports are consecutive)."""
+    while True:
+        base = _proc.free_port()
+        if base + n < 65535 and not any(ports.is_taken("127.0.0.1", base + i) for i in range(n)):
+            return base
+
+
+def isolated_env(tmp: Path) -> dict[str, str]:
+    """The environment of a `paycenter run` that shares nothing with the developer's or the session's."""
+    config, _sim_ports = write_test_config(tmp)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYCENTER_")}
+    env.update({
+        "PAYCENTER_DATA_DIR": str(tmp / "data"),
+        "PAYCENTER_ROUTING_CONFIG": str(config),
+        "PAYCENTER_KAFKA_BOOTSTRAP": f"127.0.0.1:{_proc.free_port()}",
+        "PAYCENTER_CLICKHOUSE_PORT": str(_proc.free_port()),
+        "PAYCENTER_CLICKHOUSE_HTTP_PORT": str(_proc.free_port()),
+        "PAYCENTER_CALLBACK_PORT": str(_proc.free_port()),
+        "PAYCENTER_CAPABILITY_PORT": str(_proc.free_port()),
+        "PAYCENTER_DASHBOARD_PORT": str(_proc.free_port()),
+        "PAYCENTER_METRICS_BASE_PORT": str(free_run(len(ROLES))),
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+def processes_of(data_dir: Path) -> dict[int, str]:
+    """pid -> command line of every live process started for this data dir (they inherit its variable)."""
+    marker = f"PAYCENTER_DATA_DIR={data_dir}".encode()
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0") and _proc.pid_alive(int(entry.name)):
+                found[int(entry.name)] = _proc.cmdline(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def read_until(proc: subprocess.Popen, text: str, timeout_s: float) -> str:
+    seen = b""
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    end = time.monotonic() + timeout_s
+    while text.encode() not in seen:
+        if proc.poll() is not None or time.monotonic() > end:
+            raise AssertionError(f"no {text!r} from paycenter run (exit {proc.poll()}); it printed:\n{seen.decode()}")
+        if sel.select(timeout=0.5):
+            seen += os.read(proc.stdout.fileno(), 65536)
+    return seen.decode()
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("ctrl_c", [True, False], ids=["ctrl-c", "reader-exits"])
+def test_with_the_output_pipe_closed_shutdown_stops_every_process(tmp_path, ctrl_c):
+    """`paycenter run | tee log` and Ctrl-C (tee dies too), or `paycenter run | head` (the next
+    print finds no reader: paycenter stops as any Unix tool does)."""
+    env = isolated_env(tmp_path)
+    data_dir = Path(env["PAYCENTER_DATA_DIR"])
+    proc = subprocess.Popen([sys.executable, "-m", "paycenter.cli", "run", "--rate", "5"], cwd=REPO_ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        read_until(proc, "demo traffic at", 240)
+        assert len(processes_of(data_dir)) >= 2 + len(ROLES) + 3  # broker, ClickHouse, roles, simulators
+        proc.stdout.close()  # `tee` gone: every later print to stdout meets a closed pipe
+        if ctrl_c:
+            proc.send_signal(signal.SIGINT)
+        proc.wait(180)
+        err = proc.stderr.read().decode()
+        left = processes_of(data_dir)
+        assert not left, f"left running after the shutdown: {left}\nstderr of paycenter run:\n{err}"
+        assert "Traceback" not in err, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in processes_of(data_dir):  # only what this test's run started
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.timeout(120)
+def test_a_taken_port_stops_paycenter_run_before_it_starts_anything(tmp_path):
+    env = isolated_env(tmp_path)
+    with socket.socket() as squatter:  # someone else's server on the callback port
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        env["PAYCENTER_CALLBACK_PORT"] = str(port)
+        try:
+            run = subprocess.run([sys.executable, "-m", "paycenter.cli", "run", "--duration", "1"], cwd=REPO_ROOT,
+                                 env=env, capture_output=True, text=True, timeout=90)
+        finally:
+            for pid in processes_of(Path(env["PAYCENTER_DATA_DIR"])):
+                os.kill(pid, signal.SIGKILL)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert f"127.0.0.1:{port}" in run.stderr and "PAYCENTER_CALLBACK_PORT" in run.stderr, run.stderr
+    assert "starting broker" not in run.stdout
+    assert not (Path(env["PAYCENTER_DATA_DIR"]) / "broker").exists(), "nothing may start when a port is taken"
+
+
+def test_broker_and_clickhouse_already_running_from_this_data_dir_are_not_taken_ports(services, tmp_path):
+    # the session's broker and ClickHouse are up on these ports: a second `paycenter run` reuses them
+    config_path, _ = write_test_config(tmp_path)
+    config = load_config(config_path)
+    names = [lst.what for lst in ports.platform_listeners(services)]
+    assert names == []
+    clashes = [p for p in ports.problems(services, config)
+               if str(services.clickhouse_port) in p or services.kafka_bootstrap in p]
+    assert clashes == []
+
+
+def test_a_clickhouse_http_port_taken_by_someone_else_is_named(tmp_path):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        http = squatter.getsockname()[1]
+        settings = Settings(kafka_bootstrap=f"127.0.0.1:{_proc.free_port()}", clickhouse_port=_proc.free_port(),
+                            clickhouse_http_port=http, data_dir=tmp_path)
+        config_path, _ = write_test_config(tmp_path)
+        found = ports.problems(settings, load_config(config_path))
+    assert any(f"127.0.0.1:{http} (ClickHouse HTTP)" in p and "PAYCENTER_CLICKHOUSE_HTTP_PORT" in p for p in found), found
+
+
+def test_two_services_planned_on_one_port_are_named(tmp_path, monkeypatch):
+    config_path, _ = write_test_config(tmp_path)
+    port = _proc.free_port()
+    monkeypatch.setenv("PAYCENTER_DASHBOARD_PORT", str(port))
+    monkeypatch.setenv("PAYCENTER_CALLBACK_PORT", str(port))
+    found = ports.problems(Settings(data_dir=tmp_path), load_config(config_path))
+    assert any(f"port {port} is planned for" in p and "dashboard" in p for p in found), found
