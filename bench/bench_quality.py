@@ -181,8 +181,9 @@ def simulate(sc: Scenario, world: list[Order], strat: Strategy) -> dict:
 
 
 def reaction_times(sc: Scenario, shares) -> dict[str, float | None]:
-    """For every drop in the timeline: seconds from the change until the channel-bank's share of its
-    bank's first attempts falls below half of what it had in the minute before (None: never)."""
+    """For every drop in the timeline of a channel-bank that had at least 10 % of its bank's first
+    attempts: seconds from the change until its share falls below half of what it had in the minute
+    before (None: never)."""
     out = {}
     for ch in sc.timeline:
         if ch.bank is None:
@@ -200,6 +201,8 @@ def reaction_times(sc: Scenario, shares) -> dict[str, float | None]:
         b0 = t0 // BUCKET_MS
         prior = sum(share(b) for b in range(b0 - 6, b0)) / 6
         label = f"{ch.channel}:{ch.bank} {before:.2f}->{after:.2f} at {ch.at_min:g} min"
+        if prior < 0.1:  # hardly used before: nothing to move off
+            continue
         out[label] = next(((b - b0 + 1) * BUCKET_MS / 1000 for b in range(b0, b0 + 360)
                            if share(b) < prior / 2), None)
     return out

@@ -55,16 +55,16 @@ def result(status=AttemptStatus.FAILED, kind=FailureKind.CHANNEL, attempt_no=1):
                          finished_at_ms=10)
 
 
-def test_observe_result_counts_only_channel_evidence_on_first_attempts():
+def test_observe_result_counts_channel_evidence_of_every_attempt():
     s = ChannelBankStats(HL, 1, 1)
     assert s.observe_result(result(AttemptStatus.PENDING, FailureKind.NONE)) is False
-    assert s.observe_result(result(kind=FailureKind.CUSTOMER)) is False
-    assert s.observe_result(result(attempt_no=2)) is False
+    assert s.observe_result(result(kind=FailureKind.CUSTOMER)) is False  # the customer's, not the channel's
     assert s.posterior("a", "ICBC", 10) == (1, 1)
     assert s.observe_result(result()) is True
+    assert s.observe_result(result(attempt_no=2)) is True  # a failover attempt is evidence too
     assert s.observe_result(result(AttemptStatus.SUCCESS, FailureKind.NONE)) is True
-    assert s.observe_result(result(AttemptStatus.SUCCESS, FailureKind.NONE, attempt_no=3), first_attempt=True)
-    assert s.posterior("a", "ICBC", 10) == (3, 2)
+    assert s.observe_result(result(AttemptStatus.SUCCESS, FailureKind.NONE, attempt_no=3))
+    assert s.posterior("a", "ICBC", 10) == (3, 3)
 
 
 def test_stats_round_trip_json():
