@@ -100,6 +100,8 @@ class ScoringConfig(Strict):
     success_value_ppm: int = Field(10_000, ge=0, description="value of a success, share of the amount (1%)")
     exploration_share: float = Field(0.03, ge=0, le=1, description="decisions made by Thompson sampling")
     demoted_last_resort: bool = Field(True, description="use demoted channel-banks when nothing else is available")
+    probe_share: float = Field(0.02, ge=0, le=0.5, description="first attempts (with failover behind) that "
+                               "probe a demoted channel-bank: the health monitor's evidence for an early restore")
     change_ratio: float | None = Field(3.0, gt=1, description="change test: failure odds x or / this (None: off)")
     change_threshold: float = Field(15.0, gt=0, description="change test: evidence (nats) that declares a shift")
 

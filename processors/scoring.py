@@ -178,9 +178,10 @@ def expected_value(p_success: float, value_fen: int, fee_fen: int) -> float:
     return p_success * value_fen - fee_fen
 
 
-def unit_draw(order_id: str, attempt_no: int, seed: int) -> float:
-    """A uniform number in [0, 1) fixed by the attempt id (and the caller's seed): decides exploration."""
-    h = hashlib.blake2b(f"{order_id}.{attempt_no}/{seed}".encode(), digest_size=8).digest()
+def unit_draw(order_id: str, attempt_no: int, seed: int, salt: str = "") -> float:
+    """A uniform number in [0, 1) fixed by the attempt id (and the caller's seed): decides exploration
+    (and, with another salt, probing: independent of the exploration draw)."""
+    h = hashlib.blake2b(f"{order_id}.{attempt_no}/{seed}{salt}".encode(), digest_size=8).digest()
     return int.from_bytes(h, "big") / 2.0**64
 
 

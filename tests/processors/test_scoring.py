@@ -170,15 +170,37 @@ def test_exploration_share_and_replay():
         assert r.route(rq, s) == r.route(rq, s)  # a replayed attempt decides the same
 
 
-def test_exploration_samples_posteriors_and_includes_demoted():
-    r = Router(two({"exploration_share": 1.0}, a_fee=100, b_fee=100))
+def test_exploration_samples_posteriors_and_leaves_demoted_to_probes():
+    r = Router(two({"exploration_share": 1.0, "probe_share": 0}, a_fee=100, b_fee=100))
     s = stats_with()
-    picks = [r.route(req(order_id=f"o{i}", demoted=frozenset({("b", "ICBC")})), s) for i in range(400)]
+    picks = [r.route(req(order_id=f"o{i}"), s) for i in range(400)]
     assert all(d.mode == "explore" and not d.excluded for d in picks)
     counts = {c: sum(d.chosen.channel_id == c for d in picks) for c in "ab"}
     # equal posteriors, equal fees: both get a fair share of exploration
     assert 120 < counts["a"] < 280 and 120 < counts["b"] < 280
-    assert any(d.chosen.demoted for d in picks)
+    demoted = [r.route(req(order_id=f"o{i}", demoted=frozenset({("b", "ICBC")})), s) for i in range(400)]
+    assert all(d.chosen.channel_id == "a" for d in demoted)  # exploration does not reach a demoted one
+
+
+def test_probes_are_a_bounded_share_of_first_attempts_with_failover_behind():
+    r = Router(two({"probe_share": 0.05, "exploration_share": 0.5}))
+    s = stats_with()
+    b_off = frozenset({("b", "ICBC")})
+    first = [r.route(req(order_id=f"o{i}", demoted=b_off), s) for i in range(4000)]
+    probes = [d for d in first if d.mode == "probe"]
+    assert 0.035 < len(probes) / len(first) < 0.065
+    assert all(d.chosen.channel_id == "b" and d.chosen.demoted for d in probes)
+    assert all(d.chosen.channel_id == "a" for d in first if d.mode != "probe")
+    # a failover attempt never probes
+    assert not any(r.route(req(order_id=f"o{i}", attempt_no=2, demoted=b_off), s).mode == "probe" for i in range(400))
+    # nothing else available: no probe (the demoted one is then a last resort, as before)
+    only_b = [r.route(req(order_id=f"o{i}", tried_channels=frozenset({"a"}), demoted=b_off), s) for i in range(400)]
+    assert all(d.mode != "probe" for d in only_b)
+    # a business line without failover is never probed
+    one_try = Router(cfg({"a": chan({"ICBC": bank(fixed=100)}), "b": chan({"ICBC": bank(fixed=200)})},
+                         lines={"l": {"max_attempts": 1}}, scoring={"probe_share": 0.5}))
+    assert not any(one_try.route(req(order_id=f"o{i}", line="l", demoted=b_off), s).mode == "probe"
+                   for i in range(200))
 
 
 def test_exploration_favours_the_better_posterior():
