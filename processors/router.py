@@ -358,9 +358,15 @@ class Router:
         rng = attempt_rng(req.order_id, req.attempt_no, req.seed)
         value = success_value_fen(self.config.scoring, self.config.business_lines.get(req.business_line),
                                   req.amount_fen)
+        scoring = self.config.scoring
+        cap = scoring.exploration_max_fee_share
+        # the most an exploring decision may pay above the best choice's fee (see processors/scoring.py)
+        max_fee = math.inf if cap is None else cands[0].fee_fen * (1 + cap / scoring.exploration_share)
         best, best_score = cands[0], -math.inf
         for c in cands:  # in ranked order, so ties keep the ranked order
-            a, b = stats.posterior(c.channel_id, c.bank_code, req.now_ms)
+            if c.fee_fen > max_fee:
+                continue
+            a, b = stats.stale_posterior(c.channel_id, c.bank_code, req.now_ms, scoring.exploration_memory_ms)
             drawn = expected_value(rng.betavariate(a, b), value, c.fee_fen)
             if drawn > best_score:
                 best, best_score = c, drawn

@@ -31,8 +31,14 @@ With no statistics every channel-bank has the same p, and the score ranks by fee
 Configured priority then channel id break ties.
 
 Exploration. A share of decisions (default 3%) is made by Thompson sampling: draw p from each
-candidate's posterior and rank by the drawn score. Uncertain channel-banks (few or old observations:
-the posterior widens as they decay) then get traffic in proportion to their chance of being best.
+candidate's posterior and rank by the drawn score. The draws use a discounted posterior whose
+evidence also halves every `exploration_memory_ms` (10 min) since the channel-bank's last result, so
+the budget goes where the uncertainty is: a channel-bank that has taken no traffic for a while (the
+one that collapsed and may have recovered, the dear one nobody uses) draws near its prior and wins
+some decisions, while a busy one, whose estimate is fresh, draws close to it. Its cost is capped:
+an exploring decision may only pick a candidate whose fee exceeds the best choice's by at most
+`exploration_max_fee_share / exploration_share` of it, so exploration's extra fees stay within
+`exploration_max_fee_share` (5 %) of the fees.
 Whether a decision explores, and what it draws, come from a seed derived from the attempt id:
 replaying an attempt gives the same decision.
 """
@@ -134,6 +140,17 @@ class ChannelBankStats:
         if c is None:
             return self.prior_successes, self.prior_failures
         f = math.exp(-(now_ms - c.last_ms) * self._rate) if now_ms > c.last_ms else 1.0
+        return self.prior_successes + c.successes * f, self.prior_failures + c.failures * f
+
+    def stale_posterior(self, channel_id: str, bank_code: str, now_ms: int, memory_ms: int) -> tuple[float, float]:
+        """The posterior for exploring draws: the evidence also halves every `memory_ms` since the
+        channel-bank's last observation (discounted Thompson sampling), so a channel-bank nobody
+        has heard from lately is uncertain again and wins some draws, while a busy one is not."""
+        c = self._counts.get((channel_id, bank_code))
+        if c is None:
+            return self.prior_successes, self.prior_failures
+        age = now_ms - c.last_ms if now_ms > c.last_ms else 0
+        f = math.exp(-age * self._rate) * 0.5 ** (age / memory_ms)
         return self.prior_successes + c.successes * f, self.prior_failures + c.failures * f
 
     def p_success(self, channel_id: str, bank_code: str, now_ms: int) -> float:

@@ -214,3 +214,22 @@ def test_explain_carries_mode_and_p():
     d = Router(two(NO_EXPLORE)).route(req(), stats_with())
     j = json.loads(d.explain())
     assert j["mode"] == "ev" and math.isclose(j["cand"][0][5], d.chosen.p_success, abs_tol=1e-4)
+
+
+def test_exploration_goes_where_the_estimate_is_stale():
+    r = Router(two({"exploration_share": 1.0}, a_fee=100, b_fee=100))
+    s = ChannelBankStats(HL, 19, 1)
+    for i in range(400):  # the same rate, 0.80; a observed just now, b last observed 20 minutes ago
+        s.observe("a", "ICBC", i % 5 != 0, NOON)
+        s.observe("b", "ICBC", i % 5 != 0, NOON - 20 * 60_000)
+    picks = [r.route(req(order_id=f"o{i}"), s).chosen.channel_id for i in range(600)]
+    assert picks.count("b") > 0.65 * len(picks)
+
+
+def test_exploration_fees_are_capped_by_a_share():
+    s = stats_with()
+    dear = Router(two({"exploration_share": 1.0, "exploration_max_fee_share": 0.05}, a_fee=100, b_fee=1000))
+    assert {dear.route(req(order_id=f"o{i}"), s).chosen.channel_id for i in range(300)} == {"a"}
+    # within the cap: an exploring decision may pay up to share / exploration_share of the best fee more
+    near = Router(two({"exploration_share": 1.0, "exploration_max_fee_share": 1.0}, a_fee=100, b_fee=150))
+    assert "b" in {near.route(req(order_id=f"o{i}"), s).chosen.channel_id for i in range(300)}
