@@ -366,7 +366,7 @@ class Router:
         for c in cands:  # in ranked order, so ties keep the ranked order
             if c.fee_fen > max_fee:
                 continue
-            a, b = stats.stale_posterior(c.channel_id, c.bank_code, req.now_ms, scoring.exploration_memory_ms)
+            a, b = stats.explore_posterior(c.channel_id, c.bank_code, req.now_ms)
             drawn = expected_value(rng.betavariate(a, b), value, c.fee_fen)
             if drawn > best_score:
                 best, best_score = c, drawn

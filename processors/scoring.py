@@ -31,11 +31,11 @@ With no statistics every channel-bank has the same p, and the score ranks by fee
 Configured priority then channel id break ties.
 
 Exploration. A share of decisions (default 3%) is made by Thompson sampling: draw p from each
-candidate's posterior and rank by the drawn score. The draws use a discounted posterior whose
-evidence also halves every `exploration_memory_ms` (10 min) since the channel-bank's last result, so
-the budget goes where the uncertainty is: a channel-bank that has taken no traffic for a while (the
-one that collapsed and may have recovered, the dear one nobody uses) draws near its prior and wins
-some decisions, while a busy one, whose estimate is fresh, draws close to it. Its cost is capped:
+candidate's posterior and rank by the drawn score. The draws use a discounted posterior: the same
+counts kept with a short memory, `exploration_memory_ms` (10 min half-life), so the budget goes
+where the uncertainty is: a channel-bank that has taken little traffic lately (the one that
+collapsed and may have recovered, the dear one nobody uses; a trickle of failovers does not make it
+certain) draws near its prior and wins some decisions, while a busy one draws close to its estimate. Its cost is capped:
 an exploring decision may only pick a candidate whose fee exceeds the best choice's by at most
 `exploration_max_fee_share / exploration_share` of it, so exploration's extra fees stay within
 `exploration_max_fee_share` (5 %) of the fees.
@@ -63,6 +63,8 @@ class _Counts:
     failures: float
     last_ms: int
     test: ChangeTest | None = None
+    recent_successes: float = 0.0  # the same, with the short exploration memory
+    recent_failures: float = 0.0
 
 
 class ChannelBankStats:
@@ -71,7 +73,7 @@ class ChannelBankStats:
     Serialisable with to_dict/from_dict."""
 
     def __init__(self, half_life_ms: int = 1_800_000, prior_successes: float = 19.0, prior_failures: float = 1.0,
-                 change_ratio: float | None = None, change_threshold: float = 15.0):
+                 change_ratio: float | None = None, change_threshold: float = 15.0, memory_ms: int | None = None):
         if half_life_ms <= 0 or prior_successes <= 0 or prior_failures <= 0:
             raise ValueError("half-life and priors must be positive")
         self.half_life_ms = half_life_ms
@@ -80,6 +82,8 @@ class ChannelBankStats:
         self.change_ratio = change_ratio  # None: no change detection (the decay alone)
         self.change_threshold = change_threshold
         self._rate = _LN2 / half_life_ms  # decay per ms
+        self.memory_ms = memory_ms or half_life_ms  # exploring draws' memory (see the module doc)
+        self._recent_rate = _LN2 / self.memory_ms
         self._counts: dict[tuple[str, str], _Counts] = {}
         self.shifts: list[tuple[str, str, int, str]] = []  # (channel, bank, at_ms, "down"|"up"), newest last
         self.max_shifts_kept = 1000
@@ -87,7 +91,7 @@ class ChannelBankStats:
     @classmethod
     def from_config(cls, scoring: ScoringConfig) -> ChannelBankStats:
         return cls(scoring.half_life_ms, scoring.prior_successes, scoring.prior_failures,
-                   scoring.change_ratio, scoring.change_threshold)
+                   scoring.change_ratio, scoring.change_threshold, scoring.exploration_memory_ms)
 
     def _new_counts(self, ts_ms: int) -> _Counts:
         test = None if self.change_ratio is None else ChangeTest(self.change_ratio, self.change_threshold)
@@ -102,25 +106,31 @@ class ChannelBankStats:
             c = self._counts[key] = self._new_counts(ts_ms)
         if ts_ms >= c.last_ms:
             f = math.exp(-(ts_ms - c.last_ms) * self._rate)
+            g = math.exp(-(ts_ms - c.last_ms) * self._recent_rate)
             c.successes *= f
             c.failures *= f
+            c.recent_successes *= g
+            c.recent_failures *= g
             c.last_ms = ts_ms
-            w = 1.0
+            w = v = 1.0
         else:
             w = math.exp(-(c.last_ms - ts_ms) * self._rate)
+            v = math.exp(-(c.last_ms - ts_ms) * self._recent_rate)
         if c.test is not None:
             a, b = self.prior_successes + c.successes, self.prior_failures + c.failures
             shift = c.test.update(success, a / (a + b))
             if shift is not None:  # forget what came before the change point
-                c.successes, c.failures = c.test.since_change
+                c.successes, c.failures = c.recent_successes, c.recent_failures = c.test.since_change
                 c.test.reset()
                 self.shifts.append((channel_id, bank_code, ts_ms, shift))
                 del self.shifts[:-self.max_shifts_kept]
                 return
         if success:
             c.successes += w
+            c.recent_successes += v
         else:
             c.failures += w
+            c.recent_failures += v
 
     def observe_result(self, result: AttemptResult) -> bool:
         """Count an attempt result if it is evidence about the channel; returns whether it counted."""
@@ -142,16 +152,15 @@ class ChannelBankStats:
         f = math.exp(-(now_ms - c.last_ms) * self._rate) if now_ms > c.last_ms else 1.0
         return self.prior_successes + c.successes * f, self.prior_failures + c.failures * f
 
-    def stale_posterior(self, channel_id: str, bank_code: str, now_ms: int, memory_ms: int) -> tuple[float, float]:
-        """The posterior for exploring draws: the evidence also halves every `memory_ms` since the
-        channel-bank's last observation (discounted Thompson sampling), so a channel-bank nobody
-        has heard from lately is uncertain again and wins some draws, while a busy one is not."""
+    def explore_posterior(self, channel_id: str, bank_code: str, now_ms: int) -> tuple[float, float]:
+        """The posterior exploring draws use: the evidence decays with the short `memory_ms`
+        (discounted Thompson sampling), so a channel-bank that has taken little traffic lately, even
+        a trickle of failovers, is uncertain again and wins some draws, while a busy one is not."""
         c = self._counts.get((channel_id, bank_code))
         if c is None:
             return self.prior_successes, self.prior_failures
-        age = now_ms - c.last_ms if now_ms > c.last_ms else 0
-        f = math.exp(-age * self._rate) * 0.5 ** (age / memory_ms)
-        return self.prior_successes + c.successes * f, self.prior_failures + c.failures * f
+        g = math.exp(-(now_ms - c.last_ms) * self._recent_rate) if now_ms > c.last_ms else 1.0
+        return self.prior_successes + c.recent_successes * g, self.prior_failures + c.recent_failures * g
 
     def p_success(self, channel_id: str, bank_code: str, now_ms: int) -> float:
         # posterior() inlined (same arithmetic, same floats): called for every candidate of every decision
@@ -168,19 +177,23 @@ class ChannelBankStats:
             "half_life_ms": self.half_life_ms,
             "prior": [self.prior_successes, self.prior_failures],
             "change": [self.change_ratio, self.change_threshold],
-            "counts": [[ch, bank, c.successes, c.failures, c.last_ms] + ([] if c.test is None else [c.test.to_list()])
+            "memory_ms": self.memory_ms,
+            "counts": [[ch, bank, c.successes, c.failures, c.last_ms, [c.recent_successes, c.recent_failures]]
+                       + ([] if c.test is None else [c.test.to_list()])
                        for (ch, bank), c in sorted(self._counts.items())],
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> ChannelBankStats:
         ratio, threshold = data.get("change", (None, 15.0))
-        s = cls(data["half_life_ms"], *data["prior"], change_ratio=ratio, change_threshold=threshold)
-        for ch, bank, succ, fail, last, *test in data["counts"]:
+        s = cls(data["half_life_ms"], *data["prior"], change_ratio=ratio, change_threshold=threshold,
+                memory_ms=data.get("memory_ms"))
+        for ch, bank, succ, fail, last, *more in data["counts"]:
             c = s._counts[(ch, bank)] = s._new_counts(int(last))
             c.successes, c.failures = float(succ), float(fail)
-            if c.test is not None and test:
-                c.test.load(test[0])
+            c.recent_successes, c.recent_failures = (float(x) for x in more[0]) if more else (c.successes, c.failures)
+            if c.test is not None and len(more) > 1:
+                c.test.load(more[1])
         return s
 
 

@@ -218,7 +218,7 @@ def test_explain_carries_mode_and_p():
 
 def test_exploration_goes_where_the_estimate_is_stale():
     r = Router(two({"exploration_share": 1.0}, a_fee=100, b_fee=100))
-    s = ChannelBankStats(HL, 19, 1)
+    s = ChannelBankStats(HL, 19, 1, memory_ms=600_000)
     for i in range(400):  # the same rate, 0.80; a observed just now, b last observed 20 minutes ago
         s.observe("a", "ICBC", i % 5 != 0, NOON)
         s.observe("b", "ICBC", i % 5 != 0, NOON - 20 * 60_000)
