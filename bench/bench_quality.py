@@ -10,8 +10,8 @@ Per order: a bank, a card (usage per card and channel day is reserved and releas
 machine does, so per-card daily limits bite), an amount, and whether the customer cannot pay (a
 customer-side failure on whatever channel, no failover). An attempt succeeds with the channel-bank's
 true rate; otherwise it fails channel-side and the order fails over (business line max_attempts).
-A share of a channel-bank's failures is reported customer-side (the order ends: failover
-cannot save it). A share of attempts is answered PENDING first: the order's outcome is as drawn, but the learners
+Half the orders draw one answer for every channel (correlated failures: failover saves them only on a
+better channel-bank). A share of attempts is answered PENDING first: the order's outcome is as drawn, but the learners
 (statistics, health) see the final answer `pending_delay_s` later. Fees are paid on successes only.
 
 Strategies: static priority (highest configured priority among the available), the router (what
@@ -208,8 +208,11 @@ def reaction_times(sc: Scenario, shares) -> dict[str, float | None]:
     return out
 
 
-def run(scenarios: list[Scenario], modes=("priority", "router", "oracle")) -> dict:
+def run(scenarios: list[Scenario], modes=("priority", "router", "oracle"), scoring: dict | None = None) -> dict:
     config = load_config(CONFIG)
+    if scoring:  # e.g. to compare settings: --scoring exploration_memory_ms=180000
+        config = config.model_copy(update={"scoring": config.scoring.model_validate(
+            {**config.scoring.model_dump(), **scoring})})
     channels = tuple(sorted(config.channels))
     out = {}
     for sc in scenarios:
@@ -300,13 +303,17 @@ def main() -> None:
     ap.add_argument("--scenario", action="append", help="a scenario's name (bench/scenarios/NAME.yaml); "
                     "repeat for several; default: all")
     ap.add_argument("--json", type=Path, help="also write the full figures here")
+    ap.add_argument("--scoring", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a scoring setting of the demo configuration (YAML value); repeatable")
     ap.add_argument("--stationary-day", action="store_true",
                     help="only the change test: false shifts in a simulated day, and detection delays")
     args = ap.parse_args()
     if args.stationary_day:
         print(json.dumps(stationary_day(), indent=1))
         return
-    out = run(load_all(args.scenario))
+    import yaml
+    overrides = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.scoring)}
+    out = run(load_all(args.scenario), scoring=overrides)
     print(render(out))
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))

@@ -57,9 +57,14 @@ class Scenario:
     timeline: list[Change] = field(default_factory=list)
     phases: list[Phase] = field(default_factory=list)
     customer_failure_share: float = 0.005  # orders the customer cannot pay (balance), on any channel
-    # of a channel-bank's failures (outages aside), the share it reports customer-side (card declined,
-    # frozen...): the order ends there, so a bad channel-bank costs payments that failover cannot save
-    customer_share_of_failures: float = 0.3
+    # orders whose channel answers are correlated (one draw for every channel: an order that fails on
+    # a 0.97 channel-bank also fails on a 0.95 one, only a better one may save it), as when the issuing
+    # bank rather than the channel is struggling; the rest draw independently per channel. This is
+    # what keeps failover from saving every payment, so that choosing well still matters.
+    failure_correlation: float = 0.5
+    # of a channel-bank's failures (outages aside), the share it reports customer-side (the order
+    # ends); 0 by default: customer-side failures are the customer's (customer_failure_share)
+    customer_share_of_failures: float = 0.0
     pending_share: float = 0.0  # attempts answered PENDING first; their final answer comes later
     pending_delay_s: float = 60.0
     cards: int = 20_000
@@ -116,10 +121,13 @@ def orders(sc: Scenario, channels: tuple[str, ...]) -> list[Order]:
     amounts, amount_w = zip(*AMOUNTS)
     out = []
     for i in range(int(sc.minutes * 60 * sc.orders_per_s)):
-        out.append(Order(
-            i, int(i * every_ms), rng.choices(banks, bank_w)[0], f"card{rng.randrange(sc.cards)}",
-            rng.choices(amounts, amount_w)[0], rng.random() < sc.customer_failure_share,
-            {ch: (rng.random(), rng.random(), rng.random()) for ch in channels}))
+        bank, card = rng.choices(banks, bank_w)[0], f"card{rng.randrange(sc.cards)}"
+        amount, cust = rng.choices(amounts, amount_w)[0], rng.random() < sc.customer_failure_share
+        draws = {ch: (rng.random(), rng.random(), rng.random()) for ch in channels}
+        if rng.random() < sc.failure_correlation:
+            shared = rng.random()
+            draws = {ch: (shared, v, w) for ch, (_u, v, w) in draws.items()}
+        out.append(Order(i, int(i * every_ms), bank, card, amount, cust, draws))
     return out
 
 
