@@ -321,8 +321,8 @@ class Router:
         channel-bank is available and the business line allows a failover: a probe is never a
         customer's only chance. `scoring.probe_share` of such decisions, fixed by the attempt id."""
         share = self.config.scoring.probe_share
-        if share <= 0 or req.attempt_no != 1 or not others:
-            return False
+        if share <= 0 or req.attempt_no != 1 or not others or req.operation == Operation.AUTHENTICATE:
+            return False  # (an authentication's steps are planned by processors/binding.py, not failed over)
         line = self.config.business_lines.get(req.business_line)
         return line is not None and line.max_attempts > 1 and unit_draw(req.order_id, 1, req.seed, "/probe") < share
 
