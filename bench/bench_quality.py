@@ -10,8 +10,9 @@ Per order: a bank, a card (usage per card and channel day is reserved and releas
 machine does, so per-card daily limits bite), an amount, and whether the customer cannot pay (a
 customer-side failure on whatever channel, no failover). An attempt succeeds with the channel-bank's
 true rate; otherwise it fails channel-side and the order fails over (business line max_attempts).
-Half the orders draw one answer for every channel (correlated failures: failover saves them only on a
-better channel-bank). A share of attempts is answered PENDING first: the order's outcome is as drawn, but the learners
+A share of a channel-bank's failures is reported customer-side (the order ends: failover
+cannot save it); a scenario may correlate the channels' answers for an order. A share of attempts is
+answered PENDING first: the order's outcome is as drawn, but the learners
 (statistics, health) see the final answer `pending_delay_s` later. Fees are paid on successes only.
 
 Strategies: static priority (highest configured priority among the available), the router (what

@@ -57,14 +57,14 @@ class Scenario:
     timeline: list[Change] = field(default_factory=list)
     phases: list[Phase] = field(default_factory=list)
     customer_failure_share: float = 0.005  # orders the customer cannot pay (balance), on any channel
+    # of a channel-bank's failures (outages aside), the share it reports customer-side (card declined,
+    # frozen...): the order ends there, so a bad channel-bank costs payments failover cannot save
+    # (the earlier single-scenario bench's model, whose figures the issue quotes)
+    customer_share_of_failures: float = 0.3
     # orders whose channel answers are correlated (one draw for every channel: an order that fails on
-    # a 0.97 channel-bank also fails on a 0.95 one, only a better one may save it), as when the issuing
-    # bank rather than the channel is struggling; the rest draw independently per channel. This is
-    # what keeps failover from saving every payment, so that choosing well still matters.
-    failure_correlation: float = 0.5
-    # of a channel-bank's failures (outages aside), the share it reports customer-side (the order
-    # ends); 0 by default: customer-side failures are the customer's (customer_failure_share)
-    customer_share_of_failures: float = 0.0
+    # a 0.97 channel-bank also fails on a 0.95 one), as when the issuing bank rather than the channel
+    # struggles: a failover attempt is then a biased sample of its channel-bank
+    failure_correlation: float = 0.0
     pending_share: float = 0.0  # attempts answered PENDING first; their final answer comes later
     pending_delay_s: float = 60.0
     cards: int = 20_000
