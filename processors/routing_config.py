@@ -99,7 +99,7 @@ class ScoringConfig(Strict):
     success_value_fen: int = Field(1_000, ge=0, description="value of a success, fixed part (fen)")
     success_value_ppm: int = Field(10_000, ge=0, description="value of a success, share of the amount (1%)")
     exploration_share: float = Field(0.03, ge=0, le=1, description="decisions made by Thompson sampling")
-    exploration_memory_ms: int = Field(600_000, gt=0, description="exploring draws: a channel-bank's evidence "
+    exploration_memory_ms: int = Field(60_000, gt=0, description="exploring draws: a channel-bank's evidence "
                                        "halves every this long without news, so stale estimates get explored")
     exploration_max_fee_share: float | None = Field(0.05, ge=0, description="cap on exploration's extra fees, as "
                                                     "a share of the fees the best choices pay (None: no cap)")

@@ -32,7 +32,7 @@ Configured priority then channel id break ties.
 
 Exploration. A share of decisions (default 3%) is made by Thompson sampling: draw p from each
 candidate's posterior and rank by the drawn score. The draws use a discounted posterior: the same
-counts kept with a short memory, `exploration_memory_ms` (10 min half-life), so the budget goes
+counts kept with a short memory, `exploration_memory_ms` (1 min half-life), so the budget goes
 where the uncertainty is: a channel-bank that has taken little traffic lately (the one that
 collapsed and may have recovered, the dear one nobody uses; a trickle of failovers does not make it
 certain) draws near its prior and wins some decisions, while a busy one draws close to its estimate. Its cost is capped:
