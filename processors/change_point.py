@@ -34,31 +34,32 @@ class ChangeTest:
 
     def reset(self) -> None:
         self.g_down = self.g_up = 0.0
-        self.down_ok = self.down_fail = self.up_ok = self.up_fail = 0
+        self.down_ok = self.down_fail = self.up_ok = self.up_fail = 0.0
 
-    def update(self, success: bool, p0: float) -> str | None:
-        """Score one result against the estimate p0; returns "down" or "up" on a shift, else None."""
+    def update(self, success: bool, p0: float, weight: float = 1.0) -> str | None:
+        """Score one result (its evidence scaled by `weight`) against the estimate p0; returns "down"
+        or "up" on a shift, else None."""
         q0 = min(max(1.0 - p0, 1e-6), _MAX_Q)
         q_down = min(q0 * self.ratio, _MAX_Q)
         q_up = q0 / self.ratio
         if success:
-            self.g_down += math.log((1.0 - q_down) / (1.0 - q0))
-            self.g_up += math.log((1.0 - q_up) / (1.0 - q0))
+            self.g_down += weight * math.log((1.0 - q_down) / (1.0 - q0))
+            self.g_up += weight * math.log((1.0 - q_up) / (1.0 - q0))
         else:
-            self.g_down += math.log(q_down / q0)
-            self.g_up -= self._ln_ratio
+            self.g_down += weight * math.log(q_down / q0)
+            self.g_up -= weight * self._ln_ratio
         if self.g_down <= 0.0:
-            self.g_down, self.down_ok, self.down_fail = 0.0, 0, 0
+            self.g_down, self.down_ok, self.down_fail = 0.0, 0.0, 0.0
         elif success:
-            self.down_ok += 1
+            self.down_ok += weight
         else:
-            self.down_fail += 1
+            self.down_fail += weight
         if self.g_up <= 0.0:
-            self.g_up, self.up_ok, self.up_fail = 0.0, 0, 0
+            self.g_up, self.up_ok, self.up_fail = 0.0, 0.0, 0.0
         elif success:
-            self.up_ok += 1
+            self.up_ok += weight
         else:
-            self.up_fail += 1
+            self.up_fail += weight
         if self.g_down >= self.threshold:
             self._since = (float(self.down_ok), float(self.down_fail))
             return "down"
@@ -77,4 +78,4 @@ class ChangeTest:
 
     def load(self, data: list) -> None:
         self.g_down, self.g_up = float(data[0]), float(data[1])
-        self.down_ok, self.down_fail, self.up_ok, self.up_fail = (int(x) for x in data[2:6])
+        self.down_ok, self.down_fail, self.up_ok, self.up_fail = (float(x) for x in data[2:6])

@@ -109,6 +109,7 @@ def on_result(state: OrderState | None, result: AttemptResult, usage: CardUsage,
     step = Step(state)
     if att.kind == PAY and result.operation != Operation.AUTHENTICATE:
         step.observed.append(result)
+        step.first_of_part.append(_is_first_of_part(state, att))
     if result.status == AttemptStatus.SUCCESS and att.kind in (SIGN_CONFIRM, SIGN_AND_PAY):
         step.agreements.append(AgreementSigned(att.channel_id, result.finished_at_ms,
                                                result.channel_txn_id or "", state.command["order_id"]))
@@ -132,6 +133,10 @@ def _never_split(_business_line: str) -> bool:
 def _allow_split(planner: Planner, business_line: str) -> bool:
     # a module-level default, not a lambda made on every command
     return bool(getattr(planner, "allow_split", _never_split)(business_line))
+
+
+def _is_first_of_part(state: OrderState, att: AttemptState) -> bool:
+    return next(a for a in state.attempts if a.part == att.part) is att
 
 
 def _launch(state: OrderState, step: Step, routed: Routed, part: int, now_ms: int, origin: str) -> None:

@@ -106,6 +106,8 @@ class ScoringConfig(Strict):
     demoted_last_resort: bool = Field(True, description="use demoted channel-banks when nothing else is available")
     probe_share: float = Field(0.02, ge=0, le=0.5, description="first attempts (with failover behind) that "
                                "probe a demoted channel-bank: the health monitor's evidence for an early restore")
+    failover_weight: float = Field(1.0, ge=0, le=1, description="weight of a failover attempt's result in the "
+                                   "statistics (below 1 when failures are correlated across channels)")
     change_ratio: float | None = Field(3.0, gt=1, description="change test: failure odds x or / this (None: off)")
     change_threshold: float = Field(15.0, gt=0, description="change test: evidence (nats) that declares a shift")
 

@@ -73,7 +73,8 @@ class ChannelBankStats:
     Serialisable with to_dict/from_dict."""
 
     def __init__(self, half_life_ms: int = 1_800_000, prior_successes: float = 19.0, prior_failures: float = 1.0,
-                 change_ratio: float | None = None, change_threshold: float = 15.0, memory_ms: int | None = None):
+                 change_ratio: float | None = None, change_threshold: float = 15.0, memory_ms: int | None = None,
+                 failover_weight: float = 1.0):
         if half_life_ms <= 0 or prior_successes <= 0 or prior_failures <= 0:
             raise ValueError("half-life and priors must be positive")
         self.half_life_ms = half_life_ms
@@ -81,6 +82,7 @@ class ChannelBankStats:
         self.prior_failures = prior_failures
         self.change_ratio = change_ratio  # None: no change detection (the decay alone)
         self.change_threshold = change_threshold
+        self.failover_weight = failover_weight  # see observe_result
         self._rate = _LN2 / half_life_ms  # decay per ms
         self.memory_ms = memory_ms or half_life_ms  # exploring draws' memory (see the module doc)
         self._recent_rate = _LN2 / self.memory_ms
@@ -91,13 +93,14 @@ class ChannelBankStats:
     @classmethod
     def from_config(cls, scoring: ScoringConfig) -> ChannelBankStats:
         return cls(scoring.half_life_ms, scoring.prior_successes, scoring.prior_failures,
-                   scoring.change_ratio, scoring.change_threshold, scoring.exploration_memory_ms)
+                   scoring.change_ratio, scoring.change_threshold, scoring.exploration_memory_ms,
+                   scoring.failover_weight)
 
     def _new_counts(self, ts_ms: int) -> _Counts:
         test = None if self.change_ratio is None else ChangeTest(self.change_ratio, self.change_threshold)
         return _Counts(0.0, 0.0, ts_ms, test)
 
-    def observe(self, channel_id: str, bank_code: str, success: bool, ts_ms: int) -> None:
+    def observe(self, channel_id: str, bank_code: str, success: bool, ts_ms: int, weight: float = 1.0) -> None:
         """Count one outcome at its event time. Out-of-order events are decayed to the newest time
         seen, so the estimate does not depend on arrival order."""
         key = (channel_id, bank_code)
@@ -112,13 +115,13 @@ class ChannelBankStats:
             c.recent_successes *= g
             c.recent_failures *= g
             c.last_ms = ts_ms
-            w = v = 1.0
+            w = v = weight
         else:
-            w = math.exp(-(c.last_ms - ts_ms) * self._rate)
-            v = math.exp(-(c.last_ms - ts_ms) * self._recent_rate)
+            w = weight * math.exp(-(c.last_ms - ts_ms) * self._rate)
+            v = weight * math.exp(-(c.last_ms - ts_ms) * self._recent_rate)
         if c.test is not None:
             a, b = self.prior_successes + c.successes, self.prior_failures + c.failures
-            shift = c.test.update(success, a / (a + b))
+            shift = c.test.update(success, a / (a + b), weight)
             if shift is not None:  # forget what came before the change point
                 c.successes, c.failures = c.recent_successes, c.recent_failures = c.test.since_change
                 c.test.reset()
@@ -132,8 +135,12 @@ class ChannelBankStats:
             c.failures += w
             c.recent_failures += v
 
-    def observe_result(self, result: AttemptResult) -> bool:
-        """Count an attempt result if it is evidence about the channel; returns whether it counted."""
+    def observe_result(self, result: AttemptResult, first_of_part: bool | None = None) -> bool:
+        """Count an attempt result if it is evidence about the channel; returns whether it counted.
+        A failover's (not `first_of_part`, default attempt_no > 1) weighs `failover_weight`."""
+        weight = 1.0 if (result.attempt_no == 1 if first_of_part is None else first_of_part) else self.failover_weight
+        if weight <= 0:
+            return False
         if result.status == AttemptStatus.PENDING:
             return False
         if result.status == AttemptStatus.FAILED and result.failure_kind == FailureKind.CUSTOMER:
@@ -141,7 +148,7 @@ class ChannelBankStats:
         if result.channel_code in (CHANNEL_BUSY, CHANNEL_HUNG):  # refused by our executor, never sent
             return False
         self.observe(result.channel_id, result.bank_code, result.status == AttemptStatus.SUCCESS,
-                     result.finished_at_ms)
+                     result.finished_at_ms, weight)
         return True
 
     def posterior(self, channel_id: str, bank_code: str, now_ms: int) -> tuple[float, float]:
@@ -178,6 +185,7 @@ class ChannelBankStats:
             "prior": [self.prior_successes, self.prior_failures],
             "change": [self.change_ratio, self.change_threshold],
             "memory_ms": self.memory_ms,
+            "failover_weight": self.failover_weight,
             "counts": [[ch, bank, c.successes, c.failures, c.last_ms, [c.recent_successes, c.recent_failures]]
                        + ([] if c.test is None else [c.test.to_list()])
                        for (ch, bank), c in sorted(self._counts.items())],
@@ -187,7 +195,7 @@ class ChannelBankStats:
     def from_dict(cls, data: dict) -> ChannelBankStats:
         ratio, threshold = data.get("change", (None, 15.0))
         s = cls(data["half_life_ms"], *data["prior"], change_ratio=ratio, change_threshold=threshold,
-                memory_ms=data.get("memory_ms"))
+                memory_ms=data.get("memory_ms"), failover_weight=data.get("failover_weight", 1.0))
         for ch, bank, succ, fail, last, *more in data["counts"]:
             c = s._counts[(ch, bank)] = s._new_counts(int(last))
             c.successes, c.failures = float(succ), float(fail)

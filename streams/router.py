@@ -206,8 +206,8 @@ class Router:
             state = step.state if step.state.outcome is None else decided(step.state)
             self.orders.stage(partition, state.command["order_id"], state)
         if self.planner.stats is not None:
-            for result in step.observed:
-                self.planner.stats.observe_result(result)
+            for result, first in zip(step.observed, step.first_of_part):
+                self.planner.stats.observe_result(result, first)
         for att in step.attempts:
             out.emit(partition, self.attempts_t, key, att.encode())
             metrics.child(metrics.DECISIONS, att.channel_id, att.bank_code).inc()

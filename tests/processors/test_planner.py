@@ -174,12 +174,13 @@ def test_every_attempt_of_a_payment_is_observed():
     assert [r.attempt_id for r in s2.observed] == ["o1.1"]
     [retry] = s2.attempts
     s3 = orders.on_result(s2.state, result(retry), CardUsage(), NOW, planner)
+    assert s2.first_of_part == [True]
     # a failover lands on another channel-bank: its answer is evidence about that one too
-    assert [r.attempt_id for r in s3.observed] == ["o1.2"]
-    # split: each part's attempts count
+    assert [r.attempt_id for r in s3.observed] == ["o1.2"] and s3.first_of_part == [False]
+    # split: each part's attempts count, a part's first attempt as a first attempt
     sp = orders.on_command(None, command("o2"), USED_40K, NOW, planner)
-    obs = orders.on_result(sp.state, result(sp.attempts[1]), USED_40K, NOW, planner).observed
-    assert [r.attempt_id for r in obs] == ["o2.2"]
+    step = orders.on_result(sp.state, result(sp.attempts[1]), USED_40K, NOW, planner)
+    assert [r.attempt_id for r in step.observed] == ["o2.2"] and step.first_of_part == [True]
 
 
 def test_hot_reload_removes_a_channel_from_the_next_decision():

@@ -233,3 +233,14 @@ def test_exploration_fees_are_capped_by_a_share():
     # within the cap: an exploring decision may pay up to share / exploration_share of the best fee more
     near = Router(two({"exploration_share": 1.0, "exploration_max_fee_share": 1.0}, a_fee=100, b_fee=150))
     assert "b" in {near.route(req(order_id=f"o{i}"), s).chosen.channel_id for i in range(300)}
+
+
+def test_failover_results_weigh_failover_weight_and_a_parts_first_attempt_counts_in_full():
+    s = ChannelBankStats(HL, 1, 1, failover_weight=0.5)
+    assert s.observe_result(result(attempt_no=2))  # a failover: half a failure
+    assert s.posterior("a", "ICBC", 10) == (1, 1.5)
+    assert s.observe_result(result(AttemptStatus.SUCCESS, FailureKind.NONE, attempt_no=3), first_of_part=True)
+    assert s.posterior("a", "ICBC", 10) == (2, 1.5)  # a split part's first attempt: in full
+    off = ChannelBankStats(HL, 1, 1, failover_weight=0.0)
+    assert off.observe_result(result(attempt_no=2)) is False and off.posterior("a", "ICBC", 10) == (1, 1)
+    assert ChannelBankStats.from_config(ScoringConfig(failover_weight=0.25)).failover_weight == 0.25
