@@ -169,8 +169,7 @@ class Step:
     dead_letter: DeadLetterReason | None = None
     signing: list[SigningTask] = field(default_factory=list)
     agreements: list[AgreementSigned] = field(default_factory=list)
-    observed: list[AttemptResult] = field(default_factory=list)  # payment attempts' final results
-    first_of_part: list[bool] = field(default_factory=list)  # per observed result: its part's first attempt?
+    observed: list[AttemptResult] = field(default_factory=list)  # first-attempt final results
 
 
 # What a decided order does not need to keep: the business line's free-form metadata, a CONFIRM's
