@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import bench_e2e, bench_idle, bench_quality, bench_raw, bench_stages  # noqa: E402
+from bench.quality_world import load_all  # noqa: E402
 from bench.harness import REPO_ROOT, log, private_platform  # noqa: E402
 from bench.chart import chart  # noqa: E402
 from bench.report import table  # noqa: E402
@@ -83,7 +84,7 @@ def main() -> int:
             fenced(results, "idle", lambda: bench_idle.run(settings, idle_s=10 if args.quick else 20, rate=50,
                                                            load_s=20 if args.quick else 40, slice_s=10 if args.quick else 20))
     if "quality" in parts:
-        fenced(results, "quality", lambda: bench_quality.run(hours=4))
+        fenced(results, "quality", lambda: bench_quality.flat(bench_quality.run(load_all())))
     if "reaction" in parts:
         fenced(results, "reaction", lambda: reaction(10 if args.quick else 20))
     results["machine"]["load_avg_at_end"] = os.getloadavg()

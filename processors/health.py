@@ -10,7 +10,8 @@ alone with `ChannelBankHealth.apply_event`.
 The state machine (docs/health.md has the full description):
 
     NORMAL --(20 consecutive channel failures | 800 consecutive pending)--> DEMOTED (level 1, 30 min)
-    DEMOTED --(demoted_until reached)--> PROBATION (routable; runs start from zero)
+    DEMOTED --(a full window of probes succeeds)--> PROBATION early (processors/health_probes.py)
+    DEMOTED --(demoted_until reached: probes still failing)--> DEMOTED (level + 1) | else PROBATION
     PROBATION --(probation_ms without a trip | enough successes)--> NORMAL (level back to 0)
     PROBATION --(trip again)--> DEMOTED (level + 1, 30 min x 2^(level-1), capped at 4 h)
     any --(operator demote)--> DEMOTED ; DEMOTED/PROBATION --(operator restore)--> NORMAL (level 0)
@@ -21,14 +22,10 @@ Counting rules (per channel-bank):
 * FAILED with FailureKind.CUSTOMER (e.g. insufficient balance) neither counts nor resets the failure
   run (the channel worked; the customer could not pay) but, being a final answer, resets the pending run;
 * PENDING counts one pending and leaves the failure run alone;
-* FAILED with channel_code CHANNEL_BUSY (connectors/codes.py) is ignored altogether: the executor's
-  own bulkhead refused the attempt and sent nothing, which says nothing about the channel-bank.
-  Counting it would demote a healthy channel-bank for a burst we could not take; PENDING with
-  MAYBE_SENT (the same refusal for an attempt another executor may have sent) likewise;
-* FAILED with channel_code CHANNEL_HUNG counts as PENDING: calls of the channel-bank timed out and
-  the executor holds the others back (one probe call at a time, streams/bulkhead.py); each would
-  have timed out into PENDING, so a hung channel-bank trips the pending rule as it did when they
-  were all sent.
+* FAILED CHANNEL_BUSY (connectors/codes.py) and PENDING MAYBE_SENT are ignored: our executor's own
+  bulkhead refused the attempt, which says nothing about the channel-bank;
+* FAILED CHANNEL_HUNG counts as PENDING: the executor holds calls of a hung channel-bank back
+  (streams/bulkhead.py), and each would have timed out into PENDING.
 A result seen again (same attempt_id and status, within the last `dedupe_window` results of that
 channel-bank) is ignored: delivery is at-least-once and a replay must not count twice.
 """
@@ -42,8 +39,10 @@ from typing import Any, Iterable, Mapping
 from connectors.codes import CHANNEL_BUSY, CHANNEL_HUNG, MAYBE_SENT
 from schemas.records import AttemptResult, AttemptStatus, FailureKind
 
+from processors import health_probes as probes
 from processors.health_model import (  # noqa: F401  (re-exported: the monitor's public vocabulary)
     HOUR_MS, MINUTE_MS, STATE_VERSION, ChannelBankHealth, HealthEvent, HealthPolicy, HealthReason, HealthState, Key,
+    RestoreReason,
 )
 
 
@@ -118,6 +117,12 @@ class HealthMonitor:
             self.last_counted = False
             return events
         self.last_counted = True  # the streams layer counts only these in its per-minute metrics
+        if status != AttemptStatus.PENDING and result.failure_kind != FailureKind.CUSTOMER \
+                and probes.is_probe(health, result.started_at_ms):
+            probes.record(health, status == AttemptStatus.SUCCESS, policy)
+            if probes.recovered(health, policy):
+                self._to_probation(entry, policy, now_ms, HealthReason.EARLY_RESTORE_PROBES_OK,
+                                   RestoreReason.EARLY_RESTORE_PROBES_OK, probes.summary(health), events)
         if status == AttemptStatus.SUCCESS:
             health.consecutive_failures = 0
             health.consecutive_pending = 0
@@ -206,7 +211,8 @@ class HealthMonitor:
         if entry.health.state != HealthState.NORMAL:
             entry.health.consecutive_failures = 0
             entry.health.consecutive_pending = 0
-            self._to_normal(entry, now_ms, HealthReason.OPERATOR_RESTORE, reason or "operator restore", events)
+            self._to_normal(entry, now_ms, HealthReason.OPERATOR_RESTORE, reason or "operator restore", events,
+                            RestoreReason.OPERATOR)
         return events
 
     # -- queries -------------------------------------------------------------------------------
@@ -285,16 +291,13 @@ class HealthMonitor:
                 due = health.demoted_until_ms
                 if due is None or due > now_ms:
                     return
-                health.consecutive_failures = 0
-                health.consecutive_pending = 0
-                health.probation_successes = 0
-                self._emit(
-                    entry, HealthState.PROBATION, HealthReason.RESTORE_TIMER, due,
-                    f"demotion ended; probation for {policy.probation_ms} ms", events,
-                    demoted_until_ms=None, probation_until_ms=due + policy.probation_ms,
-                )
-                self._demoted.discard(health.key)
-                self._schedule(entry)
+                if probes.still_failing(health, policy):
+                    level = health.demotion_level + 1
+                    self._to_demoted(entry, due, due + policy.demotion_for_level(level), level,
+                                     HealthReason.PROBES_FAILING, f"demotion ended, {probes.summary(health)}", events)
+                    continue
+                self._to_probation(entry, policy, due, HealthReason.RESTORE_TIMER, RestoreReason.TIMER,
+                                   f"demotion ended; probation for {policy.probation_ms} ms", events)
             elif health.state == HealthState.PROBATION:
                 due = health.probation_until_ms
                 if due is None or due > now_ms:
@@ -302,6 +305,15 @@ class HealthMonitor:
                 self._to_normal(entry, due, HealthReason.PROBATION_PASSED, f"no trip in {policy.probation_ms} ms", events)
             else:
                 return
+
+    def _to_probation(self, entry: _Entry, policy: HealthPolicy, at_ms: int, code: HealthReason,
+                      why: RestoreReason, reason: str, events: list[HealthEvent]) -> None:
+        health = entry.health
+        health.consecutive_failures = health.consecutive_pending = health.probation_successes = 0
+        self._emit(entry, HealthState.PROBATION, code, at_ms, reason, events, demoted_until_ms=None,
+                   probation_until_ms=at_ms + policy.probation_ms, restore_reason=why)
+        self._demoted.discard(health.key)
+        self._schedule(entry)
 
     def _trip(
         self, entry: _Entry, policy: HealthPolicy, now_ms: int, code: HealthReason, reason: str,
@@ -317,21 +329,25 @@ class HealthMonitor:
         health = entry.health
         health.demotion_level = level
         health.probation_successes = 0
+        health.probes = ""
         self._emit(entry, HealthState.DEMOTED, code, now_ms, reason, events,
                    demoted_until_ms=until, probation_until_ms=None)
         self._demoted.add(health.key)
         self._schedule(entry)
 
-    def _to_normal(self, entry: _Entry, now_ms: int, code: HealthReason, reason: str, events: list[HealthEvent]) -> None:
+    def _to_normal(self, entry: _Entry, now_ms: int, code: HealthReason, reason: str, events: list[HealthEvent],
+                   restore_reason: RestoreReason | None = None) -> None:
         health = entry.health
         health.demotion_level = 0
         health.probation_successes = 0
-        self._emit(entry, HealthState.NORMAL, code, now_ms, reason, events, demoted_until_ms=None, probation_until_ms=None)
+        self._emit(entry, HealthState.NORMAL, code, now_ms, reason, events, demoted_until_ms=None,
+                   probation_until_ms=None, restore_reason=restore_reason)
         self._demoted.discard(health.key)
 
     def _emit(
         self, entry: _Entry, to_state: HealthState, code: HealthReason, at_ms: int, reason: str,
         events: list[HealthEvent], *, demoted_until_ms: int | None, probation_until_ms: int | None,
+        restore_reason: RestoreReason | None = None,
     ) -> None:
         health = entry.health
         from_state = health.state
@@ -344,6 +360,8 @@ class HealthMonitor:
         health.probation_until_ms = probation_until_ms
         health.last_reason_code = code
         health.last_reason = reason
+        if restore_reason is not None:
+            health.last_restore_reason = restore_reason
         health.updated_at_ms = at_ms
         health.seq += 1
         events.append(HealthEvent(
@@ -361,6 +379,7 @@ class HealthMonitor:
             demoted_until_ms=demoted_until_ms,
             demotion_level=health.demotion_level,
             probation_until_ms=probation_until_ms,
+            restore_reason=restore_reason,
         ))
 
     def _schedule(self, entry: _Entry) -> None:
@@ -375,11 +394,5 @@ class HealthMonitor:
             heapq.heappush(self._timers, (due, health.seq, health.channel_id, health.bank_code))
 
 
-__all__ = [
-    "ChannelBankHealth",
-    "HealthEvent",
-    "HealthMonitor",
-    "HealthPolicy",
-    "HealthReason",
-    "HealthState",
-]
+__all__ = ["ChannelBankHealth", "HealthEvent", "HealthMonitor", "HealthPolicy", "HealthReason", "HealthState",
+           "RestoreReason"]

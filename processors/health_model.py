@@ -32,6 +32,16 @@ class HealthReason(StrEnum):
     OPERATOR_DEMOTE = "OPERATOR_DEMOTE"
     OPERATOR_RESTORE = "OPERATOR_RESTORE"
     OPERATOR_DISABLE = "OPERATOR_DISABLE"  # DEMOTED until restored, and routers never use it
+    EARLY_RESTORE_PROBES_OK = "EARLY_RESTORE_PROBES_OK"  # DEMOTED -> PROBATION before the timer: probes succeed
+    PROBES_FAILING = "PROBES_FAILING"  # the demotion ended but its probes still fail: DEMOTED again
+
+
+class RestoreReason(StrEnum):
+    """Why a demoted channel-bank was routed again (HealthEvent.restore_reason)."""
+
+    EARLY_RESTORE_PROBES_OK = "EARLY_RESTORE_PROBES_OK"
+    TIMER = "TIMER"
+    OPERATOR = "OPERATOR"
 
 
 class HealthPolicy(BaseModel):
@@ -51,6 +61,13 @@ class HealthPolicy(BaseModel):
         None, ge=1, description="if set: this many successes in probation also return it to NORMAL early"
     )
     dedupe_window: int = Field(64, ge=0, description="recent (attempt_id, status) remembered per channel-bank")
+    probe_window: int = Field(20, ge=1, description="probe results (attempts sent while DEMOTED) judged together")
+    early_restore_max_failures: int | None = Field(
+        1, ge=0, description="a full probe window with at most this many channel-side failures restores early"
+        " (None: only the timer or an operator restores)")
+    redemote_min_probes: int = Field(5, ge=1, description="probes needed to judge a demotion at its end")
+    redemote_failure_share: float = Field(
+        0.5, gt=0.0, le=1.0, description="at the demotion's end, probes failing this share or more demote again")
 
     @model_validator(mode="after")
     def _cap(self):
@@ -91,6 +108,7 @@ class HealthEvent(BaseModel):
     demoted_until_ms: int | None = Field(None, description="None while DEMOTED = until an operator restores")
     demotion_level: int
     probation_until_ms: int | None = None
+    restore_reason: RestoreReason | None = Field(None, description="set when a DEMOTED channel-bank is routed again")
 
     @property
     def key(self) -> str:
@@ -151,6 +169,8 @@ class ChannelBankHealth:
     last_reason: str = ""
     updated_at_ms: int | None = None
     seq: int = 0
+    probes: str = ""  # results of attempts sent while DEMOTED, oldest first: "1" success, "0" channel failure
+    last_restore_reason: RestoreReason | None = None
 
     @property
     def key(self) -> Key:
@@ -184,6 +204,8 @@ class ChannelBankHealth:
             self.probation_successes = 0
         self.last_reason_code = event.reason_code
         self.last_reason = event.reason
+        if event.restore_reason is not None:
+            self.last_restore_reason = event.restore_reason
         self.updated_at_ms = event.at_ms
         self.seq = event.seq
         return True
@@ -211,6 +233,8 @@ class ChannelBankHealth:
             "last_reason": self.last_reason,
             "updated_at_ms": self.updated_at_ms,
             "seq": self.seq,
+            "probes": self.probes,
+            "last_restore_reason": None if self.last_restore_reason is None else self.last_restore_reason.value,
         }
 
     @classmethod
@@ -231,6 +255,9 @@ class ChannelBankHealth:
             last_reason=str(data.get("last_reason", "")),
             updated_at_ms=_opt_int(data.get("updated_at_ms")),
             seq=int(data.get("seq", 0)),
+            probes=str(data.get("probes", "")),
+            last_restore_reason=None if data.get("last_restore_reason") is None
+            else RestoreReason(data["last_restore_reason"]),
         )
         if health.consecutive_failures < 0 or health.consecutive_pending < 0 or health.demotion_level < 0:
             raise ValueError(f"negative count in health state of {health.key}")

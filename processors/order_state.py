@@ -169,7 +169,8 @@ class Step:
     dead_letter: DeadLetterReason | None = None
     signing: list[SigningTask] = field(default_factory=list)
     agreements: list[AgreementSigned] = field(default_factory=list)
-    observed: list[AttemptResult] = field(default_factory=list)  # first-attempt final results
+    observed: list[AttemptResult] = field(default_factory=list)  # payment attempts' final results
+    first_of_part: list[bool] = field(default_factory=list)  # per observed result: its part's first attempt?
 
 
 # What a decided order does not need to keep: the business line's free-form metadata, a CONFIRM's

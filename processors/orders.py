@@ -14,8 +14,9 @@ an outcome, a dead letter; move the card's used-today amounts). Rules a payments
 * protocol-payment signing (BIND's SMS request, CONFIRM, a user-present debit that signs on the
   way) is executed by the signer role, not the executor: those attempts come out in `Step.signing`;
   a confirmed signing comes out as an agreement for the card × channel (`Step.agreements`);
-* only the first attempt of each part is evidence about a channel-bank's success rate (a failover
-  attempt is made *because* another channel failed): those results come out in `Step.observed`.
+* every payment attempt's final answer is evidence about its channel-bank's success rate (a
+  failover lands on another channel-bank, which answers on its own merits): those results come out
+  in `Step.observed`; the statistics decide what counts (customer-side failures do not).
 """
 from __future__ import annotations
 
@@ -106,8 +107,9 @@ def on_result(state: OrderState | None, result: AttemptResult, usage: CardUsage,
     att.channel_txn_id = result.channel_txn_id
     att.reason = f"{result.channel_code} {result.channel_message}".strip()
     step = Step(state)
-    if _is_first_of_part(state, att) and att.kind == PAY and result.operation != Operation.AUTHENTICATE:
+    if att.kind == PAY and result.operation != Operation.AUTHENTICATE:
         step.observed.append(result)
+        step.first_of_part.append(_is_first_of_part(state, att))
     if result.status == AttemptStatus.SUCCESS and att.kind in (SIGN_CONFIRM, SIGN_AND_PAY):
         step.agreements.append(AgreementSigned(att.channel_id, result.finished_at_ms,
                                                result.channel_txn_id or "", state.command["order_id"]))

@@ -2,9 +2,10 @@
 
 Routing v2 as the stream runs it: every decision sees
 * the card's agreements (protocol payment: debits only on channels the card has signed),
-* the channel-banks the health monitor demoted (`demoted(now_ms)`, read per decision),
-* success-rate statistics (`ChannelBankStats`, fed by the stream with first-attempt results), which
-  turn the fee ranking into the expected-value ranking with a little Thompson exploration.
+* the channel-banks the health monitor demoted (`demoted(now_ms)`, read per decision; a small probe
+  share of first attempts still reaches them),
+* success-rate statistics (`ChannelBankStats`, fed by the stream with every payment attempt's
+  result), which turn the fee ranking into the expected-value ranking with a little exploration.
 
 When no single channel can take a payment:
 1. split it over several channels (`processors.split.plan_split`) if the business line allows it;

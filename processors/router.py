@@ -9,11 +9,13 @@ Optimality: without statistics (v1), lowest fee, then higher priority, then chan
 tie-breaks, and a configured share of decisions explores by Thompson sampling.
 
 Health: channel-banks an operator disabled (`RouteRequest.demoted.disabled`) are always excluded
-(DISABLED). The other channel-banks in `RouteRequest.demoted` are excluded (DEMOTED), except (a) in an exploring
-decision, where they compete on their sampled score so a recovered channel-bank gets a chance to
-show it, and (b) as a last resort when nothing else is available (`scoring.demoted_last_resort`):
-the talk's demotion lowers a channel's priority, it does not switch it off, and a payment that may
-succeed beats one that is sure to be refused.
+(DISABLED). The other channel-banks in `RouteRequest.demoted` are excluded (DEMOTED), except (a) in a
+probing decision (`scoring.probe_share` of first attempts that have failover behind them, mode
+"probe"), whose answers tell the health monitor whether the channel-bank recovered
+(processors/health_probes.py), and (b) as a last resort when nothing else is available
+(`scoring.demoted_last_resort`): the talk's demotion lowers a channel's priority, it does not switch
+it off, and a payment that may succeed beats one that is sure to be refused. Exploration does not
+reach demoted channel-banks: their share is the probe share, bounded.
 """
 from __future__ import annotations
 
@@ -297,8 +299,14 @@ class Router:
                    and unit_draw(req.order_id, req.attempt_no, req.seed) < scoring.exploration_share)
         pool, excluded = sc.ok, sc.excluded
         if sc.held:
-            if explore or (not pool and scoring.demoted_last_resort):
-                pool = pool + sc.held
+            if self._probes(req, pool):  # the demoted first, then the others (the failover's)
+                if stats is None:
+                    cands = self._rank_by_fee(req, sc.held)[1] + self._rank_by_fee(req, pool)[1]
+                else:
+                    cands = tuple(self._rank_by_value(req, sc.held, stats) + self._rank_by_value(req, pool, stats))
+                return Decision(cands[0], cands, tuple(excluded), mode="probe")
+            if not pool and scoring.demoted_last_resort:
+                pool = sc.held
             else:
                 excluded = excluded + [Exclusion(e.channel_id, DEMOTED, "demoted by channel health") for e, _ in sc.held]
         if stats is None:
@@ -307,6 +315,16 @@ class Router:
         if not explore or not cands:
             return Decision(cands[0] if cands else None, tuple(cands), tuple(excluded), mode="ev")
         return Decision(self._thompson(req, cands, stats), tuple(cands), tuple(excluded), mode="explore")
+
+    def _probes(self, req: RouteRequest, others) -> bool:
+        """Does this decision probe a demoted channel-bank? Only a first attempt, only when another
+        channel-bank is available and the business line allows a failover: a probe is never a
+        customer's only chance. `scoring.probe_share` of such decisions, fixed by the attempt id."""
+        share = self.config.scoring.probe_share
+        if share <= 0 or req.attempt_no != 1 or not others or req.operation == Operation.AUTHENTICATE:
+            return False  # (an authentication's steps are planned by processors/binding.py, not failed over)
+        line = self.config.business_lines.get(req.business_line)
+        return line is not None and line.max_attempts > 1 and unit_draw(req.order_id, 1, req.seed, "/probe") < share
 
     def _rank_by_fee(self, req: RouteRequest, pool) -> tuple[Candidate | None, tuple[Candidate, ...]]:
         amount, demoted = req.amount_fen, req.demoted
@@ -340,9 +358,15 @@ class Router:
         rng = attempt_rng(req.order_id, req.attempt_no, req.seed)
         value = success_value_fen(self.config.scoring, self.config.business_lines.get(req.business_line),
                                   req.amount_fen)
+        scoring = self.config.scoring
+        cap = scoring.exploration_max_fee_share
+        # the most an exploring decision may pay above the best choice's fee (see processors/scoring.py)
+        max_fee = math.inf if cap is None else cands[0].fee_fen * (1 + cap / scoring.exploration_share)
         best, best_score = cands[0], -math.inf
         for c in cands:  # in ranked order, so ties keep the ranked order
-            a, b = stats.posterior(c.channel_id, c.bank_code, req.now_ms)
+            if c.fee_fen > max_fee:
+                continue
+            a, b = stats.explore_posterior(c.channel_id, c.bank_code, req.now_ms)
             drawn = expected_value(rng.betavariate(a, b), value, c.fee_fen)
             if drawn > best_score:
                 best, best_score = c, drawn

@@ -99,7 +99,17 @@ class ScoringConfig(Strict):
     success_value_fen: int = Field(1_000, ge=0, description="value of a success, fixed part (fen)")
     success_value_ppm: int = Field(10_000, ge=0, description="value of a success, share of the amount (1%)")
     exploration_share: float = Field(0.03, ge=0, le=1, description="decisions made by Thompson sampling")
+    exploration_memory_ms: int = Field(60_000, gt=0, description="exploring draws: a channel-bank's evidence "
+                                       "halves every this long without news, so stale estimates get explored")
+    exploration_max_fee_share: float | None = Field(0.05, ge=0, description="cap on exploration's extra fees, as "
+                                                    "a share of the fees the best choices pay (None: no cap)")
     demoted_last_resort: bool = Field(True, description="use demoted channel-banks when nothing else is available")
+    probe_share: float = Field(0.02, ge=0, le=0.5, description="first attempts (with failover behind) that "
+                               "probe a demoted channel-bank: the health monitor's evidence for an early restore")
+    failover_weight: float = Field(1.0, ge=0, le=1, description="weight of a failover attempt's result in the "
+                                   "statistics (below 1 when failures are correlated across channels)")
+    change_ratio: float | None = Field(3.0, gt=1, description="change test: failure odds x or / this (None: off)")
+    change_threshold: float = Field(15.0, gt=0, description="change test: evidence (nats) that declares a shift")
 
 
 class RoutingConfig(Strict):

@@ -2,12 +2,24 @@
 
 Success rate. Each channel-bank keeps a Beta posterior over its success probability:
     alpha = prior_successes + decayed successes,   beta = prior_failures + decayed failures
-Every observation's weight halves each `half_life_ms` (exponential decay by event time), so a
-channel-bank that broke 10 minutes ago weighs more than a week of good history, and an idle one
-drifts back to the prior. Only a payment's FIRST attempt is counted: a failover attempt is only made
-after another channel failed, so it is not a fair sample of the channel (selection bias). PENDING
-results and customer-side failures (insufficient funds, wrong card data...) are not evidence about
-the channel and are ignored.
+Every observation's weight halves each `half_life_ms` (exponential decay by event time), so an idle
+channel-bank drifts back to the prior (and, uncertain again, wins exploration draws).
+
+What counts: every payment attempt's final answer, first attempts and failovers alike (a failover
+lands on another channel-bank, which answers on its own merits; counting only first attempts left
+the channel-banks that mostly take failovers unobserved). PENDING results and customer-side
+failures (insufficient funds, frozen card...) are not evidence about the channel and are ignored,
+as are refusals by our own executor (CHANNEL_BUSY, CHANNEL_HUNG: never sent).
+
+Change detection (processors/change_point.py). A long half-life keeps the estimate steady but
+would take tens of minutes to notice that a channel-bank went from 0.97 to 0.80; a short one chases
+noise. So the estimate keeps its long memory and a two-sided Bernoulli CUSUM watches every
+observation against it: when the evidence that the failure odds moved by `change_ratio` (either
+way) passes `change_threshold` nats, the history before the estimated change point is dropped and
+the estimate restarts from the observations since then. At the defaults (x3 odds, 15 nats) a
+channel-bank taking 4 payments/s that falls from 0.97 to 0.80 is noticed after ~90 results
+(~20 s), an outage after 14 failures, and under stationary rates the expected time between false
+alarms exceeds a day at 50 payments/s (bench/bench_quality.py --stationary-day measures both).
 
 Score (higher is better), in fen:
     score = p_success * value - fee,   value = success_value_fen + amount * success_value_ppm / 1e6
@@ -19,10 +31,16 @@ With no statistics every channel-bank has the same p, and the score ranks by fee
 Configured priority then channel id break ties.
 
 Exploration. A share of decisions (default 3%) is made by Thompson sampling: draw p from each
-candidate's posterior and rank by the drawn score. Uncertain channel-banks then get traffic in
-proportion to their chance of being best, so estimates keep updating. Whether a decision explores,
-and what it draws, come from a seed derived from the attempt id: replaying an attempt gives the
-same decision.
+candidate's posterior and rank by the drawn score. The draws use a discounted posterior: the same
+counts kept with a short memory, `exploration_memory_ms` (1 min half-life), so the budget goes
+where the uncertainty is: a channel-bank that has taken little traffic lately (the one that
+collapsed and may have recovered, the dear one nobody uses; a trickle of failovers does not make it
+certain) draws near its prior and wins some decisions, while a busy one draws close to its estimate. Its cost is capped:
+an exploring decision may only pick a candidate whose fee exceeds the best choice's by at most
+`exploration_max_fee_share / exploration_share` of it, so exploration's extra fees stay within
+`exploration_max_fee_share` (5 %) of the fees.
+Whether a decision explores, and what it draws, come from a seed derived from the attempt id:
+replaying an attempt gives the same decision.
 """
 from __future__ import annotations
 
@@ -32,6 +50,7 @@ import random
 from dataclasses import dataclass
 
 from connectors.codes import CHANNEL_BUSY, CHANNEL_HUNG
+from processors.change_point import ChangeTest
 from processors.routing_config import BusinessLine, ScoringConfig
 from schemas.records import AttemptResult, AttemptStatus, FailureKind
 
@@ -43,58 +62,93 @@ class _Counts:
     successes: float  # decayed, as of last_ms
     failures: float
     last_ms: int
+    test: ChangeTest | None = None
+    recent_successes: float = 0.0  # the same, with the short exploration memory
+    recent_failures: float = 0.0
 
 
 class ChannelBankStats:
-    """Decayed success/failure counts per (channel_id, bank_code). Pure: no clock, no I/O; updated in
-    place by `observe` and readable at any `now_ms`. Serialisable with to_dict/from_dict."""
+    """Decayed success/failure counts per (channel_id, bank_code), each watched by a change test.
+    Pure: no clock, no I/O; updated in place by `observe` and readable at any `now_ms`.
+    Serialisable with to_dict/from_dict."""
 
-    def __init__(self, half_life_ms: int = 1_800_000, prior_successes: float = 19.0, prior_failures: float = 1.0):
+    def __init__(self, half_life_ms: int = 1_800_000, prior_successes: float = 19.0, prior_failures: float = 1.0,
+                 change_ratio: float | None = None, change_threshold: float = 15.0, memory_ms: int | None = None,
+                 failover_weight: float = 1.0):
         if half_life_ms <= 0 or prior_successes <= 0 or prior_failures <= 0:
             raise ValueError("half-life and priors must be positive")
         self.half_life_ms = half_life_ms
         self.prior_successes = prior_successes
         self.prior_failures = prior_failures
+        self.change_ratio = change_ratio  # None: no change detection (the decay alone)
+        self.change_threshold = change_threshold
+        self.failover_weight = failover_weight  # see observe_result
         self._rate = _LN2 / half_life_ms  # decay per ms
+        self.memory_ms = memory_ms or half_life_ms  # exploring draws' memory (see the module doc)
+        self._recent_rate = _LN2 / self.memory_ms
         self._counts: dict[tuple[str, str], _Counts] = {}
+        self.shifts: list[tuple[str, str, int, str]] = []  # (channel, bank, at_ms, "down"|"up"), newest last
+        self.max_shifts_kept = 1000
 
     @classmethod
     def from_config(cls, scoring: ScoringConfig) -> ChannelBankStats:
-        return cls(scoring.half_life_ms, scoring.prior_successes, scoring.prior_failures)
+        return cls(scoring.half_life_ms, scoring.prior_successes, scoring.prior_failures,
+                   scoring.change_ratio, scoring.change_threshold, scoring.exploration_memory_ms,
+                   scoring.failover_weight)
 
-    def observe(self, channel_id: str, bank_code: str, success: bool, ts_ms: int) -> None:
-        """Count one first-attempt outcome at its event time. Out-of-order events are decayed to
-        the newest time seen, so the result does not depend on arrival order."""
+    def _new_counts(self, ts_ms: int) -> _Counts:
+        test = None if self.change_ratio is None else ChangeTest(self.change_ratio, self.change_threshold)
+        return _Counts(0.0, 0.0, ts_ms, test)
+
+    def observe(self, channel_id: str, bank_code: str, success: bool, ts_ms: int, weight: float = 1.0) -> None:
+        """Count one outcome at its event time. Out-of-order events are decayed to the newest time
+        seen, so the estimate does not depend on arrival order."""
         key = (channel_id, bank_code)
         c = self._counts.get(key)
         if c is None:
-            self._counts[key] = _Counts(1.0 if success else 0.0, 0.0 if success else 1.0, ts_ms)
-            return
+            c = self._counts[key] = self._new_counts(ts_ms)
         if ts_ms >= c.last_ms:
             f = math.exp(-(ts_ms - c.last_ms) * self._rate)
+            g = math.exp(-(ts_ms - c.last_ms) * self._recent_rate)
             c.successes *= f
             c.failures *= f
+            c.recent_successes *= g
+            c.recent_failures *= g
             c.last_ms = ts_ms
-            w = 1.0
+            w = v = weight
         else:
-            w = math.exp(-(c.last_ms - ts_ms) * self._rate)
+            w = weight * math.exp(-(c.last_ms - ts_ms) * self._rate)
+            v = weight * math.exp(-(c.last_ms - ts_ms) * self._recent_rate)
+        if c.test is not None:
+            a, b = self.prior_successes + c.successes, self.prior_failures + c.failures
+            shift = c.test.update(success, a / (a + b), weight)
+            if shift is not None:  # forget what came before the change point
+                c.successes, c.failures = c.recent_successes, c.recent_failures = c.test.since_change
+                c.test.reset()
+                self.shifts.append((channel_id, bank_code, ts_ms, shift))
+                del self.shifts[:-self.max_shifts_kept]
+                return
         if success:
             c.successes += w
+            c.recent_successes += v
         else:
             c.failures += w
+            c.recent_failures += v
 
-    def observe_result(self, result: AttemptResult, first_attempt: bool | None = None) -> bool:
+    def observe_result(self, result: AttemptResult, first_of_part: bool | None = None) -> bool:
         """Count an attempt result if it is evidence about the channel; returns whether it counted.
-        `first_attempt` defaults to attempt_no == 1 (pass it explicitly for split parts)."""
-        first = result.attempt_no == 1 if first_attempt is None else first_attempt
-        if not first or result.status == AttemptStatus.PENDING:
+        A failover's (not `first_of_part`, default attempt_no > 1) weighs `failover_weight`."""
+        weight = 1.0 if (result.attempt_no == 1 if first_of_part is None else first_of_part) else self.failover_weight
+        if weight <= 0:
+            return False
+        if result.status == AttemptStatus.PENDING:
             return False
         if result.status == AttemptStatus.FAILED and result.failure_kind == FailureKind.CUSTOMER:
             return False
         if result.channel_code in (CHANNEL_BUSY, CHANNEL_HUNG):  # refused by our executor, never sent
             return False
         self.observe(result.channel_id, result.bank_code, result.status == AttemptStatus.SUCCESS,
-                     result.finished_at_ms)
+                     result.finished_at_ms, weight)
         return True
 
     def posterior(self, channel_id: str, bank_code: str, now_ms: int) -> tuple[float, float]:
@@ -104,6 +158,16 @@ class ChannelBankStats:
             return self.prior_successes, self.prior_failures
         f = math.exp(-(now_ms - c.last_ms) * self._rate) if now_ms > c.last_ms else 1.0
         return self.prior_successes + c.successes * f, self.prior_failures + c.failures * f
+
+    def explore_posterior(self, channel_id: str, bank_code: str, now_ms: int) -> tuple[float, float]:
+        """The posterior exploring draws use: the evidence decays with the short `memory_ms`
+        (discounted Thompson sampling), so a channel-bank that has taken little traffic lately, even
+        a trickle of failovers, is uncertain again and wins some draws, while a busy one is not."""
+        c = self._counts.get((channel_id, bank_code))
+        if c is None:
+            return self.prior_successes, self.prior_failures
+        g = math.exp(-(now_ms - c.last_ms) * self._recent_rate) if now_ms > c.last_ms else 1.0
+        return self.prior_successes + c.recent_successes * g, self.prior_failures + c.recent_failures * g
 
     def p_success(self, channel_id: str, bank_code: str, now_ms: int) -> float:
         # posterior() inlined (same arithmetic, same floats): called for every candidate of every decision
@@ -119,15 +183,25 @@ class ChannelBankStats:
         return {
             "half_life_ms": self.half_life_ms,
             "prior": [self.prior_successes, self.prior_failures],
-            "counts": [[ch, bank, c.successes, c.failures, c.last_ms]
+            "change": [self.change_ratio, self.change_threshold],
+            "memory_ms": self.memory_ms,
+            "failover_weight": self.failover_weight,
+            "counts": [[ch, bank, c.successes, c.failures, c.last_ms, [c.recent_successes, c.recent_failures]]
+                       + ([] if c.test is None else [c.test.to_list()])
                        for (ch, bank), c in sorted(self._counts.items())],
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> ChannelBankStats:
-        s = cls(data["half_life_ms"], *data["prior"])
-        for ch, bank, succ, fail, last in data["counts"]:
-            s._counts[(ch, bank)] = _Counts(float(succ), float(fail), int(last))
+        ratio, threshold = data.get("change", (None, 15.0))
+        s = cls(data["half_life_ms"], *data["prior"], change_ratio=ratio, change_threshold=threshold,
+                memory_ms=data.get("memory_ms"), failover_weight=data.get("failover_weight", 1.0))
+        for ch, bank, succ, fail, last, *more in data["counts"]:
+            c = s._counts[(ch, bank)] = s._new_counts(int(last))
+            c.successes, c.failures = float(succ), float(fail)
+            c.recent_successes, c.recent_failures = (float(x) for x in more[0]) if more else (c.successes, c.failures)
+            if c.test is not None and len(more) > 1:
+                c.test.load(more[1])
         return s
 
 
@@ -142,9 +216,10 @@ def expected_value(p_success: float, value_fen: int, fee_fen: int) -> float:
     return p_success * value_fen - fee_fen
 
 
-def unit_draw(order_id: str, attempt_no: int, seed: int) -> float:
-    """A uniform number in [0, 1) fixed by the attempt id (and the caller's seed): decides exploration."""
-    h = hashlib.blake2b(f"{order_id}.{attempt_no}/{seed}".encode(), digest_size=8).digest()
+def unit_draw(order_id: str, attempt_no: int, seed: int, salt: str = "") -> float:
+    """A uniform number in [0, 1) fixed by the attempt id (and the caller's seed): decides exploration
+    (and, with another salt, probing: independent of the exploration draw)."""
+    h = hashlib.blake2b(f"{order_id}.{attempt_no}/{seed}{salt}".encode(), digest_size=8).digest()
     return int.from_bytes(h, "big") / 2.0**64
 
 

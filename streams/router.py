@@ -23,7 +23,7 @@ State is bounded (streams/expiry.py): a decided order shrinks to what a repeat n
 usage leaves once all its days are past, or at once when nothing is reserved any more.
 
 Live state beside the tables, per router instance: the routing configuration (hot-reloaded from
-pay.config, streams/config_view.py), success-rate statistics fed by the first-attempt results this
+pay.config, streams/config_view.py), success-rate statistics fed by the payment attempts' results this
 instance sees (a hash-sample of cards: an unbiased sample of every channel-bank's traffic), the
 health monitor's demotions (streams/health_view.py), the capability endpoint (streams/capability.py)
 and the capability.changes announcer.
@@ -206,8 +206,8 @@ class Router:
             state = step.state if step.state.outcome is None else decided(step.state)
             self.orders.stage(partition, state.command["order_id"], state)
         if self.planner.stats is not None:
-            for result in step.observed:
-                self.planner.stats.observe_result(result, first_attempt=True)
+            for result, first in zip(step.observed, step.first_of_part):
+                self.planner.stats.observe_result(result, first)
         for att in step.attempts:
             out.emit(partition, self.attempts_t, key, att.encode())
             metrics.child(metrics.DECISIONS, att.channel_id, att.bank_code).inc()

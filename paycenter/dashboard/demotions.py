@@ -18,6 +18,7 @@ class Demotion:
     end_ms: int | None  # None: still demoted
     level: int
     reason: str
+    restore_reason: str | None = None  # EARLY_RESTORE_PROBES_OK, TIMER, OPERATOR; None while demoted
 
     @property
     def key(self) -> str:
@@ -48,10 +49,12 @@ def demotions(events: Iterable[HealthEvent], since_ms: int, now_ms: int) -> list
                 until = e.demoted_until_ms
             elif open_ is not None:
                 end = e.at_ms if until is None else min(e.at_ms, until)
-                out.append(Demotion(channel, bank, open_.start_ms, end, open_.level, open_.reason))
+                why = None if e.restore_reason is None else str(e.restore_reason)
+                out.append(Demotion(channel, bank, open_.start_ms, end, open_.level, open_.reason, why))
                 open_ = None
         if open_ is not None:
             ended = until is not None and until <= now_ms
-            out.append(Demotion(channel, bank, open_.start_ms, until if ended else None, open_.level, open_.reason))
+            out.append(Demotion(channel, bank, open_.start_ms, until if ended else None, open_.level, open_.reason,
+                                "TIMER" if ended else None))
     return sorted((d for d in out if d.end_ms is None or d.end_ms >= since_ms),
                   key=lambda d: (d.start_ms, d.key))

@@ -41,7 +41,9 @@ function renderCharts(s) {
   document.getElementById("demotions").innerHTML = s.demotions.length
     ? "Demotions (red on the chart): " + s.demotions.map(d =>
         `<span data-demotion="${esc(d.key)}">${esc(d.key)} ${fmtTime(d.start_ms)}–${d.end_ms == null ? "now" : fmtTime(d.end_ms)}` +
-        ` · level ${d.level} · ${esc(d.reason)}</span>`).join("")
+        ` · level ${d.level} · ${esc(d.reason)}` +
+        (d.restore_reason ? ` · restored: <span data-restore="${esc(d.restore_reason)}">${esc(d.restore_reason)}</span>` : "") +
+        `</span>`).join("")
     : "No demotion in this window.";
 }
 

@@ -6,6 +6,7 @@ without touching the shared `stack` other tests use. Start-up is paid once for t
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -76,17 +77,27 @@ class HealthStack(Stack):
         return wait_for(found, timeout_s, what)
 
 
+# every decision deterministic here: no exploration, no probes of demoted channel-banks, and a prior so
+# strong that the failures these tests cause do not move the success estimates — the cheapest
+# channel not demoted always wins
+DETERMINISTIC = {"exploration_share": 0.0, "prior_successes": 1e9, "probe_share": 0.0}
+
+
 @pytest.fixture(scope="module")
 def hstack(services: Settings, tmp_path_factory) -> Iterator[HealthStack]:
-    tmp = tmp_path_factory.mktemp("health-stack")
+    with health_stack(services, tmp_path_factory.mktemp("health-stack"), DETERMINISTIC) as st:
+        yield st
+
+
+@contextlib.contextmanager
+def health_stack(services: Settings, tmp: Path, scoring: dict) -> Iterator[HealthStack]:
+    """A stack of its own with the routing configuration's `scoring` section overridden."""
     prefix = f"h{uuid.uuid4().hex[:6]}."
     settings = dataclasses.replace(services, topic_prefix=prefix, data_dir=tmp)
     topics.provision(settings)
     config_path, ports = write_test_config(tmp)
     routing = yaml.safe_load(config_path.read_text())
-    # every decision deterministic here: no exploration, and a prior so strong that the failures these
-    # tests cause do not move the success estimates — the cheapest channel not demoted always wins
-    routing["scoring"] = {**routing.get("scoring", {}), "exploration_share": 0.0, "prior_successes": 1e9}
+    routing["scoring"] = {**routing.get("scoring", {}), **scoring}
     config_path.write_text(yaml.safe_dump(routing))
     (tmp / "profile.yaml").write_text(yaml.safe_dump(PROFILE))
     (tmp / "health.yaml").write_text(yaml.safe_dump({"backlog": {"default": {"max_pending": 500}}}))

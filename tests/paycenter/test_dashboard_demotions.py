@@ -45,3 +45,18 @@ def test_only_demotions_that_overlap_the_window_and_every_channel_bank_apart():
               ev(1, N, D, 40_000, bank="BOC", since=40_000, until=45_000), ev(2, D, P, 45_000, bank="BOC")]
     got = demotions(events, 10_000, 60_000)
     assert [(d.key, d.start_ms, d.end_ms) for d in got] == [("gamma:BOC", 40_000, 45_000), ("gamma:ABC", 50_000, None)]
+
+
+def test_each_ended_demotion_says_why_it_ended():
+    early = ev(2, D, P, 9_000).model_copy(update={"reason_code": HealthReason.EARLY_RESTORE_PROBES_OK,
+                                                   "restore_reason": "EARLY_RESTORE_PROBES_OK"})
+    start = ev(1, N, D, 1_000, since=1_000, until=1_801_000)
+    [d] = demotions([start, early], 0, 10_000)
+    assert (d.end_ms, d.restore_reason) == (9_000, "EARLY_RESTORE_PROBES_OK")
+    assert d.to_dict()["restore_reason"] == "EARLY_RESTORE_PROBES_OK"
+    operator = ev(2, D, N, 5_000).model_copy(update={"reason_code": HealthReason.OPERATOR_RESTORE,
+                                                     "restore_reason": "OPERATOR"})
+    assert demotions([start, operator], 0, 10_000)[0].restore_reason == "OPERATOR"
+    # the timer passed before the monitor's event arrived: it ended by the timer
+    assert demotions([start], 0, 2_000_000)[0].restore_reason == "TIMER"
+    assert demotions([start], 0, 2_000)[0].restore_reason is None  # still demoted

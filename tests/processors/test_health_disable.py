@@ -13,8 +13,8 @@ ALWAYS_EXPLORE = {"exploration_share": 1.0}
 A = ("a", "ICBC")
 
 
-def test_a_demoted_channel_bank_is_still_probed_by_exploration():
-    r = Router(two(ALWAYS_EXPLORE, a_fee=100, b_fee=100))
+def test_a_demoted_channel_bank_is_still_probed():
+    r = Router(two({"probe_share": 0.5}, a_fee=100, b_fee=100))
     chosen = {r.route(req(order_id=f"o{i}", demoted=frozenset({A})), stats_with()).chosen.channel_id
               for i in range(100)}
     assert chosen == {"a", "b"}

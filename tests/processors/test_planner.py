@@ -167,18 +167,20 @@ def test_statistics_turn_routing_to_expected_value():
     assert sum(a.channel_id == "c2" for a in chosen) >= 45  # c1 only when exploring
 
 
-def test_only_first_attempts_of_payments_are_observed():
+def test_every_attempt_of_a_payment_is_observed():
     planner = RoutingPlanner(talk_config())
     s1 = orders.on_command(None, command(amount=100), CardUsage(), NOW, planner)
     s2 = orders.on_result(s1.state, result(s1.attempts[0], "FAILED", "CHANNEL", "E201"), CardUsage(), NOW, planner)
     assert [r.attempt_id for r in s2.observed] == ["o1.1"]
     [retry] = s2.attempts
     s3 = orders.on_result(s2.state, result(retry), CardUsage(), NOW, planner)
-    assert s3.observed == []  # a failover attempt is not a fair sample of its channel
-    # split: each part's first attempt counts
+    assert s2.first_of_part == [True]
+    # a failover lands on another channel-bank: its answer is evidence about that one too
+    assert [r.attempt_id for r in s3.observed] == ["o1.2"] and s3.first_of_part == [False]
+    # split: each part's attempts count, a part's first attempt as a first attempt
     sp = orders.on_command(None, command("o2"), USED_40K, NOW, planner)
-    obs = orders.on_result(sp.state, result(sp.attempts[1]), USED_40K, NOW, planner).observed
-    assert [r.attempt_id for r in obs] == ["o2.2"]
+    step = orders.on_result(sp.state, result(sp.attempts[1]), USED_40K, NOW, planner)
+    assert [r.attempt_id for r in step.observed] == ["o2.2"] and step.first_of_part == [True]
 
 
 def test_hot_reload_removes_a_channel_from_the_next_decision():

@@ -55,16 +55,16 @@ def result(status=AttemptStatus.FAILED, kind=FailureKind.CHANNEL, attempt_no=1):
                          finished_at_ms=10)
 
 
-def test_observe_result_counts_only_channel_evidence_on_first_attempts():
+def test_observe_result_counts_channel_evidence_of_every_attempt():
     s = ChannelBankStats(HL, 1, 1)
     assert s.observe_result(result(AttemptStatus.PENDING, FailureKind.NONE)) is False
-    assert s.observe_result(result(kind=FailureKind.CUSTOMER)) is False
-    assert s.observe_result(result(attempt_no=2)) is False
+    assert s.observe_result(result(kind=FailureKind.CUSTOMER)) is False  # the customer's, not the channel's
     assert s.posterior("a", "ICBC", 10) == (1, 1)
     assert s.observe_result(result()) is True
+    assert s.observe_result(result(attempt_no=2)) is True  # a failover attempt is evidence too
     assert s.observe_result(result(AttemptStatus.SUCCESS, FailureKind.NONE)) is True
-    assert s.observe_result(result(AttemptStatus.SUCCESS, FailureKind.NONE, attempt_no=3), first_attempt=True)
-    assert s.posterior("a", "ICBC", 10) == (3, 2)
+    assert s.observe_result(result(AttemptStatus.SUCCESS, FailureKind.NONE, attempt_no=3))
+    assert s.posterior("a", "ICBC", 10) == (3, 3)
 
 
 def test_stats_round_trip_json():
@@ -170,15 +170,37 @@ def test_exploration_share_and_replay():
         assert r.route(rq, s) == r.route(rq, s)  # a replayed attempt decides the same
 
 
-def test_exploration_samples_posteriors_and_includes_demoted():
-    r = Router(two({"exploration_share": 1.0}, a_fee=100, b_fee=100))
+def test_exploration_samples_posteriors_and_leaves_demoted_to_probes():
+    r = Router(two({"exploration_share": 1.0, "probe_share": 0}, a_fee=100, b_fee=100))
     s = stats_with()
-    picks = [r.route(req(order_id=f"o{i}", demoted=frozenset({("b", "ICBC")})), s) for i in range(400)]
+    picks = [r.route(req(order_id=f"o{i}"), s) for i in range(400)]
     assert all(d.mode == "explore" and not d.excluded for d in picks)
     counts = {c: sum(d.chosen.channel_id == c for d in picks) for c in "ab"}
     # equal posteriors, equal fees: both get a fair share of exploration
     assert 120 < counts["a"] < 280 and 120 < counts["b"] < 280
-    assert any(d.chosen.demoted for d in picks)
+    demoted = [r.route(req(order_id=f"o{i}", demoted=frozenset({("b", "ICBC")})), s) for i in range(400)]
+    assert all(d.chosen.channel_id == "a" for d in demoted)  # exploration does not reach a demoted one
+
+
+def test_probes_are_a_bounded_share_of_first_attempts_with_failover_behind():
+    r = Router(two({"probe_share": 0.05, "exploration_share": 0.5}))
+    s = stats_with()
+    b_off = frozenset({("b", "ICBC")})
+    first = [r.route(req(order_id=f"o{i}", demoted=b_off), s) for i in range(4000)]
+    probes = [d for d in first if d.mode == "probe"]
+    assert 0.035 < len(probes) / len(first) < 0.065
+    assert all(d.chosen.channel_id == "b" and d.chosen.demoted for d in probes)
+    assert all(d.chosen.channel_id == "a" for d in first if d.mode != "probe")
+    # a failover attempt never probes
+    assert not any(r.route(req(order_id=f"o{i}", attempt_no=2, demoted=b_off), s).mode == "probe" for i in range(400))
+    # nothing else available: no probe (the demoted one is then a last resort, as before)
+    only_b = [r.route(req(order_id=f"o{i}", tried_channels=frozenset({"a"}), demoted=b_off), s) for i in range(400)]
+    assert all(d.mode != "probe" for d in only_b)
+    # a business line without failover is never probed
+    one_try = Router(cfg({"a": chan({"ICBC": bank(fixed=100)}), "b": chan({"ICBC": bank(fixed=200)})},
+                         lines={"l": {"max_attempts": 1}}, scoring={"probe_share": 0.5}))
+    assert not any(one_try.route(req(order_id=f"o{i}", line="l", demoted=b_off), s).mode == "probe"
+                   for i in range(200))
 
 
 def test_exploration_favours_the_better_posterior():
@@ -192,3 +214,33 @@ def test_explain_carries_mode_and_p():
     d = Router(two(NO_EXPLORE)).route(req(), stats_with())
     j = json.loads(d.explain())
     assert j["mode"] == "ev" and math.isclose(j["cand"][0][5], d.chosen.p_success, abs_tol=1e-4)
+
+
+def test_exploration_goes_where_the_estimate_is_stale():
+    r = Router(two({"exploration_share": 1.0}, a_fee=100, b_fee=100))
+    s = ChannelBankStats(HL, 19, 1, memory_ms=600_000)
+    for i in range(400):  # the same rate, 0.80; a observed just now, b last observed 20 minutes ago
+        s.observe("a", "ICBC", i % 5 != 0, NOON)
+        s.observe("b", "ICBC", i % 5 != 0, NOON - 20 * 60_000)
+    picks = [r.route(req(order_id=f"o{i}"), s).chosen.channel_id for i in range(600)]
+    assert picks.count("b") > 0.65 * len(picks)
+
+
+def test_exploration_fees_are_capped_by_a_share():
+    s = stats_with()
+    dear = Router(two({"exploration_share": 1.0, "exploration_max_fee_share": 0.05}, a_fee=100, b_fee=1000))
+    assert {dear.route(req(order_id=f"o{i}"), s).chosen.channel_id for i in range(300)} == {"a"}
+    # within the cap: an exploring decision may pay up to share / exploration_share of the best fee more
+    near = Router(two({"exploration_share": 1.0, "exploration_max_fee_share": 1.0}, a_fee=100, b_fee=150))
+    assert "b" in {near.route(req(order_id=f"o{i}"), s).chosen.channel_id for i in range(300)}
+
+
+def test_failover_results_weigh_failover_weight_and_a_parts_first_attempt_counts_in_full():
+    s = ChannelBankStats(HL, 1, 1, failover_weight=0.5)
+    assert s.observe_result(result(attempt_no=2))  # a failover: half a failure
+    assert s.posterior("a", "ICBC", 10) == (1, 1.5)
+    assert s.observe_result(result(AttemptStatus.SUCCESS, FailureKind.NONE, attempt_no=3), first_of_part=True)
+    assert s.posterior("a", "ICBC", 10) == (2, 1.5)  # a split part's first attempt: in full
+    off = ChannelBankStats(HL, 1, 1, failover_weight=0.0)
+    assert off.observe_result(result(attempt_no=2)) is False and off.posterior("a", "ICBC", 10) == (1, 1)
+    assert ChannelBankStats.from_config(ScoringConfig(failover_weight=0.25)).failover_weight == 0.25
