@@ -16,7 +16,7 @@ The state machine (docs/health.md has the full description):
     PROBATION --(trip again)--> DEMOTED (level + 1, 30 min x 2^(level-1), capped at 4 h)
     any --(operator demote)--> DEMOTED ; DEMOTED/PROBATION --(operator restore)--> NORMAL (level 0)
 
-Counting rules (per channel-bank):
+Counting rules (per channel-bank, in the order the channel answered: processors/health_runs.py):
 * SUCCESS resets both runs (consecutive failures and consecutive pending);
 * FAILED with a channel-side failure counts one failure and resets the pending run;
 * FAILED with FailureKind.CUSTOMER (e.g. insufficient balance) neither counts nor resets the failure
@@ -40,6 +40,7 @@ from connectors.codes import CHANNEL_BUSY, CHANNEL_HUNG, MAYBE_SENT
 from schemas.records import AttemptResult, AttemptStatus, FailureKind
 
 from processors import health_probes as probes
+from processors import health_runs as runs
 from processors.health_model import (  # noqa: F401  (re-exported: the monitor's public vocabulary)
     HOUR_MS, MINUTE_MS, STATE_VERSION, ChannelBankHealth, HealthEvent, HealthPolicy, HealthReason, HealthState, Key,
     RestoreReason,
@@ -123,9 +124,9 @@ class HealthMonitor:
             if probes.recovered(health, policy):
                 self._to_probation(entry, policy, now_ms, HealthReason.EARLY_RESTORE_PROBES_OK,
                                    RestoreReason.EARLY_RESTORE_PROBES_OK, probes.summary(health), events)
+        at_ms = result.finished_at_ms
         if status == AttemptStatus.SUCCESS:
-            health.consecutive_failures = 0
-            health.consecutive_pending = 0
+            runs.count_success(health, at_ms)
             if health.state == HealthState.PROBATION:
                 health.probation_successes += 1
                 wanted = policy.probation_pass_successes
@@ -135,9 +136,9 @@ class HealthMonitor:
                         f"{health.probation_successes} successes in probation", events,
                     )
         elif status == AttemptStatus.FAILED:
-            health.consecutive_pending = 0
-            if result.failure_kind != FailureKind.CUSTOMER:
-                health.consecutive_failures += 1
+            runs.count_final(health, at_ms)
+            if result.failure_kind != FailureKind.CUSTOMER \
+                    and runs.count_failure(health, at_ms, policy.failure_threshold):
                 if health.consecutive_failures >= policy.failure_threshold and health.state != HealthState.DEMOTED:
                     self._trip(
                         entry, policy, now_ms, HealthReason.CONSECUTIVE_FAILURES,
@@ -145,8 +146,7 @@ class HealthMonitor:
                         f" (threshold {policy.failure_threshold}), last {result.channel_code}",
                         events,
                     )
-        else:  # PENDING
-            health.consecutive_pending += 1
+        elif runs.count_pending(health, at_ms):
             if health.consecutive_pending >= policy.pending_threshold and health.state != HealthState.DEMOTED:
                 self._trip(
                     entry, policy, now_ms, HealthReason.CONSECUTIVE_PENDING,
@@ -209,8 +209,7 @@ class HealthMonitor:
             return events
         self._advance(entry, self.policy_for(channel_id), now_ms, events)
         if entry.health.state != HealthState.NORMAL:
-            entry.health.consecutive_failures = 0
-            entry.health.consecutive_pending = 0
+            runs.reset(entry.health)
             self._to_normal(entry, now_ms, HealthReason.OPERATOR_RESTORE, reason or "operator restore", events,
                             RestoreReason.OPERATOR)
         return events
@@ -231,7 +230,7 @@ class HealthMonitor:
         entry = self._entries.get((channel_id, bank_code))
         if entry is None:
             return ChannelBankHealth(channel_id, bank_code)
-        return replace(entry.health)
+        return replace(entry.health, failure_times=list(entry.health.failure_times))
 
     def keys(self) -> frozenset[Key]:
         return frozenset(self._entries)
@@ -309,7 +308,8 @@ class HealthMonitor:
     def _to_probation(self, entry: _Entry, policy: HealthPolicy, at_ms: int, code: HealthReason,
                       why: RestoreReason, reason: str, events: list[HealthEvent]) -> None:
         health = entry.health
-        health.consecutive_failures = health.consecutive_pending = health.probation_successes = 0
+        runs.reset(health)
+        health.probation_successes = 0
         self._emit(entry, HealthState.PROBATION, code, at_ms, reason, events, demoted_until_ms=None,
                    probation_until_ms=at_ms + policy.probation_ms, restore_reason=why)
         self._demoted.discard(health.key)

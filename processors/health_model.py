@@ -3,7 +3,7 @@ publishes on `channel.health`, and the per-channel-bank view routers rebuild fro
 Split from processors/health.py (the monitor itself) so each module keeps one responsibility."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Iterable, Mapping
 
@@ -171,6 +171,11 @@ class ChannelBankHealth:
     seq: int = 0
     probes: str = ""  # results of attempts sent while DEMOTED, oldest first: "1" success, "0" channel failure
     last_restore_reason: RestoreReason | None = None
+    # the runs in event time (processors/health_runs.py); monitor-side only, not on events
+    failure_times: list[int] = field(default_factory=list)
+    last_success_ms: int | None = None
+    last_final_ms: int | None = None
+    pending_from_ms: int | None = None
 
     @property
     def key(self) -> Key:
@@ -235,6 +240,10 @@ class ChannelBankHealth:
             "seq": self.seq,
             "probes": self.probes,
             "last_restore_reason": None if self.last_restore_reason is None else self.last_restore_reason.value,
+            "failure_times": list(self.failure_times),
+            "last_success_ms": self.last_success_ms,
+            "last_final_ms": self.last_final_ms,
+            "pending_from_ms": self.pending_from_ms,
         }
 
     @classmethod
@@ -258,6 +267,10 @@ class ChannelBankHealth:
             probes=str(data.get("probes", "")),
             last_restore_reason=None if data.get("last_restore_reason") is None
             else RestoreReason(data["last_restore_reason"]),
+            failure_times=sorted(int(t) for t in data.get("failure_times", ())),
+            last_success_ms=_opt_int(data.get("last_success_ms")),
+            last_final_ms=_opt_int(data.get("last_final_ms")),
+            pending_from_ms=_opt_int(data.get("pending_from_ms")),
         )
         if health.consecutive_failures < 0 or health.consecutive_pending < 0 or health.demotion_level < 0:
             raise ValueError(f"negative count in health state of {health.key}")

@@ -193,6 +193,28 @@ def test_counters_survive_a_restart_of_the_monitor(hstack):
     assert event.consecutive_failures == 20 and event.seq == 1  # not demoted before the restart, and at the 20th
 
 
+def test_a_monitor_catching_up_on_a_backlog_trips_an_ongoing_outage(hstack):
+    """Results pile up while the monitor is down: successes, then an outage's 20 failures, over every
+    partition of pay.results. Catching up reads the partitions interleaved, so older successes come
+    between the failures; the run is counted in the order the channel answered and still trips."""
+    run, channel, bank = uuid.uuid4().hex[:6], "backlog", f"B{uuid.uuid4().hex[:4]}"
+    events = hstack.reader("channel.health", HealthEvent.decode)
+    monitor = next(c for c in hstack.sup.children if c.name == "health-e2e-health")
+    hstack.sup.retire(monitor)
+    try:
+        t0 = _now()
+        oks = [result(run, i, channel, bank, "SUCCESS").model_copy(update={"finished_at_ms": t0}) for i in range(12)]
+        outage = [result(run, 100 + i, channel, bank).model_copy(update={"finished_at_ms": t0 + 1 + i})
+                  for i in range(20)]
+        hstack.produce_results(oks + outage)
+        hstack.sup.start_worker("health", name="health-e2e-health")
+        event = hstack.await_event(events, f"{channel}:{bank} demoted", lambda e: e.key == f"{channel}:{bank}", 90)
+    finally:
+        events.close()
+    assert event.to_state == HealthState.DEMOTED and event.reason_code == HealthReason.CONSECUTIVE_FAILURES
+    assert event.consecutive_failures == 20
+
+
 def finals_of(st: HealthStack, attempt_id: str) -> list[AttemptResult]:
     reader = st.reader("pay.results", AttemptResult.decode)
     try:
