@@ -29,6 +29,12 @@ class Settings:
     clickhouse_database: str = field(default_factory=lambda: _env("PAYCENTER_CLICKHOUSE_DATABASE", "paycenter"))
     clickhouse_user: str = field(default_factory=lambda: _env("PAYCENTER_CLICKHOUSE_USER", "default"))
     clickhouse_password: str = field(default_factory=lambda: _env("PAYCENTER_CLICKHOUSE_PASSWORD", ""))
+    # What the embedded broker keeps its data on: "s3" (a local S3 server, infra/objectstore.py, files
+    # under data_dir/s3: survives a crash or restart of the broker and of that server) or "memory"
+    # (everything is gone when the broker stops). Not used when Kafka is a real cluster.
+    broker_storage: str = field(default_factory=lambda: _env("PAYCENTER_BROKER_STORAGE", "memory"))
+    # Loopback port of the local S3 server (broker_storage=s3).
+    s3_port: int = field(default_factory=lambda: int(_env("PAYCENTER_S3_PORT", "19900")))
     # Where the embedded broker / ClickHouse keep files, pids and logs (git-ignored).
     data_dir: Path = field(default_factory=lambda: Path(_env("PAYCENTER_DATA_DIR", str(REPO_ROOT / ".data"))))
     # Routing configuration (channels, banks, fees, limits) as YAML.
