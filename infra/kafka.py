@@ -15,8 +15,11 @@ PARTITIONER = "murmur2_random"
 
 
 def producer_config(settings: Settings, **overrides) -> dict:
+    # allow.auto.create.topics: librdkafka's producers ask the broker to create a topic they do not
+    # find, with the broker's default partition count (4 on the embedded one); only provisioning
+    # (infra/topics.py) creates topics.
     conf = {"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "linger.ms": 5,
-            "partitioner": PARTITIONER}
+            "partitioner": PARTITIONER, "allow.auto.create.topics": False}
     conf.update({k.replace("_", "."): v for k, v in overrides.items()})
     return conf
 

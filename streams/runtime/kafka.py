@@ -36,6 +36,7 @@ def consumer(settings: Settings, group: str, fetch_wait_ms: int, role: str | Non
         "enable.auto.commit": False, "auto.offset.reset": "earliest",
         "session.timeout.ms": int(settings.session_timeout_s * 1000), "heartbeat.interval.ms": 1000,
         "fetch.wait.max.ms": fetch_wait_ms,  # the embedded broker holds an idle fetch that long
+        "allow.auto.create.topics": False,  # only provisioning creates topics (infra/topics.py)
     }
     if role is not None and settings.static_membership:
         conf["group.instance.id"] = instance_id(role)
