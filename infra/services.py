@@ -17,7 +17,7 @@ from infra.settings import Settings
 
 T = TypeVar("T")
 
-__all__ = ["ServiceError", "UpReport", "start_all", "stop_all", "status", "step"]
+__all__ = ["ServiceError", "UpReport", "start_all", "start_broker", "stop_all", "status", "step"]
 
 
 @dataclass
@@ -51,7 +51,7 @@ def start_all(settings: Settings, progress: Progress = print, timeout: float = 3
     if settings.broker_storage == "s3" and _proc.is_loopback(broker.address(settings)[0]):
         report.s3_started, report.seconds["s3"] = step(
             "s3", lambda: objectstore.start(settings, progress, timeout), progress)
-    started, report.seconds["broker"] = step("broker", lambda: broker.start(settings, progress, timeout), progress)
+    started, report.seconds["broker"] = step("broker", lambda: start_broker(settings, progress, timeout), progress)
     report.broker_started = started.started
     report.clickhouse_started, report.seconds["clickhouse"] = step(
         "clickhouse", lambda: clickhouse.start(settings, progress, timeout), progress)
@@ -70,6 +70,11 @@ def start_all(settings: Settings, progress: Progress = print, timeout: float = 3
     progress(f"platform up in {time.monotonic() - t0:.1f} s: Kafka {settings.kafka_bootstrap}, ClickHouse "
              f"{settings.clickhouse_host}:{settings.clickhouse_port} (database {settings.clickhouse_database})")
     return report
+
+
+def start_broker(settings: Settings, progress: Progress = print, timeout: float = 30.0) -> broker.StartResult:
+    """Start (or reuse) the embedded broker, on the storage the settings name."""
+    return broker.start(settings, progress, timeout)
 
 
 def stop_all(settings: Settings, progress: Progress = print) -> None:

@@ -68,6 +68,10 @@ class Settings:
     # one executor fetch. 10 ms halved command->outcome p50 (75 -> 43 ms, bench/bench_hops.py) for
     # ~+5 % of a core of idle polling; 10 ms everywhere doubled the stack's idle CPU (22 -> 46 %).
     path_fetch_max_wait_ms: int = field(default_factory=lambda: int(_env("PAYCENTER_PATH_FETCH_MAX_WAIT_MS", "10")))
+    # Longest a stream worker waits for the broker to take what it produced before it exits non-zero
+    # (its supervisor restarts it, with a new producer, and the batch is replayed): a broker restart
+    # is ridden through, a broker gone for good does not leave a worker spinning.
+    undelivered_limit_s: float = field(default_factory=lambda: float(_env("PAYCENTER_UNDELIVERED_LIMIT_S", "30")))
     # Key used to turn card numbers into tokens (HMAC); never logged.
     card_token_key: str = field(default_factory=lambda: _env("PAYCENTER_CARD_TOKEN_KEY", "dev-only-card-token-key"))
 

@@ -2,12 +2,14 @@
 it acknowledged survives kill -9 of the broker, of the S3 server, of both, and a planned down/up.
 
 These tests start their OWN S3 server and broker on free ports (not the session's), so they can kill
-them. They need s3rver (`make deps`)."""
+them. Several producers write at once, as workers do: an S3 server without conditional writes gives
+two batches the same offsets there."""
 from __future__ import annotations
 
 import dataclasses
 import os
 import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -32,28 +34,50 @@ def _specs() -> dict[str, topics.TopicSpec]:
 def _up(s: Settings) -> None:
     if s.broker_storage == "s3":
         objectstore.start(s, progress=lambda _m: None)
-    broker.start(s, progress=lambda _m: None)
+    services.start_broker(s, progress=lambda _m: None)
 
 
-def _write(s: Settings) -> None:
+def _write(s: Settings, start: int = 0, n: int = N, writers: int = 4) -> None:
+    """`n` records from `writers` producers at once, in small batches, as workers write them."""
     report = topics.provision(s, _specs())
-    assert report.ok, report.summary()
-    p = kafka.producer(s)
-    for i in range(N):
-        p.produce(TOPIC, key=str(i).encode(), value=f"v{i}".encode())
-    assert p.flush(30) == 0
+    assert not report.errors, report.summary()
+
+    def one(w: int) -> None:
+        p = kafka.producer(s)
+        for i in range(start + w, start + n, writers):
+            p.produce(TOPIC, key=str(i).encode(), value=f"v{i}".encode())
+            if i % 10 == w:
+                p.flush(10)
+        left.append(p.flush(30))
+
+    left: list[int] = []
+    threads = [threading.Thread(target=one, args=(w,)) for w in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert left == [0] * writers
 
 
-def _read_all(s: Settings) -> set[bytes]:
-    """Every value of the probe topic, read until N values came or 20 s passed (no watermarks: the
-    embedded broker under-reports them)."""
+def _read_all(s: Settings, n: int = N) -> set[bytes]:
+    """Every value of the probe topic, read until `n` values came or 20 s passed (no watermarks: the
+    embedded broker under-reports them). Fails on an offset given to two records."""
     c = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": "durable-probe", "enable.auto.commit": False})
     try:
         parts = c.list_topics(TOPIC, timeout=10).topics[TOPIC].partitions
         c.assign([TopicPartition(TOPIC, p, 0) for p in parts])
         seen: set[bytes] = set()
-        _proc.wait_until(lambda: seen.update(m.value() for m in c.consume(1000, 0.2) if not m.error())
-                         or len(seen) >= N, 20)
+        where: dict[tuple[int, int], bytes] = {}
+
+        def more() -> bool:
+            for m in c.consume(1000, 0.2):
+                if not m.error():
+                    seen.add(m.value())
+                    other = where.setdefault((m.partition(), m.offset()), m.value())
+                    assert other == m.value(), f"offset {m.partition()}@{m.offset()} holds {other!r} and {m.value()!r}"
+            return len(seen) >= n
+
+        _proc.wait_until(more, 20)
         return seen
     finally:
         c.close()
@@ -87,6 +111,8 @@ def test_acknowledged_records_survive_kill9(durable: Settings, killed: str) -> N
     _up(durable)  # reuses whichever still runs, starts the other on the same files
     assert broker.is_healthy(durable)
     assert len(_read_all(durable)) == N
+    _write(durable, start=N)  # records written after the restart get offsets of their own
+    assert len(_read_all(durable, 2 * N)) == 2 * N
     md = broker.admin(durable).list_topics(TOPIC, timeout=10)
     assert len(md.topics[TOPIC].partitions) == 3  # the topic itself, not an auto-created one
 
@@ -99,6 +125,8 @@ def test_planned_down_and_up_keeps_topics_and_records(durable: Settings) -> None
     _up(durable)
     assert topics.provision(durable, _specs()).unchanged == [TOPIC]
     assert len(_read_all(durable)) == N
+    _write(durable, start=N)
+    assert len(_read_all(durable, 2 * N)) == 2 * N
 
 
 def test_memory_storage_forgets_everything_on_restart(tmp_path: Path) -> None:
@@ -119,9 +147,3 @@ def test_unknown_storage_is_refused_with_the_choices(tmp_path: Path) -> None:
     s = _settings(tmp_path, storage="sqlite")
     with pytest.raises(services.ServiceError, match="use s3 .durable. or memory"):
         broker.start(s, progress=lambda _m: None)
-
-
-def test_s3_server_missing_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(objectstore, "INSTALL_DIR", tmp_path / "nowhere")
-    with pytest.raises(services.ServiceError, match="make deps"):
-        objectstore.start(_settings(tmp_path), progress=lambda _m: None)
