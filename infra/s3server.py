@@ -69,6 +69,30 @@ def _iso(ts: float) -> str:
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
+def _keys(base: Path, prefix: str, one_level: bool) -> list[str]:
+    """The keys under `prefix`, sorted; with `one_level`, the directories of the next level as
+    "prefix.../" too (each stands for the keys below it). Only the prefix's own directory is read:
+    the broker lists one partition's records on every fetch."""
+    head, _, _tail = prefix.rpartition("/")
+    start = base.joinpath(*head.split("/")) if head else base
+    if not start.is_dir():
+        return []
+    lead = head + "/" if head else ""
+    out = []
+    if one_level:
+        for entry in os.scandir(start):
+            if entry.is_dir():
+                out.append(lead + entry.name + "/")
+            elif entry.name.endswith(SUFFIX):
+                out.append(lead + entry.name[: -len(SUFFIX)])
+    else:
+        for dirpath, _dirs, files in os.walk(start):
+            rel_dir = os.path.relpath(dirpath, base).replace(os.sep, "/")
+            rel_dir = "" if rel_dir == "." else rel_dir + "/"
+            out.extend(rel_dir + f[: -len(SUFFIX)] for f in files if f.endswith(SUFFIX))
+    return sorted(k for k in out if k.startswith(prefix))
+
+
 def make_app(root: Path, buckets: list[str]) -> web.Application:
     store = Store(root)
     for b in buckets:
@@ -93,18 +117,15 @@ def make_app(root: Path, buckets: list[str]) -> web.Application:
         prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
         after = q.get("continuation-token") or q.get("start-after") or ""
         limit = int(q.get("max-keys", "1000"))
-        keys = []
-        for dirpath, _dirs, files in os.walk(base):
-            for f in files:
-                if f.endswith(SUFFIX):
-                    rel = os.path.relpath(os.path.join(dirpath, f), base)[: -len(SUFFIX)].replace(os.sep, "/")
-                    if rel.startswith(prefix):
-                        keys.append(rel)
-        keys.sort()
+        keys = _keys(base, prefix, delimiter == "/")
         contents, prefixes = [], []
         truncated = False
         for key in keys:
             if key <= after:
+                continue
+            if key.endswith("/"):
+                if key not in prefixes:
+                    prefixes.append(key)
                 continue
             if delimiter:
                 cut = key.find(delimiter, len(prefix))

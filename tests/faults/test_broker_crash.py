@@ -31,7 +31,9 @@ DOWN_S = 5.0
 
 @pytest.fixture(scope="module")
 def dstack(tmp_path_factory: pytest.TempPathFactory):
-    with running_stack(tmp_path_factory.mktemp("broker-crash"), storage="s3", restart_exited=True) as st:
+    # PAYCENTER_FAULTS_CRASH_STORAGE=memory shows what these tests catch: memory storage fails them
+    storage = os.environ.get("PAYCENTER_FAULTS_CRASH_STORAGE", "s3")
+    with running_stack(tmp_path_factory.mktemp("broker-crash"), storage=storage, restart_exited=True) as st:
         yield st
 
 
