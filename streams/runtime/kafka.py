@@ -133,8 +133,12 @@ class CheckedProducer:
                     return len(self.raw) == 0
                 raise KafkaException(f"{len(self.raw)} records not delivered within {cap:.0f} s (is the broker up?); "
                                      "exiting so that the worker is restarted and the batch replayed")
-            if self.raw.flush(min(5.0, left)) == 0:
-                break
+            try:
+                if self.raw.flush(min(5.0, left)) == 0:
+                    break
+            except (KafkaException, SystemError) as exc:  # SystemError: confluent-kafka on a fatal delivery report
+                raise KafkaException(f"the producer failed ({exc}); exiting so that a restart builds a new producer "
+                                     "and replays the batch") from exc
             log.warning("producer has undelivered records after %.0f s; still waiting up to %.0f s (is the broker up?)",
                         time.monotonic() - start, cap)
         self._raise_if_fatal()
@@ -155,7 +159,7 @@ class CheckedProducer:
         elif err.code() != KafkaError._TRANSPORT and err.code() != KafkaError._ALL_BROKERS_DOWN:
             log.warning("producer error: %s", err)
 
-    def _delivered(self, err, msg) -> None:
+    def _delivered(self, err, _msg) -> None:
         if err is not None:
             self.failed += 1
-            log.error("delivery to %s failed: %s", msg.topic(), err)
+            log.error("delivery failed: %s", err)  # msg.topic() raises on a fatal error's report
