@@ -66,7 +66,12 @@ run: deps
 test: deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-bench: deps
+# the bench extra (matplotlib, for the chart), installed once per change of pyproject.toml
+$(VENV)/.bench-stamp: pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	@touch $@
+
+bench: deps $(VENV)/.bench-stamp
 	$(BIN)/python bench/bench_router.py
 	$(BIN)/python bench/run_all.py
 

@@ -42,10 +42,10 @@ from schemas.records import Outcome  # noqa: E402
 class OutcomeClock(threading.Thread):
     """Consumes pay.outcomes from 'now' on and notes when each order's first outcome arrived."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, fetch_wait_ms: int = 5):
         super().__init__(daemon=True)
         self.c = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "bench-clock",
-                           "enable.auto.commit": False, "fetch.wait.max.ms": 5})
+                           "enable.auto.commit": False, "fetch.wait.max.ms": fetch_wait_ms})
         topic = settings.topic("pay.outcomes")
         parts = self.c.list_topics(topic, timeout=10).topics[topic].partitions
         tps = []

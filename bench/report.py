@@ -1,16 +1,13 @@
-"""The benchmark table and chart from run_all's results dict."""
+"""The benchmark table from run_all's results dict (the chart: bench/chart.py)."""
 from __future__ import annotations
-
-from pathlib import Path
-
-from bench.png_chart import Panel, write_png
 
 TARGET_RATIO = 0.3  # router stage / raw limit
 TARGET_E2E = 5_000  # payments/s sustained
 TARGET_P99_MS = 250  # at 2,000/s offered
+TARGET_IDLE_PERCENT = 10  # the whole stack with no traffic, % of one core
 
 
-def _get(d: dict, *path, default=None):
+def get(d: dict, *path, default=None):
     for p in path:
         if not isinstance(d, dict) or p not in d:
             return default
@@ -34,7 +31,7 @@ def _verdict(ok: bool | None) -> str:
 
 def rows(r: dict) -> list[tuple[str, str, str, str, str]]:
     """(what, value, ratio to raw, target, verdict)"""
-    raw = _get(r, "raw", "msgs_per_s")
+    raw = get(r, "raw", "msgs_per_s")
     ratio = lambda v: "-" if not raw or not isinstance(v, (int, float)) else f"{v / raw:.3f}"  # noqa: E731
     out = [("raw limit: confluent-kafka consume+fastavro+produce", _fmt(raw, " msg/s"), "1.000", "", "")]
     for key, label in (("router", "router stage: paycenter worker router (confluent-kafka loop)"),
@@ -50,7 +47,7 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str]]:
     if "error" in e2e:
         out.append(("end to end", f"error: {e2e['error'][:80]}", "", "", ""))
     elif e2e:
-        mx = _get(e2e, "max", "outcomes_per_s")
+        mx = get(e2e, "max", "outcomes_per_s")
         out.append((f"end to end max sustained (all {len(e2e.get('roles', []))} roles)", _fmt(mx, " pay/s"), ratio(mx),
                     f">= {TARGET_E2E:,}/s", _verdict(None if mx is None else mx >= TARGET_E2E)))
         cpu = e2e.get("cpu_ms_per_payment", {})
@@ -69,8 +66,9 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str]]:
                                                                and ph["p99_ms"] < TARGET_P99_MS))))
         out.append(("journal holds every outcome, after the last phase", _fmt(e2e.get("journal_complete_after_s"), " s"),
                     "", "", ""))
+    out += _idle_rows(r.get("idle"))
     q = r.get("quality", {})
-    oracle = _get(q, "oracle", "net_value_fen")
+    oracle = get(q, "oracle", "net_value_fen")
     for name, v in q.items():
         if "error" in v:
             out.append((f"quality: {name}", f"error: {v['error'][:60]}", "", "", ""))
@@ -87,41 +85,43 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str]]:
     return out
 
 
+def _top(cpu: dict, n: int = 5) -> str:
+    return ", ".join(f"{k} {v:g}" for k, v in list(cpu.items())[:n + 1] if k != "total")
+
+
+def _idle_rows(idle: dict | None) -> list[tuple[str, str, str, str, str]]:
+    """The whole stack's CPU at rest and at a light load (bench/bench_idle.py)."""
+    if not idle:
+        return []
+    if "error" in idle:
+        return [("idle and light load", f"error: {idle['error'][:80]}", "", "", "")]
+    out = []
+    for key, label in (("idle", "whole stack idle"), ("idle_after", "whole stack idle, after the load")):
+        ph = idle.get(key, {})
+        cpu, req = ph.get("cpu_percent", {}), ph.get("broker_requests_per_s", {})
+        if cpu:
+            out.append((f"{label}: % of one core ({_top(cpu)})", f"{cpu['total']:g} %, broker {req.get('total', 0):g} req/s",
+                        "", f"< {TARGET_IDLE_PERCENT} %", _verdict(cpu["total"] < TARGET_IDLE_PERCENT)))
+    load = get(idle, "load", "whole", default={})
+    if load:
+        cpu = load.get("cpu_percent", {})
+        slices = ", ".join(_fmt(s.get("p50_ms")) for s in get(idle, "load", "slices", default=[]))
+        out.append((f"whole stack at {idle.get('rate', 50):g}/s: % of one core ({_top(cpu)})", f"{cpu.get('total', 0):g} %",
+                    "", "", ""))
+        out.append((f"  latency at {idle.get('rate', 50):g}/s: p50 / p99 (p50 by slice: {slices} ms)",
+                    f"{_fmt(load.get('p50_ms'))} / {_fmt(load.get('p99_ms'))} ms, {load.get('outcomes')}/{load.get('commands')}",
+                    "", "", ""))
+    return out
+
+
 def table(r: dict) -> str:
     rs = rows(r)
     widths = [max(len(row[i]) for row in rs + [("what", "value", "x raw", "target", "")]) for i in range(5)]
     head = ("what", "value", "x raw", "target", "")
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)), "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rs]
-    load = _get(r, "machine", "load_avg_at_start")
+    load = get(r, "machine", "load_avg_at_start")
     if load:
-        lines.append(f"\n{_get(r, 'machine', 'cpus')} CPUs; load average at start {load[0]:.2f}, at end "
-                     f"{_get(r, 'machine', 'load_avg_at_end', default=[0])[0]:.2f} (other processes share the machine)")
+        lines.append(f"\n{get(r, 'machine', 'cpus')} CPUs; load average at start {load[0]:.2f}, at end "
+                     f"{get(r, 'machine', 'load_avg_at_end', default=[0])[0]:.2f} (other processes share the machine)")
     return "\n".join(lines)
-
-
-def chart(r: dict, path: Path) -> Path:
-    raw = _get(r, "raw", "msgs_per_s") or 0
-    speed = [("raw limit", raw)]
-    for key, label in (("router", "router (ck loop)"), ("executor", "executor (ck+asyncio)")):
-        speed.append((label, _get(r, "stages", key, "per_s") or 0))
-    speed.append(("end to end max", _get(r, "e2e", "max", "outcomes_per_s") or 0))
-    panels = [Panel("Throughput per second, one run (x = ratio to the raw limit)",
-                    [(lab, v, f"{v:,.0f}/s  {v / raw:.3f}x" if raw else f"{v:,.0f}/s") for lab, v in speed],
-                    marks=[(raw * TARGET_RATIO, "0.3x raw")] if raw else [])]
-    lat = []
-    for key, label in (("light", "light"), ("half", "half max"), ("offered", "offered")):
-        ph = _get(r, "e2e", key, default={})
-        for q in ("p50_ms", "p99_ms"):
-            if isinstance(ph.get(q), (int, float)):
-                lat.append((f"{label} {_fmt(ph.get('offered_per_s'))}/s {q[:3]}", ph[q], f"{ph[q]:,.0f} ms"))
-    if lat:
-        panels.append(Panel("Command to outcome latency, ms", lat, marks=[(TARGET_P99_MS, "250 ms")]))
-    q = {k: v for k, v in (r.get("quality") or {}).items() if "error" not in v}
-    if q:
-        panels.append(Panel("Routing quality: success rate % (with failover)",
-                            [(k, 100 * v["success_rate"], f"{v['success_rate']:.2%}") for k, v in q.items()],
-                            max_value=100))
-        panels.append(Panel("Routing quality: fee per successful payment, fen",
-                            [(k, v["fee_per_success_fen"], f"{v['fee_per_success_fen']:.0f}") for k, v in q.items()]))
-    return write_png(path, panels)

@@ -1,7 +1,7 @@
 """`make bench`: every benchmark in one run, on one private broker + ClickHouse, so the speeds can be
 compared as ratios of the same machine at the same moment.
 
-    .venv/bin/python bench/run_all.py [--quick] [--only raw,stages,e2e,quality,reaction] [--out DIR]
+    .venv/bin/python bench/run_all.py [--quick] [--only raw,stages,e2e,idle,quality,reaction] [--out DIR]
                                       [--storage memory|s3|memory,s3]
 
 `--storage memory,s3` runs the end-to-end and reaction parts on both broker storages in the one run
@@ -26,12 +26,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_e2e, bench_quality, bench_raw, bench_stages  # noqa: E402
+from bench import bench_e2e, bench_idle, bench_quality, bench_raw, bench_stages  # noqa: E402
 from bench.harness import REPO_ROOT, log, private_platform  # noqa: E402
-from bench.report import chart, table  # noqa: E402
+from bench.chart import chart  # noqa: E402
+from bench.report import table  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 
-PARTS = ("raw", "stages", "e2e", "quality", "reaction")
+PARTS = ("raw", "stages", "e2e", "idle", "quality", "reaction")
 REACTION = Path(__file__).resolve().parent / "bench_reaction.py"
 
 
@@ -115,6 +116,9 @@ def main() -> int:
         if "e2e" in parts:
             fenced(results, "e2e", lambda: bench_e2e.run(settings, burst=2_500 if args.quick else 5_000, rate=2000,
                                                          seconds=2 if args.quick else 5))
+        if "idle" in parts:  # the whole stack at rest and at 50/s: CPU by process, broker requests
+            fenced(results, "idle", lambda: bench_idle.run(settings, idle_s=10 if args.quick else 20, rate=50,
+                                                           load_s=20 if args.quick else 40, slice_s=10 if args.quick else 20))
     e2e_args = {"burst": 2_500 if args.quick else 5_000, "rate": 2000, "seconds": 2 if args.quick else 5}
     by_storage: dict = {storages[0]: {"e2e": results.get("e2e")}}
     for other in storages[1:]:

@@ -68,6 +68,20 @@ class Settings:
     # one executor fetch. 10 ms halved command->outcome p50 (75 -> 43 ms, bench/bench_hops.py) for
     # ~+5 % of a core of idle polling; 10 ms everywhere doubled the stack's idle CPU (22 -> 46 %).
     path_fetch_max_wait_ms: int = field(default_factory=lambda: int(_env("PAYCENTER_PATH_FETCH_MAX_WAIT_MS", "10")))
+    # The same for the sinks (journal, settlement), which write to ClickHouse in batches anyway: a
+    # fetch is held this long unless a MiB is there (`sink_fetch_min_bytes`), so under a light load
+    # they fetch ~2 times a second instead of once per record batch.
+    sink_fetch_max_wait_ms: int = field(default_factory=lambda: int(_env("PAYCENTER_SINK_FETCH_MAX_WAIT_MS", "500")))
+    sink_fetch_min_bytes: int = field(default_factory=lambda: int(_env("PAYCENTER_SINK_FETCH_MIN_BYTES", "1048576")))
+    # Idle naps: the embedded broker spends CPU on every fetch, answered or not (~0.4 ms each; a
+    # consumer at 10 ms fetches ~75 times a second for nothing). A stream worker that got no record
+    # for `idle_nap_after_s` pauses its partitions between fetches, 20 ms doubling up to
+    # `idle_nap_max_ms`; the first record ends the naps. A record arriving during a nap waits at
+    # most that long, and only after a silence; under load no worker naps. 0 = never nap: on a real
+    # Kafka cluster, which answers a waiting fetch as soon as a record comes, raise the fetch waits
+    # instead (a long wait costs no latency there).
+    idle_nap_after_s: float = field(default_factory=lambda: float(_env("PAYCENTER_IDLE_NAP_AFTER_S", "2")))
+    idle_nap_max_ms: int = field(default_factory=lambda: int(_env("PAYCENTER_IDLE_NAP_MAX_MS", "500")))
     # Longest a stream worker waits for the broker to take what it produced before it exits non-zero
     # (its supervisor restarts it, with a new producer, and the batch is replayed): a broker restart
     # is ridden through, a broker gone for good does not leave a worker spinning.

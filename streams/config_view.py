@@ -55,6 +55,10 @@ class ConfigView:
             "group.id": f"paycenter-config-view-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
+            # a configuration changes rarely: an idle fetch held 1 s (the embedded broker holds it
+            # the whole wait) costs the broker half of librdkafka's default, and a change reaches
+            # the roles within a second
+            "fetch.wait.max.ms": 1000,
         })
         consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
         return consumer

@@ -1,8 +1,7 @@
 """Executor role: pay.attempts -> the channel (HTTP, signed) -> pay.results.
 
-A confluent-kafka consumer driven from an asyncio loop (not a faust agent: faust/aiokafka's
-per-event machinery was half of the executor's CPU, docs/performance.md). The loop hands each
-attempt to its own task, through a bulkhead per channel-bank (streams/bulkhead.py):
+A confluent-kafka consumer driven from an asyncio loop (docs/performance.md). The loop hands
+each attempt to its own task, through a bulkhead per channel-bank (streams/bulkhead.py):
 PAYCENTER_CHANNEL_CONCURRENCY calls in flight per channel-bank and as many waiting,
 PAYCENTER_EXECUTOR_CONCURRENCY calls in flight per worker and as many waiting. A channel-bank that
 hangs fills its own compartment; the loop goes on with the others. When its compartment is full and
@@ -42,8 +41,7 @@ from connectors import codes
 from connectors.base import Channel, ChannelResponse
 from connectors.registry import build_channels
 from connectors.signing import MissingSecretError
-from infra import kafka
-from infra import groups
+from infra import groups, kafka
 from infra.settings import Settings
 from paycenter import metrics
 from processors.config_doc import ConfigDoc, digest
@@ -59,7 +57,7 @@ from streams.offsets import OffsetTracker, Partition
 from streams.refusals import RefusalLog, topic_for
 from streams.runtime import commit as commits
 from streams.runtime.run import run_until_signalled
-from streams.runtime.kafka import consumer as group_consumer, instance_id, produce, stop_consuming
+from streams.runtime.kafka import IdleNaps, consumer as group_consumer, instance_id, produce, stop_consuming
 from streams.runtime.membership import MembershipWatch
 from streams.runtime.lag import LagReporter
 
@@ -98,8 +96,7 @@ class ExecutorLoop:
         self.bulkhead = Bulkhead(per_key=settings.channel_concurrency, queue_per_key=settings.channel_concurrency,
                                  total=settings.executor_concurrency, stall_s=STALL_S)
         self.results_t, self.dlq_t = settings.topic("pay.results"), settings.topic("pay.deadletter")
-        # the payment path's fetch wait (infra/settings.py); the loop stops consuming while the
-        # bulkhead's waiting room is full: stay in the group meanwhile
+        # the loop stops consuming while the bulkhead's waiting room is full: stay in the group meanwhile
         self.consumer = group_consumer(settings, groups.GROUPS[self.ROLE], settings.path_fetch_max_wait_ms, role=self.ROLE,
                                        **{"max.poll.interval.ms": 600_000})
         self.producer = Producer(kafka.producer_config(settings, linger_ms=1))
@@ -111,6 +108,7 @@ class ExecutorLoop:
         self.failed: BaseException | None = None  # a result that could not be delivered: stop, replay
         self.running = True
         self.lag = LagReporter(self.ROLE)
+        self.naps = IdleNaps(self.consumer, settings, settings.path_fetch_max_wait_ms, self.consumer.assignment)
         self.watch = MembershipWatch(settings, self.ROLE, instance_id(self.ROLE), self.consumer,
                                      [settings.topic(self.INPUT)], self._alert)
         self._busy_logged: dict[tuple[str, str], float] = {}
@@ -128,6 +126,7 @@ class ExecutorLoop:
         try:
             while self.running and self.failed is None:
                 msgs = self.consumer.consume(self.batch, 0)
+                self.naps.after(len(msgs))
                 self.producer.poll(0)  # delivery reports: results acknowledged, offsets finished
                 for msg in msgs:
                     await self.handle(msg)
@@ -137,8 +136,8 @@ class ExecutorLoop:
                     self.lag.report(self.consumer)
                     self.watch.check()
                 if not msgs:
-                    # nothing fetched: yield to the calls, a little longer each time while idle
-                    await asyncio.sleep(idle)
+                    # nothing fetched: yield to the calls, longer while idle (nothing comes during a nap)
+                    await asyncio.sleep(max(idle, self.naps.wait_s(0.25)) if self.naps.napping else idle)
                     idle = min(idle * 2, 0.02)
                 else:
                     idle = 0.001

@@ -23,7 +23,9 @@ from processors.health import ChannelBankHealth, HealthEvent, Key
 from processors.health_model import Avoided
 from schemas.codec import DecodeError
 from streams.common import wall_clock_ms
+from streams.runtime.kafka import IdleNaps
 
+FETCH_WAIT_MS = 50
 log = logging.getLogger("paycenter.health_view")
 
 NEVER = 2**63 - 1
@@ -107,7 +109,7 @@ class HealthView:
             "bootstrap.servers": self.settings.kafka_bootstrap,
             "group.id": f"health-view-{uuid.uuid4().hex}",  # required by the client; never joined or committed
             "enable.auto.commit": False,
-            "fetch.wait.max.ms": 50,  # the embedded broker holds an idle fetch for the whole wait
+            "fetch.wait.max.ms": FETCH_WAIT_MS,  # the embedded broker holds an idle fetch for the whole wait
         })
         meta = consumer.list_topics(self.topic, timeout=10).topics[self.topic]
         if meta.error is not None:
@@ -128,9 +130,11 @@ class HealthView:
             self._ready.set()
             return
         behind = {p for p, end in ends.items() if end > 0}
+        naps = IdleNaps(consumer, self.settings, FETCH_WAIT_MS, consumer.assignment)  # demotions are rare
         try:
             while not self._stop.is_set():
-                msgs = consumer.consume(1000, self.poll_timeout_s)
+                msgs = consumer.consume(1000, naps.wait_s(self.poll_timeout_s))
+                naps.after(len(msgs))
                 changed = False
                 for msg in msgs:
                     if msg.error():

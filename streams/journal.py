@@ -65,8 +65,10 @@ class JournalLoop:
         self.writer = CountingWriter(settings, batch_rows=batch_rows, flush_interval_s=flush_interval_s)
         # a ClickHouse outage blocks polling while the writer retries: stay in the group meanwhile
         self.loop = StreamLoop(settings, self, "journal", groups.GROUPS["journal"], list(self.types),
+                               fetch_wait_ms=settings.sink_fetch_max_wait_ms,
                                options=Options(batch=batch_rows, wait_s=0.2,
-                                               consumer={"max.poll.interval.ms": 3_600_000}))
+                                               consumer={"max.poll.interval.ms": 3_600_000,
+                                                         "fetch.min.bytes": settings.sink_fetch_min_bytes}))
         self.undecodable = 0
         self.rows_written = 0
         self._rows: list = []  # this batch's rows, handed to the writer at its end

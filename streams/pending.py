@@ -97,7 +97,9 @@ class PendingLoop:
                     idle = 0.001
                     await asyncio.sleep(0)
                 else:
-                    await asyncio.sleep(idle)  # nothing fetched: let queries and callbacks run
+                    # nothing fetched: let queries and callbacks run (nothing comes during a nap)
+                    naps = self.loop.naps
+                    await asyncio.sleep(max(idle, naps.wait_s(0.25)) if naps.napping else idle)
                     idle = min(idle * 2, 0.05)
         finally:
             if runner is not None:

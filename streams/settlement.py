@@ -110,7 +110,9 @@ class SettlementLoop:
         self.topic = settings.topic(SINK)
         # a batch may wait for ClickHouse or the journal for a long time: stay in the group meanwhile
         self.loop = StreamLoop(settings, self, "settlement", groups.GROUPS["settlement"], [settings.topic(SOURCE)],
-                               options=Options(batch=500, wait_s=0.5, consumer={"max.poll.interval.ms": 3_600_000}))
+                               fetch_wait_ms=settings.sink_fetch_max_wait_ms,
+                               options=Options(batch=500, wait_s=0.5, consumer={
+                                   "max.poll.interval.ms": 3_600_000, "fetch.min.bytes": settings.sink_fetch_min_bytes}))
         self.outcomes: list[Outcome] = []
 
     def run(self) -> None:

@@ -38,7 +38,8 @@ class TopicFeed:
 
     def _run(self) -> None:
         consumer = Consumer({"bootstrap.servers": self.settings.kafka_bootstrap, "group.id": "paycenter-dashboard",
-                             "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+                             "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                             "fetch.wait.max.ms": 1000})  # the page refreshes every few seconds
         try:
             meta = consumer.list_topics(self.topic, timeout=10).topics.get(self.topic)
             partitions = sorted(meta.partitions) if meta and meta.partitions else [0]

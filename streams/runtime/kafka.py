@@ -7,8 +7,9 @@ import os
 import socket
 import sys
 import time
+from typing import Callable
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from infra import kafka
 from infra.settings import Settings
@@ -77,6 +78,111 @@ def next_batch(c: Consumer, size: int, wait_s: float = 0.1) -> list:
         return msgs
     first = c.poll(wait_s)
     return [first] + c.consume(size - 1, 0) if first is not None else []
+
+
+class IdleNaps:
+    """Fewer fetches while nothing comes (infra/settings.py idle_nap_*). After `after_s` without a
+    record the loop's partitions are paused for a nap (20 ms, doubling up to `max_s`); each nap ends
+    with a probe: the partitions resumed for one fetch (`probe_s`), then paused again unless it
+    brought records. Any record ends the naps. A loop whose fetches are held LONG_WAIT_MS or more
+    does not nap.
+
+    A probe is a real fetch from the loop's position, so nothing is skipped: a record that comes
+    during a nap is fetched by the next probe (a fetch answered after the probe ended is dropped
+    by librdkafka and asked again). Every LONG_EVERY-th probe outlasts a held fetch, so a slow
+    machine that answers later than `probe_s` still gets its records. End offsets are not
+    asked for: the embedded broker's ListOffsets grows slower with every batch a partition holds.
+    `readable()` names the partitions the loop has resumed itself (one it keeps paused, e.g. while
+    claiming it, is never resumed here)."""
+
+    FIRST_S = 0.02
+    LONG_EVERY = 10
+    LONG_WAIT_MS = 250
+
+    def __init__(self, consumer: Consumer, settings: Settings, fetch_wait_ms: int,
+                 readable: Callable[[], list[TopicPartition]]):
+        self.consumer, self.readable = consumer, readable
+        self.after_s, self.max_s = settings.idle_nap_after_s, settings.idle_nap_max_ms / 1000
+        # A fetch that finds records answers at once; one that finds none is held fetch_wait_ms, and
+        # is dropped by the pause that ends the probe before its answer: one fetch per probe.
+        self.probe_s = max(0.005, fetch_wait_ms / 2000)
+        self.long_s = 2 * fetch_wait_ms / 1000 + 0.03
+        if fetch_wait_ms >= self.LONG_WAIT_MS:
+            self.max_s = 0.0  # a fetch held that long is a nap already (the sinks)
+        self.last = time.monotonic()
+        self.nap_s = self.FIRST_S
+        self.napped: list[TopicPartition] = []  # paused by a nap, resumed when it ends
+        self.stale: list[TopicPartition] = []  # napped, then revoked: resumed if they come back
+        self.until = 0.0  # the nap (napped) or the probe (not napped) ends then
+        self.probes = 0
+        self.naps = 0  # since start
+
+    @property
+    def napping(self) -> bool:
+        return bool(self.napped)
+
+    def wait_s(self, normal: float) -> float:
+        """How long the loop's next consume may wait: not past the end of a nap or probe."""
+        if self.until <= 0:
+            return normal
+        return max(0.0, min(normal, self.until - time.monotonic()))
+
+    def after(self, records: int) -> None:
+        """Called after each consume with the number of records it gave."""
+        if self.max_s <= 0:
+            return
+        now = time.monotonic()
+        if self.stale and not self.napped:
+            self._resume_returned()
+        if records:
+            self.last, self.nap_s, self.until = now, self.FIRST_S, 0.0
+            self._wake()
+        elif self.napped:
+            if now >= self.until:  # the nap is over: probe
+                self.probes += 1
+                self.until = now + (self.long_s if self.probes % self.LONG_EVERY == 0 else self.probe_s)
+                self._wake()
+        elif now - self.last >= self.after_s and now >= self.until:
+            self._nap(now)
+
+    def _nap(self, now: float) -> None:
+        tps = self.readable()
+        if not tps:  # nothing to read here: count the silence again
+            self.last, self.until = now, 0.0
+            return
+        self.consumer.pause(tps)
+        self.napped, self.until = tps, now + self.nap_s
+        self.nap_s = min(2 * self.nap_s, self.max_s)
+        self.naps += 1
+
+    def _wake(self) -> None:
+        if not self.napped:
+            return
+        still = {(tp.topic, tp.partition) for tp in self.readable()}
+        tps = [tp for tp in self.napped if (tp.topic, tp.partition) in still]
+        self.stale += [tp for tp in self.napped if (tp.topic, tp.partition) not in still]
+        self.napped = []
+        if tps:
+            self.consumer.resume(tps)
+            self._kick(tps[0].topic)
+
+    def _kick(self, topic: str) -> None:
+        # librdkafka's fetcher thread sleeps up to a second while all its partitions are paused, and a
+        # resume does not wake it (resume -> first record took 0.6 - 0.7 s here); a request to the
+        # broker does (1 - 10 ms). Metadata: its cost does not grow with the data (ListOffsets' does).
+        try:
+            self.consumer.list_topics(topic, timeout=1)
+        except KafkaException:
+            pass  # it wakes by itself within a second
+
+    def _resume_returned(self) -> None:
+        # a partition assigned again may keep the pause of its nap: resume it once it is readable
+        back = {(tp.topic, tp.partition) for tp in self.readable()}
+        tps = [tp for tp in self.stale if (tp.topic, tp.partition) in back]
+        if tps:
+            self.consumer.resume(tps)
+            self._kick(tps[0].topic)
+            self.stale = [tp for tp in self.stale if (tp.topic, tp.partition) not in back]
 
 
 def produce(producer: Producer, topic: str, key: bytes | None, value: bytes | None, **kwargs) -> None:

@@ -40,7 +40,7 @@ from streams.runtime.changelog import StateWriter, headers
 from streams.runtime.effects import Effects
 from streams.runtime.faults import Stalls
 from streams.runtime.fence import GAP, OK, Fence, gap_verdict
-from streams.runtime.kafka import CheckedProducer, instance_id, next_batch, stop_consuming
+from streams.runtime.kafka import CheckedProducer, IdleNaps, instance_id, next_batch, stop_consuming
 from streams.runtime.lag import LagReporter
 from streams.runtime.membership import MembershipWatch
 from streams.runtime.restore import Restorer
@@ -91,6 +91,7 @@ class StreamLoop:
         self.lag = LagReporter(name)
         self.stalls = Stalls()  # fault injection, tests only (streams/runtime/faults.py)
         self.watch = MembershipWatch(settings, name, self.member, self.consumer, inputs, self.producer.produce)
+        self.naps = IdleNaps(self.consumer, settings, wait, self._readable)
         self.running = True
 
     # ---- lifecycle -------------------------------------------------------------------------------
@@ -122,6 +123,12 @@ class StreamLoop:
         # list() copies the items at once: other threads (the router's capability endpoint) ask too
         return {p for p, s in list(self.state.items()) if s == ACTIVE}
 
+    def _readable(self) -> list[TopicPartition]:
+        """What an idle nap may pause and resume: the partitions this loop reads from."""
+        if self.store is None:
+            return self.consumer.assignment()
+        return [tp for p, s in list(self.state.items()) if s == ACTIVE for tp in self.assigned.get(p, [])]
+
     def owned(self) -> set[int]:
         """Partition numbers assigned here (whatever their state), for roles without tables."""
         return set(self.assigned) if self.store else {tp.partition for tp in self.consumer.assignment()}
@@ -133,7 +140,8 @@ class StreamLoop:
             self._restore()
             self._reclaim_suspended()
         busy = self.restorer is not None and self.restorer.busy
-        msgs = next_batch(self.consumer, self.opts.batch, 0.0 if busy else wait_s)
+        msgs = next_batch(self.consumer, self.opts.batch, 0.0 if busy else self.naps.wait_s(wait_s))
+        self.naps.after(len(msgs))
         if not msgs and self.active():
             self.stalls.at("idle")
         self.process(msgs)

@@ -127,6 +127,11 @@ def test_a_channel_charging_other_than_the_agreed_fee_is_a_fee_mismatch(stack, c
     wait_for(lambda: clickhouse.execute(
         "SELECT uniqExact(attempt_id) FROM journal WHERE event_type = 'result' AND status = 'SUCCESS' "
         "AND attempt_id IN %(ids)s", {"ids": tuple(ids)})[0][0] == len(ids), 60, "every result in the journal")
+    # the agreed fee is the attempt row's: the journal writes attempts and results from two topics,
+    # so under load an attempt row can land after its result (a clean-clone run found no mismatch)
+    wait_for(lambda: clickhouse.execute(
+        "SELECT uniqExact(attempt_id) FROM journal WHERE event_type = 'attempt' "
+        "AND attempt_id IN %(ids)s", {"ids": tuple(ids)})[0][0] == len(ids), 60, "every attempt in the journal")
 
     today = datetime.datetime.now(ZoneInfo("Asia/Shanghai")).date()
     found = reconcile_day(stack.settings, today, publish=False, progress=lambda _m: None)

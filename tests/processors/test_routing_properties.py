@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from processors.limits import CardUsage, channel_day
@@ -134,17 +134,36 @@ def min_parts_brute(config, rq, pool, max_parts):
     return best
 
 
+def _spent_beside_demoted():
+    """Found by a clean-clone run: c1's daily limit is spent and c0 is demoted, so c0 is the last resort."""
+    bank = {"per_payment_limit_fen": 1, "daily_limit_fen": 1, "card_types": ["DEBIT"]}
+    config = cfg({cid: {"base_url": "x", "secret_env": "X", "operations": ["PAY_IN", "PAYOUT"], "banks": {"B1": bank}}
+                  for cid in ("c0", "c1")}, lines={"card_repayment": {"allow_split": True, "max_split_parts": 2}},
+                 scoring={"exploration_share": 0.0})
+    usage = CardUsage().add("c1", channel_day(NOON, config.channel_tz(config.channels["c1"])), 1)
+    return config, req(amount=1, now=NOON, op=Operation.PAYOUT, bank_code="B1", card=CardType.DEBIT, usage=usage,
+                       demoted=frozenset({("c0", "B1")}))
+
+
 @SETTINGS
 @given(scenario())
+@example(sc=_spent_beside_demoted())
 def test_split_plans_are_valid_and_minimal(sc):
     config, rq = sc
     if rq.operation == Operation.AUTHENTICATE:
         return
     plan = plan_split(rq, Router(config))
     max_parts = config.business_lines["card_repayment"].max_split_parts
-    avail = {cid for cid in reaching(config, rq) if not failed_rules(config, rq, cid, check_amount=False)}
+    def left(cid: str) -> int:
+        ch = config.channels[cid]
+        return ch.banks[rq.bank_code].daily_limit_fen - rq.usage.used(cid, channel_day(rq.now_ms, config.channel_tz(ch)))
+
+    # the last resort is judged on what is left today: a channel-bank whose daily limit is spent
+    # leaves a demoted one as the only way to pay, as in the router's single-route decisions
+    avail = {cid for cid in reaching(config, rq) if not failed_rules(config, rq, cid, check_amount=False) and left(cid) > 0}
     if not avail:  # last resort: demoted ones that pass every other rule
-        avail = {cid for cid in reaching(config, rq) if failed_rules(config, rq, cid, check_amount=False) == {"DEMOTED"}}
+        avail = {cid for cid in reaching(config, rq)
+                 if failed_rules(config, rq, cid, check_amount=False) == {"DEMOTED"} and left(cid) > 0}
     expected = min_parts_brute(config, rq, sorted(avail), max_parts)
     if plan is None:
         assert expected is None
