@@ -33,6 +33,9 @@ class Settings:
     # under data_dir/s3: survives a crash or restart of the broker and of that server) or "memory"
     # (everything is gone when the broker stops). Not used when Kafka is a real cluster.
     broker_storage: str = field(default_factory=lambda: _env("PAYCENTER_BROKER_STORAGE", "memory"))
+    # librdkafka debug contexts for paycenter's producers ("eos,msg": idempotence and delivery), or
+    # empty; the output goes to each process's stderr.
+    kafka_debug: str = field(default_factory=lambda: _env("PAYCENTER_KAFKA_DEBUG", ""))
     # Loopback port of the local S3 server (broker_storage=s3).
     s3_port: int = field(default_factory=lambda: int(_env("PAYCENTER_S3_PORT", "19900")))
     # Where the embedded broker / ClickHouse keep files, pids and logs (git-ignored).

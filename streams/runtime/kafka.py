@@ -199,19 +199,21 @@ class CheckedProducer:
     restart replays the batch). `report_all`: a delivery report for every record, for callers that
     wait on one (a channel callback is acknowledged once its note is on the broker).
 
-    A broker restart is ridden through: librdkafka reconnects and delivers what it holds. What is
-    not delivered within `settings.undelivered_limit_s`, or a fatal producer error (an idempotent
-    producer the broker no longer knows: UnknownProducerId), raises, so that the worker exits
-    non-zero and its supervisor restarts it with a new producer. Records that the old producer was
-    still retrying may then reach the broker twice (once from it, once from the replay); every
-    consumer is idempotent by ids (attempt, event, order ids), so a duplicate record has no effect."""
+    A record counts as delivered only with the offset it landed at (infra/kafka.py Producer), so
+    `flush_all` returning means every record of the batch is stored and its inputs may be committed.
+    A broker restart is ridden through: librdkafka reconnects and delivers what it holds; a batch
+    the broker stored just before it crashed may be stored again by the retry (infra/kafka.py),
+    and every consumer is idempotent by ids (attempt, event, order ids), so the copy has no effect.
+    What is not delivered within `settings.undelivered_limit_s`, or a fatal producer error, raises,
+    so that the worker exits non-zero and its supervisor restarts it with a new producer and the
+    batch is replayed."""
 
     def __init__(self, settings: Settings, report_all: bool = False):
         conf = {**kafka.producer_config(settings, linger_ms=1), "on_delivery": self._delivered,
                 "error_cb": self._error}
         if not report_all:
             conf["delivery.report.only.error"] = True
-        self.raw = Producer(conf)
+        self.raw = kafka.Producer(conf)  # a record confirmed without an offset is produced again
         self.failed = 0
         self.fatal: KafkaError | None = None
         self.limit_s = settings.undelivered_limit_s

@@ -61,6 +61,7 @@ def settings_env(s: Settings) -> dict[str, str]:
         "PAYCENTER_ROUTING_CONFIG": str(s.routing_config), "PAYCENTER_ALLOW_DEV_SECRETS": "1",
         "PAYCENTER_PENDING_POLL_DEADLINE_S": "10", "PAYCENTER_EXECUTOR_CONCURRENCY": str(EXECUTOR_CONCURRENCY),
         "PAYCENTER_BROKER_STORAGE": s.broker_storage, "PAYCENTER_S3_PORT": str(s.s3_port),
+        "PAYCENTER_KAFKA_DEBUG": s.kafka_debug,
     }
 
 
