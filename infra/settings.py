@@ -36,6 +36,10 @@ class Settings:
     # librdkafka debug contexts for paycenter's producers ("eos,msg": idempotence and delivery), or
     # empty; the output goes to each process's stderr.
     kafka_debug: str = field(default_factory=lambda: _env("PAYCENTER_KAFKA_DEBUG", ""))
+    # Whether the broker's high watermarks are exact ("exact": a Kafka cluster) or not ("unreliable":
+    # the embedded broker reports the last batch's base offset + 1, about 1 per partition on S3
+    # storage). Lag is read from them: with "unreliable" it is shown as unknown (a lower bound).
+    broker_watermarks: str = field(default_factory=lambda: _env("PAYCENTER_BROKER_WATERMARKS", "unreliable"))
     # Loopback port of the local S3 server (broker_storage=s3).
     s3_port: int = field(default_factory=lambda: int(_env("PAYCENTER_S3_PORT", "19900")))
     # Where the embedded broker / ClickHouse keep files, pids and logs (git-ignored).
@@ -91,6 +95,10 @@ class Settings:
     undelivered_limit_s: float = field(default_factory=lambda: float(_env("PAYCENTER_UNDELIVERED_LIMIT_S", "30")))
     # Key used to turn card numbers into tokens (HMAC); never logged.
     card_token_key: str = field(default_factory=lambda: _env("PAYCENTER_CARD_TOKEN_KEY", "dev-only-card-token-key"))
+
+    @property
+    def watermarks_exact(self) -> bool:
+        return self.broker_watermarks == "exact"
 
     @property
     def static_membership(self) -> bool:
