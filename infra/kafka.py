@@ -82,8 +82,8 @@ class Producer(_Producer):
         self.resent = 0  # records produced again after a report without an offset, since start
         self._waiting: list[tuple] = []  # to produce again once the local queue has room
 
-    def produce(self, topic, value=None, key=None, partition=-1, on_delivery=None, callback=None,
-                timestamp=0, headers=None) -> None:
+    def produce(self, topic, value=None, key=None, partition=-1, on_delivery=None, timestamp=0, headers=None, *,
+                callback=None) -> None:  # confluent-kafka's positional order; `callback` is its alias
         cb = on_delivery or callback or self._default_cb
         super().produce(topic, value=value, key=key, partition=partition, timestamp=timestamp, headers=headers,
                         on_delivery=functools.partial(self._report, cb, 0))
