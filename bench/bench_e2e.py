@@ -80,8 +80,8 @@ _PRODUCERS: dict[tuple[str, str], object] = {}
 
 
 def _producer(settings: Settings):
-    """One producer per stack for every phase, like an upstream service's: a new idempotent
-    producer holds its first records ~0.5 s (connection, producer id) after requested_at_ms was
+    """One producer per stack for every phase, like an upstream service's: a new producer holds its
+    first records while it connects (~0.5 s with a producer id to fetch) after requested_at_ms was
     stamped, which was counted as paycenter's latency (the light phase's p99)."""
     key = (settings.kafka_bootstrap, settings.topic_prefix)
     if key not in _PRODUCERS:

@@ -43,23 +43,28 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "PAYCENTER_DATA_DIR": str(settings.data_dir),
         "PAYCENTER_ROUTING_CONFIG": str(settings.routing_config),
         "PAYCENTER_ALLOW_DEV_SECRETS": "1",
+        "PAYCENTER_BROKER_STORAGE": settings.broker_storage, "PAYCENTER_S3_PORT": str(settings.s3_port),
     }
 
 
 @contextmanager
-def private_platform(keep_dir: bool = False) -> Iterator[Settings]:
-    """Settings of a fresh broker + ClickHouse (stopped and removed on exit)."""
+def private_platform(keep_dir: bool = False, storage: str | None = None) -> Iterator[Settings]:
+    """Settings of a fresh broker + ClickHouse (stopped and removed on exit); the broker on `storage`
+    (memory | s3; default: PAYCENTER_BROKER_STORAGE, as `make run`)."""
     tmp = Path(tempfile.mkdtemp(prefix="paycenter-bench-"))
     ports: set[int] = set()
-    while len(ports) < 3:
+    while len(ports) < 4:
         ports.add(_proc.free_port())
-    kafka, ch_native, ch_http = sorted(ports)
+    kafka, ch_native, ch_http, s3 = sorted(ports)
     settings = Settings(kafka_bootstrap=f"127.0.0.1:{kafka}", clickhouse_host="127.0.0.1",
-                        clickhouse_port=ch_native, clickhouse_http_port=ch_http, data_dir=tmp)
+                        clickhouse_port=ch_native, clickhouse_http_port=ch_http, data_dir=tmp, s3_port=s3)
+    if storage is not None:
+        settings = replace(settings, broker_storage=storage)
     t0 = time.monotonic()
     try:
         services.start_all(settings, progress=lambda m: None)
-        log(f"private platform up in {time.monotonic() - t0:.1f} s (Kafka {settings.kafka_bootstrap}, data {tmp})")
+        log(f"private platform up in {time.monotonic() - t0:.1f} s (Kafka {settings.kafka_bootstrap}, broker storage "
+            f"{settings.broker_storage}, data {tmp})")
         yield settings
     finally:
         try:

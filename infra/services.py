@@ -1,4 +1,5 @@
-"""Bring the local platform up and down in one call: broker, ClickHouse, topics, migrations.
+"""Bring the local platform up and down in one call: S3 server (durable broker storage), broker,
+ClickHouse, topics, migrations.
 
 Used by `paycenter infra up/down/status`, `make run` and the test session (tests/conftest.py).
 Every step says what it does and how long it took; a failure says what to do next.
@@ -9,17 +10,19 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
-from infra import broker, clickhouse, migrate, topics
+from infra import broker, clickhouse, migrate, objectstore, topics
+from infra import _proc
 from infra._proc import Progress, ServiceError
 from infra.settings import Settings
 
 T = TypeVar("T")
 
-__all__ = ["ServiceError", "UpReport", "start_all", "stop_all", "status", "step"]
+__all__ = ["ServiceError", "UpReport", "start_all", "start_broker", "stop_all", "status", "step"]
 
 
 @dataclass
 class UpReport:
+    s3_started: bool = False  # False: reused, or memory storage (no S3 server)
     broker_started: bool = False  # False: an already running broker was reused
     clickhouse_started: bool = False
     topics: topics.ProvisionReport | None = None
@@ -45,7 +48,10 @@ def start_all(settings: Settings, progress: Progress = print, timeout: float = 3
     Raises ServiceError, before any migration, if provisioning refused a topic (report.errors)."""
     report = UpReport()
     t0 = time.monotonic()
-    started, report.seconds["broker"] = step("broker", lambda: broker.start(settings, progress, timeout), progress)
+    if settings.broker_storage == "s3" and _proc.is_loopback(broker.address(settings)[0]):
+        report.s3_started, report.seconds["s3"] = step(
+            "s3", lambda: objectstore.start(settings, progress, timeout), progress)
+    started, report.seconds["broker"] = step("broker", lambda: start_broker(settings, progress, timeout), progress)
     report.broker_started = started.started
     report.clickhouse_started, report.seconds["clickhouse"] = step(
         "clickhouse", lambda: clickhouse.start(settings, progress, timeout), progress)
@@ -66,11 +72,20 @@ def start_all(settings: Settings, progress: Progress = print, timeout: float = 3
     return report
 
 
+def start_broker(settings: Settings, progress: Progress = print, timeout: float = 30.0) -> broker.StartResult:
+    """Start (or reuse) the embedded broker, on the storage the settings name."""
+    return broker.start(settings, progress, timeout)
+
+
 def stop_all(settings: Settings, progress: Progress = print) -> None:
-    """Stop what this data dir started (ClickHouse first: it holds no Kafka state). Never touches
-    services started by someone else; the broker's topics are gone after this (memory storage)."""
+    """Stop what this data dir started (ClickHouse first: it holds no Kafka state; the S3 server last:
+    the broker writes to it until it stops). Never touches services started by someone else. With
+    s3 storage the broker's topics are kept for the next start; with memory storage they are gone."""
     errors: list[str] = []
-    for name, stop in (("clickhouse", clickhouse.stop), ("broker", broker.stop)):
+    stops = [("clickhouse", clickhouse.stop), ("broker", broker.stop)]
+    if settings.broker_storage == "s3" or objectstore.pid_file(settings).exists():
+        stops.append(("s3", objectstore.stop))
+    for name, stop in stops:
         try:
             step(name + " stop", lambda stop=stop: stop(settings, progress), progress)
         except ServiceError as exc:
@@ -80,4 +95,7 @@ def stop_all(settings: Settings, progress: Progress = print) -> None:
 
 
 def status(settings: Settings) -> list[str]:
-    return [broker.status(settings), clickhouse.status(settings)]
+    lines = [broker.status(settings) + f", storage {settings.broker_storage}", clickhouse.status(settings)]
+    if settings.broker_storage == "s3":
+        lines.insert(0, objectstore.status(settings))
+    return lines

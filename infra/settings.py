@@ -29,6 +29,19 @@ class Settings:
     clickhouse_database: str = field(default_factory=lambda: _env("PAYCENTER_CLICKHOUSE_DATABASE", "paycenter"))
     clickhouse_user: str = field(default_factory=lambda: _env("PAYCENTER_CLICKHOUSE_USER", "default"))
     clickhouse_password: str = field(default_factory=lambda: _env("PAYCENTER_CLICKHOUSE_PASSWORD", ""))
+    # What the embedded broker keeps its data on: "s3" (a local S3 server, infra/objectstore.py, files
+    # under data_dir/s3: survives a crash or restart of the broker and of that server) or "memory"
+    # (everything is gone when the broker stops). Not used when Kafka is a real cluster.
+    broker_storage: str = field(default_factory=lambda: _env("PAYCENTER_BROKER_STORAGE", "memory"))
+    # librdkafka debug contexts for paycenter's producers ("eos,msg": idempotence and delivery), or
+    # empty; the output goes to each process's stderr.
+    kafka_debug: str = field(default_factory=lambda: _env("PAYCENTER_KAFKA_DEBUG", ""))
+    # Whether the broker's high watermarks are exact ("exact": a Kafka cluster) or not ("unreliable":
+    # the embedded broker reports the last batch's base offset + 1, about 1 per partition on S3
+    # storage). Lag is read from them: with "unreliable" it is shown as unknown (a lower bound).
+    broker_watermarks: str = field(default_factory=lambda: _env("PAYCENTER_BROKER_WATERMARKS", "unreliable"))
+    # Loopback port of the local S3 server (broker_storage=s3).
+    s3_port: int = field(default_factory=lambda: int(_env("PAYCENTER_S3_PORT", "19900")))
     # Where the embedded broker / ClickHouse keep files, pids and logs (git-ignored).
     data_dir: Path = field(default_factory=lambda: Path(_env("PAYCENTER_DATA_DIR", str(REPO_ROOT / ".data"))))
     # Routing configuration (channels, banks, fees, limits) as YAML.
@@ -76,8 +89,16 @@ class Settings:
     # instead (a long wait costs no latency there).
     idle_nap_after_s: float = field(default_factory=lambda: float(_env("PAYCENTER_IDLE_NAP_AFTER_S", "2")))
     idle_nap_max_ms: int = field(default_factory=lambda: int(_env("PAYCENTER_IDLE_NAP_MAX_MS", "500")))
+    # Longest a stream worker waits for the broker to take what it produced before it exits non-zero
+    # (its supervisor restarts it, with a new producer, and the batch is replayed): a broker restart
+    # is ridden through, a broker gone for good does not leave a worker spinning.
+    undelivered_limit_s: float = field(default_factory=lambda: float(_env("PAYCENTER_UNDELIVERED_LIMIT_S", "30")))
     # Key used to turn card numbers into tokens (HMAC); never logged.
     card_token_key: str = field(default_factory=lambda: _env("PAYCENTER_CARD_TOKEN_KEY", "dev-only-card-token-key"))
+
+    @property
+    def watermarks_exact(self) -> bool:
+        return self.broker_watermarks == "exact"
 
     @property
     def static_membership(self) -> bool:

@@ -166,6 +166,36 @@ def partition_change(full: str, s: TopicSpec, have: int) -> tuple[str, str]:
     return "grow", ""
 
 
+# A role's exit code when the topics do not match the spec: a configuration error that a restart
+# cannot fix, so the supervisor does not restart it (sysexits.h EX_CONFIG).
+EXIT_TOPICS_MISMATCH = 78
+
+
+def check(settings: Settings, specs: dict[str, TopicSpec] | None = None, timeout: float = 30.0) -> list[str]:
+    """What keeps a worker from starting safely: every spec topic missing or of another partition
+    count, one line each saying what to do; [] when all match. A worker on a wrong count sends a
+    card's records to other partitions than its state (lost limits, results nobody reads)."""
+    specs = spec() if specs is None else specs
+    try:
+        md = broker.admin(settings, **{"socket.timeout.ms": int(timeout * 1000)}).list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise ServiceError(f"cannot list topics at {settings.kafka_bootstrap} ({exc.args[0]}); "
+                           f"is the broker up? try `paycenter infra up`") from None
+    problems = []
+    for s in specs.values():
+        full = s.full_name(settings)
+        have = md.topics.get(full)
+        if have is None or have.error is not None:
+            problems.append(f"{full} is missing: create the topics with `paycenter infra up` (or `paycenter infra "
+                            f"provision`); a broker on memory storage forgets them when it restarts")
+        elif len(have.partitions) != s.partitions:
+            problems.append(f"{full} has {len(have.partitions)} partitions, infra/topics.yaml says {s.partitions}: "
+                            f"something created it with the broker's default. Recreate it with {s.partitions} "
+                            f"partitions (delete it, then `paycenter infra provision`) if its records can go, "
+                            f"otherwise migrate it (docs/operators.md)")
+    return problems
+
+
 def _result(future) -> KafkaError | None:
     try:
         future.result()

@@ -52,7 +52,7 @@ def cmd_run(args) -> int:
         say("paycenter run: not started, some ports are not free:\n" + "\n".join(f"  {t}" for t in taken),
             file=sys.stderr)
         return 1
-    sup = Supervisor(settings)
+    sup = Supervisor(settings, restart_exited=True)  # a worker that gives up is started again
     code = stopped = 0
     try:
         say(f"starting broker and ClickHouse (data under {settings.data_dir}) ...")

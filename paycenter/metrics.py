@@ -26,7 +26,10 @@ DEMOTIONS = Counter("paycenter_demotions_total", "Channel-bank demotions", ["cha
 SINK_BATCH_ROWS = Histogram("paycenter_sink_batch_rows", "Rows per ClickHouse insert", ["table"],
                             buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000, 50000, 100000))
 SINK_ERRORS = Counter("paycenter_sink_errors_total", "Failed ClickHouse inserts (retried)", ["table"])
-LAG = Gauge("paycenter_consumer_lag", "Records not yet consumed", ["role", "topic"])
+LAG = Gauge("paycenter_consumer_lag", "Records not yet consumed (a lower bound unless paycenter_consumer_lag_trusted is 1)",
+            ["role", "topic"])
+LAG_TRUSTED = Gauge("paycenter_consumer_lag_trusted", "1 when the broker's high watermarks, and so the lag, can be "
+                    "trusted; 0 when the lag is only a lower bound (PAYCENTER_BROKER_WATERMARKS)", ["role"])
 
 
 @functools.lru_cache(maxsize=4096)

@@ -73,8 +73,13 @@ class ConfigView:
             high = 0
         end = time.monotonic() + timeout_s
         position = 0
-        while position < high and time.monotonic() < end:
-            for msg in self._consumer.consume(500, 0.5):
+        # past the watermark AND until a read comes back empty: the embedded broker under-reports
+        # the watermark (the last batch's base offset + 1; about 1 on S3 storage)
+        drained = high == 0
+        while (position < high or not drained) and time.monotonic() < end:
+            msgs = self._consumer.consume(500, 0.5)
+            drained = position >= high and not msgs
+            for msg in msgs:
                 if msg.error() is None:
                     self._apply_message(msg, notify=False)
                     position = msg.offset() + 1

@@ -35,7 +35,7 @@ import logging
 import time
 from types import SimpleNamespace
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaException
 
 from connectors import codes
 from connectors.base import Channel, ChannelResponse
@@ -99,7 +99,7 @@ class ExecutorLoop:
         # the loop stops consuming while the bulkhead's waiting room is full: stay in the group meanwhile
         self.consumer = group_consumer(settings, groups.GROUPS[self.ROLE], settings.path_fetch_max_wait_ms, role=self.ROLE,
                                        **{"max.poll.interval.ms": 600_000})
-        self.producer = Producer(kafka.producer_config(settings, linger_ms=1))
+        self.producer = kafka.producer(settings, linger_ms=1)  # reports confirm with an offset (infra/kafka.py)
         self.offsets = OffsetTracker()
         self.refusals = RefusalLog(settings.kafka_bootstrap, settings.topic(topic_for(self.ROLE)), self.producer)
         self.tasks: set[asyncio.Task] = set()  # channel calls (waiting for a slot, or in flight)

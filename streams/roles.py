@@ -6,6 +6,7 @@ the supervisor (`paycenter run`) and the end-to-end tests pick it up.
 from __future__ import annotations
 
 import importlib
+import sys
 
 from infra.settings import Settings
 
@@ -22,6 +23,12 @@ ROLES: dict[str, str] = {
 
 
 def run(role: str, settings: Settings) -> int:
+    from infra import topics
     from paycenter import metrics
+    problems = topics.check(settings)
+    if problems:  # a worker on a wrong partition count reads and writes other partitions than its state's
+        print(f"worker {role} not started: the topics do not match infra/topics.yaml:\n"
+              + "\n".join(f"  {p}" for p in problems), file=sys.stderr, flush=True)
+        return topics.EXIT_TOPICS_MISMATCH
     metrics.serve(role)  # every worker: /metrics on PAYCENTER_METRICS_PORT when set
     return importlib.import_module(ROLES[role]).main(settings)

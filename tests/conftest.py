@@ -50,6 +50,8 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         "PAYCENTER_CLICKHOUSE_PORT": str(ch_native),
         "PAYCENTER_CLICKHOUSE_HTTP_PORT": str(ch_http),
         "PAYCENTER_DATA_DIR": str(tmp_path_factory.mktemp("paycenter-data")),
+        # whatever the shell says: only tests/faults and tests/infra/test_infra_durable.py need S3 storage
+        "PAYCENTER_BROKER_STORAGE": "memory",
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

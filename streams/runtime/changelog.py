@@ -24,7 +24,7 @@ import uuid
 from collections import defaultdict
 
 import orjson
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaException
 
 from infra import kafka as kafka_config
 from infra.settings import Settings
@@ -67,7 +67,7 @@ class StateWriter:
         self.topic = topic
         # zstd: changelog values are JSON with the same field names again and again; the embedded
         # broker keeps them in memory at a tenth of the size (bench/bench_restore.py)
-        self.raw = Producer(kafka_config.producer_config(settings, linger_ms=1, compression_type="zstd"))
+        self.raw = kafka_config.producer(settings, linger_ms=1, compression_type="zstd")
         self.landed: dict[int, list[int]] = defaultdict(list)
         self.claims: dict[int, int] = {}  # partition -> offset of the claim marker written last
         self.failed: list[str] = []

@@ -17,6 +17,7 @@ produce the batch's effects or commit its offsets.
 Not every record between is a claim: a worker deposed earlier that wakes up writes one batch
 before its own fence stops it. Those records carry an older epoch and every restore ignores them,
 so they do not depose the owner: `check` reports a gap, and `gap_verdict` reads what is in it.
+Nor does a copy of the owner's own records (same epoch) that a producer retry stored twice.
 """
 from __future__ import annotations
 
@@ -63,7 +64,9 @@ def gap_verdict(reader: Consumer, topic: str, partition: int, start: int, mine: 
                 timeout_s: float = 30.0) -> bool:
     """Whether this owner (`epoch`) still holds the partition, reading the records from `start` up
     to its own last one that are not its own: True when they are all older epochs' (a woken
-    deposed worker's, which restores ignore), False when one is a claim or of a newer epoch."""
+    deposed worker's, which restores ignore, or its own epoch's: a copy of its own batch that a
+    producer retry stored twice), False when one is a claim or of a newer epoch. The epoch is the
+    offset of this owner's claim marker, so no other writer has it."""
     import time
     own, end = set(mine), max(mine)
     reader.assign([TopicPartition(topic, partition, start)])
@@ -80,7 +83,7 @@ def gap_verdict(reader: Consumer, topic: str, partition: int, start: int, mine: 
                     if off == end:
                         return True
                     continue
-                if msg.key() == CLAIM_KEY or epoch_of(msg.headers()) >= epoch:
+                if msg.key() == CLAIM_KEY or epoch_of(msg.headers()) > epoch:
                     return False
         return False  # could not read the gap: doubt means deposed
     finally:

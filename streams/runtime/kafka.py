@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Callable
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from infra import kafka
 from infra.settings import Settings
@@ -37,6 +37,7 @@ def consumer(settings: Settings, group: str, fetch_wait_ms: int, role: str | Non
         "enable.auto.commit": False, "auto.offset.reset": "earliest",
         "session.timeout.ms": int(settings.session_timeout_s * 1000), "heartbeat.interval.ms": 1000,
         "fetch.wait.max.ms": fetch_wait_ms,  # the embedded broker holds an idle fetch that long
+        "allow.auto.create.topics": False,  # only provisioning creates topics (infra/topics.py)
     }
     if role is not None and settings.static_membership:
         conf["group.instance.id"] = instance_id(role)
@@ -196,14 +197,26 @@ def produce(producer: Producer, topic: str, key: bytes | None, value: bytes | No
 class CheckedProducer:
     """A producer whose failed deliveries stop the loop before it commits offsets past them (the
     restart replays the batch). `report_all`: a delivery report for every record, for callers that
-    wait on one (a channel callback is acknowledged once its note is on the broker)."""
+    wait on one (a channel callback is acknowledged once its note is on the broker).
+
+    A record counts as delivered only with the offset it landed at (infra/kafka.py Producer), so
+    `flush_all` returning means every record of the batch is stored and its inputs may be committed.
+    A broker restart is ridden through: librdkafka reconnects and delivers what it holds; a batch
+    the broker stored just before it crashed may be stored again by the retry (infra/kafka.py),
+    and every consumer is idempotent by ids (attempt, event, order ids), so the copy has no effect.
+    What is not delivered within `settings.undelivered_limit_s`, or a fatal producer error, raises,
+    so that the worker exits non-zero and its supervisor restarts it with a new producer and the
+    batch is replayed."""
 
     def __init__(self, settings: Settings, report_all: bool = False):
-        conf = {**kafka.producer_config(settings, linger_ms=1), "on_delivery": self._delivered}
+        conf = {**kafka.producer_config(settings, linger_ms=1), "on_delivery": self._delivered,
+                "error_cb": self._error}
         if not report_all:
             conf["delivery.report.only.error"] = True
-        self.raw = Producer(conf)
+        self.raw = kafka.Producer(conf)  # a record confirmed without an offset is produced again
         self.failed = 0
+        self.fatal: KafkaError | None = None
+        self.limit_s = settings.undelivered_limit_s
 
     def produce(self, topic: str, key: bytes | None = None, value: bytes | None = None, **kwargs) -> None:
         produce(self.raw, topic, key, value, **kwargs)
@@ -216,22 +229,45 @@ class CheckedProducer:
 
     def flush_all(self, limit_s: float | None = None) -> bool:
         """Everything produced is on the broker (True), or `limit_s` passed first (False); raises if
-        anything could not be delivered."""
+        anything could not be delivered, on a fatal producer error, and, without `limit_s`, when
+        records are still undelivered after `settings.undelivered_limit_s`."""
         start = time.monotonic()
+        cap = self.limit_s if limit_s is None else limit_s
         while True:
-            left = None if limit_s is None else limit_s - (time.monotonic() - start)
-            if left is not None and left <= 0:
-                return len(self.raw) == 0
-            if self.raw.flush(10 if left is None else min(10.0, left)) == 0:
-                break
-            log.warning("producer has undelivered records after %.0f s; still waiting (is the broker up?)",
-                        time.monotonic() - start)
+            self._raise_if_fatal()
+            left = cap - (time.monotonic() - start)
+            if left <= 0:
+                if limit_s is not None:
+                    return len(self.raw) == 0
+                raise KafkaException(f"{len(self.raw)} records not delivered within {cap:.0f} s (is the broker up?); "
+                                     "exiting so that the worker is restarted and the batch replayed")
+            try:
+                if self.raw.flush(min(5.0, left)) == 0:
+                    break
+            except (KafkaException, SystemError) as exc:  # SystemError: confluent-kafka on a fatal delivery report
+                raise KafkaException(f"the producer failed ({exc}); exiting so that a restart builds a new producer "
+                                     "and replays the batch") from exc
+            log.warning("producer has undelivered records after %.0f s; still waiting up to %.0f s (is the broker up?)",
+                        time.monotonic() - start, cap)
+        self._raise_if_fatal()
         if self.failed:
             raise KafkaException(f"{self.failed} records could not be delivered; exiting so the batch is "
                                  "replayed after a restart")
         return True
 
-    def _delivered(self, err, msg) -> None:
+    def _raise_if_fatal(self) -> None:
+        if self.fatal is not None:
+            raise KafkaException(f"the producer hit a fatal error ({self.fatal.str()}); exiting so that a restart "
+                                 "builds a new producer and replays the batch")
+
+    def _error(self, err: KafkaError) -> None:
+        if err.fatal():
+            self.fatal = self.fatal or err
+            log.error("producer fatal error: %s", err)
+        elif err.code() != KafkaError._TRANSPORT and err.code() != KafkaError._ALL_BROKERS_DOWN:
+            log.warning("producer error: %s", err)
+
+    def _delivered(self, err, _msg) -> None:
         if err is not None:
             self.failed += 1
-            log.error("delivery to %s failed: %s", msg.topic(), err)
+            log.error("delivery failed: %s", err)  # msg.topic() raises on a fatal error's report

@@ -88,7 +88,7 @@ class StreamLoop:
         self.suspended_at: dict[int, float] = {}
         self.carried: dict[tuple[str, int], int] = {}  # offsets handled, not committed yet (sinks)
         self.stats = {"claimed": 0, "kept": 0, "restored": 0, "suspended": 0}  # partitions, since start
-        self.lag = LagReporter(name)
+        self.lag = LagReporter(name, watermarks_exact=settings.watermarks_exact)
         self.stalls = Stalls()  # fault injection, tests only (streams/runtime/faults.py)
         self.watch = MembershipWatch(settings, name, self.member, self.consumer, inputs, self.producer.produce)
         self.naps = IdleNaps(self.consumer, settings, wait, self._readable)

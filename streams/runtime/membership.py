@@ -6,7 +6,8 @@ broker's coordinator can keep a departed leader for ever: docs/operators.md), a 
 a join, or too few partitions for the workers. Every worker checks itself: when it has held no
 partition for longer than three session timeouts, it reads its group's committed offsets and the
 topics' end offsets (the broker's high watermarks: an under-estimate on the embedded broker, so
-any lag they show is real). With lag: an error in the log, `paycenter_member_idle{role} 1`, and
+any lag they show is real, and on S3 storage, where they stay near 1, the alert may not come:
+streams/runtime/lag.py). With lag: an error in the log, `paycenter_member_idle{role} 1`, and
 an alert on pay.alerts (once per episode, again every 10 minutes while it lasts).
 """
 from __future__ import annotations

@@ -13,30 +13,31 @@ from confluent_kafka import Consumer, TopicPartition
 
 from infra.settings import Settings
 from paycenter.supervisor import wait_for
-from schemas.records import Attempt, AttemptResult, Outcome
+from schemas.records import Attempt, AttemptResult, Outcome, PaymentCommand
 
 
 def read_topic(settings: Settings, topic: str, timeout_s: float = 60) -> list:
-    """Every message of `topic` (full name) up to its end now, all partitions."""
+    """Every message of `topic` (full name) up to its end now, all partitions: past the high
+    watermarks AND until a read comes back empty, because the embedded broker under-reports a
+    watermark (the last batch's base offset + 1; far lower on S3 storage)."""
     c = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "faults-reader",
                   "enable.auto.commit": False, "auto.offset.reset": "earliest"})
     try:
         parts = c.list_topics(topic, timeout=10).topics[topic].partitions
         ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
         todo = {p for p, hi in ends.items() if hi > 0}
-        c.assign([TopicPartition(topic, p, 0) for p in todo])
+        c.assign([TopicPartition(topic, p, 0) for p in parts])
         out = []
         deadline = time.monotonic() + timeout_s
-        while todo and time.monotonic() < deadline:
-            for m in c.consume(10_000, 0.5):
-                if m.error():
-                    continue
+        while time.monotonic() < deadline:
+            msgs = [m for m in c.consume(10_000, 1.0) if not m.error()]
+            for m in msgs:
                 out.append(m)
                 if m.offset() + 1 >= ends[m.partition()]:
                     todo.discard(m.partition())
-        if todo:
-            raise TimeoutError(f"could not read {topic} to its end within {timeout_s:.0f} s")
-        return out
+            if not msgs and not todo:
+                return out
+        raise TimeoutError(f"could not read {topic} to its end within {timeout_s:.0f} s")
     finally:
         c.close()
 
@@ -66,6 +67,7 @@ class Census:
     lost: list[str] = field(default_factory=list)  # orders without any outcome
     conflicting: list[str] = field(default_factory=list)  # orders with two DIFFERENT final outcomes
     repeated_copies: int = 0  # identical re-sends of a final outcome (at-least-once; the journal dedupes)
+    duplicate_answers: int = 0  # outcomes answering a repeated order_id (duplicate=True): a journal row each
 
     def summary(self) -> str:
         return (f"{len(self.first)} orders with an outcome, {len(self.lost)} lost, {len(self.conflicting)} with "
@@ -74,10 +76,12 @@ class Census:
 
 def outcome_census(settings: Settings, ids: set[str]) -> Census:
     by_order: dict[str, list[Outcome]] = defaultdict(list)
+    c = Census()
     for o in decoded(settings, "pay.outcomes", Outcome):
         if o.order_id in ids and not o.duplicate:
             by_order[o.order_id].append(o)
-    c = Census()
+        elif o.order_id in ids:
+            c.duplicate_answers += 1
     for oid in sorted(ids):
         outs = by_order.get(oid)
         if not outs:
@@ -135,6 +139,12 @@ def check_books(stack, first: dict[str, Outcome]) -> Books:
         reqs = stack.admin(ch, "/admin/stats").get("attempt_requests", {})
         b.resent += sum(1 for a, n in reqs.items() if n > 1 and a.rsplit(".", 1)[0] in first)
     return b
+
+
+def command_copies(settings: Settings, ids: set[str]) -> int:
+    """Records of pay.commands for `ids` beyond one per order: copies a producer retry stored."""
+    orders = [c.order_id for c in decoded(settings, "pay.commands", PaymentCommand) if c.order_id in ids]
+    return len(orders) - len(set(orders))
 
 
 def topic_attempt_ids(settings: Settings, ids: set[str]) -> set[str]:

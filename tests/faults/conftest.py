@@ -12,6 +12,7 @@ Markers: `faults` on every test here (`-m faults` runs them, `-m "not faults"` s
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -59,6 +60,8 @@ def settings_env(s: Settings) -> dict[str, str]:
         "PAYCENTER_CLICKHOUSE_DATABASE": s.clickhouse_database, "PAYCENTER_DATA_DIR": str(s.data_dir),
         "PAYCENTER_ROUTING_CONFIG": str(s.routing_config), "PAYCENTER_ALLOW_DEV_SECRETS": "1",
         "PAYCENTER_PENDING_POLL_DEADLINE_S": "10", "PAYCENTER_EXECUTOR_CONCURRENCY": str(EXECUTOR_CONCURRENCY),
+        "PAYCENTER_BROKER_STORAGE": s.broker_storage, "PAYCENTER_S3_PORT": str(s.s3_port),
+        "PAYCENTER_KAFKA_DEBUG": s.kafka_debug,
     }
 
 
@@ -143,24 +146,26 @@ def _config(tmp: Path) -> tuple[Path, dict[str, int]]:
     return path, ports
 
 
-@pytest.fixture(scope="package")
-def fstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
-    tmp = tmp_path_factory.mktemp("faults")
+@contextlib.contextmanager
+def running_stack(tmp: Path, storage: str = "memory", restart_exited: bool = False) -> Iterator[FaultStack]:
+    """A whole private paycenter on free ports: broker on `storage` (memory | s3), ClickHouse,
+    simulators and one worker per role; `restart_exited`: the supervisor starts again a worker that
+    exits by itself, as `paycenter run` does."""
     ports: set[int] = set()
-    while len(ports) < 3:
+    while len(ports) < 4:
         ports.add(_proc.free_port())
-    kafka_port, ch_native, ch_http = sorted(ports)
+    kafka_port, ch_native, ch_http, s3_port = sorted(ports)
     config_path, sim_ports = _config(tmp)
     settings = Settings(kafka_bootstrap=f"127.0.0.1:{kafka_port}", topic_prefix="", clickhouse_host="127.0.0.1",
                         clickhouse_port=ch_native, clickhouse_http_port=ch_http, data_dir=tmp / "data",
-                        routing_config=config_path)
+                        routing_config=config_path, broker_storage=storage, s3_port=s3_port)
     t0 = time.monotonic()
     platform.start_all(settings, progress=lambda m: None)
     profile = tmp / "profile.yaml"
     profile.write_text(yaml.safe_dump(TEST_PROFILE))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAYCENTER_")}
     env.update(settings_env(settings))
-    sup = Supervisor(settings, env=env)
+    sup = Supervisor(settings, env=env, restart_exited=restart_exited)
     producer = kafka.producer(settings)  # murmur2, like faust: a card's commands and results share a partition
     st = FaultStack(settings, sup, config_path, sim_ports, producer, env=env)
     try:
@@ -170,14 +175,24 @@ def fstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
         warm = command(f"fwarm-{uuid.uuid4().hex[:6]}", amount=100)
         st.publish([warm])
         st.await_outcomes({warm.order_id}, timeout_s=150)
-        _progress(f"fault stack ready in {time.monotonic() - t0:.1f} s ({', '.join(ROLES)}; data {settings.data_dir})")
+        _progress(f"fault stack ready in {time.monotonic() - t0:.1f} s ({', '.join(ROLES)}; broker storage "
+                  f"{storage}; data {settings.data_dir})")
         yield st
     finally:
         try:
+            sup.stop_restarting()
             stop_in_parallel(sup)
             producer.flush(5)
         finally:
             platform.stop_all(settings, progress=lambda m: None)
+
+
+@pytest.fixture(scope="package")
+def fstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
+    # memory storage: these tests kill workers, ClickHouse and channels, never the broker
+    # (tests/faults/test_broker_crash.py runs its own stack on durable storage)
+    with running_stack(tmp_path_factory.mktemp("faults")) as st:
+        yield st
 
 
 def stop_in_parallel(sup: Supervisor, grace_s: float = 10.0) -> None:

@@ -128,6 +128,24 @@ def test_a_deposed_workers_late_writes_between_the_owners_do_not_depose_the_owne
     assert all(v == [1, 2, 3] for v in seen.values()) and len(seen) == 6
 
 
+def test_a_copy_of_the_owners_own_records_between_its_records_does_not_depose_it(s):
+    """A producer retry whose first send was stored after all (the broker crashed before answering)
+    leaves a copy of the owner's batch, with the owner's epoch, before the copy it is told about."""
+    a = Counter(s)
+    a.loop.start()
+    publish(s, records(2, 1))
+    pump(a, until=lambda: a.handled == 6, what="the owner to count")
+    retried = StateWriter(s, s.topic("changelog"))
+    retried.write(2, b"counts:k2-0", b"1", headers(a.loop.epoch[2], b"in@0"))
+    retried.flush()
+    publish(s, records(2, 1))
+    pump(a, until=lambda: a.handled == 12, what="the owner to count the second round")
+    assert a.loop.stats["suspended"] == 0 and a.loop.active() == set(range(PARTITIONS))
+    a.loop.close()
+    seen = counts_ok(outputs(s))
+    assert all(v == [1, 2] for v in seen.values()) and len(seen) == 6
+
+
 STALLED = """
 import sys, time
 sys.path.insert(0, {repo!r})
