@@ -54,6 +54,8 @@ def cmd_run(args) -> int:
         return 1
     sup = Supervisor(settings, restart_exited=True)  # a worker that gives up is started again
     code = stopped = 0
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # `kill`, a service manager, a closed terminal: as Ctrl-C
+        signal.signal(sig, _interrupt)
     try:
         say(f"starting broker and ClickHouse (data under {settings.data_dir}) ...")
         services.start_all(settings, progress=say)
@@ -81,10 +83,15 @@ def cmd_run(args) -> int:
     return code or stopped
 
 
+def _interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
+
+
 def stop(settings, sup, keep_services: bool) -> int:
     """Stop what `paycenter run` started, all of it, whatever the terminal does meanwhile."""
     from infra import services
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave the broker running
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second one must not leave the broker running
+        signal.signal(sig, signal.SIG_IGN)
     code = 0
     try:
         sup.stop_all()

@@ -1,6 +1,6 @@
 """`paycenter run` as an operator starts it: in a process of its own, with its own data dir and ports.
 
-Ctrl-C stops everything it started even when its output pipe is gone (`paycenter run | tee log`),
+Ctrl-C or SIGTERM stops everything it started even when its output pipe is gone (`paycenter run | tee log`),
 and a port that is taken stops it before it starts anything.
 """
 from __future__ import annotations
@@ -81,10 +81,11 @@ def read_until(proc: subprocess.Popen, text: str, timeout_s: float) -> str:
 
 
 @pytest.mark.timeout(400)
-@pytest.mark.parametrize("ctrl_c", [True, False], ids=["ctrl-c", "reader-exits"])
-def test_with_the_output_pipe_closed_shutdown_stops_every_process(tmp_path, ctrl_c):
-    """`paycenter run | tee log` and Ctrl-C (tee dies too), or `paycenter run | head` (the next
-    print finds no reader: paycenter stops as any Unix tool does)."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, None, signal.SIGTERM], ids=["ctrl-c", "reader-exits", "sigterm"])
+def test_with_the_output_pipe_closed_shutdown_stops_every_process(tmp_path, sig):
+    """`paycenter run | tee log` and Ctrl-C (tee dies too), `paycenter run | head` (the next print
+    finds no reader: paycenter stops as any Unix tool does), or `kill <pid>` (SIGTERM, as a service
+    manager stops it)."""
     env = isolated_env(tmp_path)
     data_dir = Path(env["PAYCENTER_DATA_DIR"])
     proc = subprocess.Popen([sys.executable, "-m", "paycenter.cli", "run", "--rate", "5"], cwd=REPO_ROOT, env=env,
@@ -93,8 +94,8 @@ def test_with_the_output_pipe_closed_shutdown_stops_every_process(tmp_path, ctrl
         read_until(proc, "demo traffic at", 240)
         assert len(processes_of(data_dir)) >= 2 + len(ROLES) + 3  # broker, ClickHouse, roles, simulators
         proc.stdout.close()  # `tee` gone: every later print to stdout meets a closed pipe
-        if ctrl_c:
-            proc.send_signal(signal.SIGINT)
+        if sig is not None:
+            proc.send_signal(sig)
         proc.wait(180)
         err = proc.stderr.read().decode()
         left = processes_of(data_dir)
