@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -74,7 +73,7 @@ def hops(s: Settings, run: str) -> dict[str, list[int]]:
             continue  # failovers have more hops; the first attempt's path is what is split here
         for hop, v in zip(HOPS, (a.created_at_ms - c_ts, a_ts - a.created_at_ms, r.started_at_ms - a_ts,
                                  r.finished_at_ms - r.started_at_ms, r_ts - r.finished_at_ms,
-                                 o.decided_at_ms - r_ts, o_ts - o.decided_at_ms, o_ts - c_ts)):
+                                 o.decided_at_ms - r_ts, o_ts - o.decided_at_ms, o_ts - c_ts), strict=True):
             by_hop[hop].append(v)
     return by_hop
 

@@ -71,7 +71,7 @@ def load(sup, s: Settings, clock: OutcomeClock, rate: float, seconds: float, sli
         wait_for(lambda: clock.count(base) >= total, 60, f"{total} outcomes of {base}", interval_s=0.2)
     except TimeoutError:
         pass  # reported: outcomes < commands
-    for sl, (run, n, sent_s) in zip(slices, runs):
+    for sl, (run, n, sent_s) in zip(slices, runs, strict=True):
         sl.update(latency_of(clock, run + "-", n, sent_s))
     whole.update(latency_of(clock, base, total, took))
     return {"whole": whole, "slices": slices}

@@ -43,7 +43,7 @@ from processors.health import HealthMonitor  # noqa: E402
 from processors.limits import CardUsage, channel_day  # noqa: E402
 from processors.order_state import apply_delta  # noqa: E402
 from processors.planner import seed_of  # noqa: E402
-from processors.router import RouteRequest, Router  # noqa: E402
+from processors.router import Router, RouteRequest  # noqa: E402
 from processors.routing_config import RoutingConfig, load as load_config  # noqa: E402
 from processors.scoring import ChannelBankStats, success_value_fen  # noqa: E402
 from schemas.records import AttemptResult, AttemptStatus, CardType, FailureKind, Operation  # noqa: E402
@@ -195,9 +195,9 @@ def reaction_times(sc: Scenario, shares) -> dict[str, float | None]:
         if after >= before:
             continue
 
-        def share(bucket: int) -> float:
-            counts = shares.get((ch.bank, bucket), {})
-            return counts.get(ch.channel, 0) / max(sum(counts.values()), 1)
+        def share(bucket: int, bank: str = ch.bank, channel: str = ch.channel) -> float:
+            counts = shares.get((bank, bucket), {})
+            return counts.get(channel, 0) / max(sum(counts.values()), 1)
 
         b0 = t0 // BUCKET_MS
         prior = sum(share(b) for b in range(b0 - 6, b0)) / 6

@@ -32,7 +32,7 @@ from infra.settings import Settings  # noqa: E402
 from paycenter.commands.health import send  # noqa: E402
 from paycenter.supervisor import wait_for  # noqa: E402
 from processors.limits import CardUsage  # noqa: E402
-from processors.router import RouteRequest, Router  # noqa: E402
+from processors.router import Router, RouteRequest  # noqa: E402
 from processors.routing_config import load as load_config  # noqa: E402
 from schemas.records import AttemptResult, HealthAction  # noqa: E402
 from streams.common import wall_clock_ms  # noqa: E402

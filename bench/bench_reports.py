@@ -84,7 +84,7 @@ def bench(settings: Settings, rows: int, hours: int) -> list[tuple[str, float, f
             w = reports.Window.since(now, since)
             for rep_name in reports.REPORTS:
                 for by in reports.BY:
-                    runs = [timed(lambda: reports.table(rep_name, by, w, c.execute)) for _ in range(5)]
+                    runs = [timed(lambda rep_name=rep_name, by=by, w=w: reports.table(rep_name, by, w, c.execute)) for _ in range(5)]
                     label = f"{rep_name} --by {by} --since {since // 3600}h ({w.grain})"
                     results.append((label, min(runs), max(runs)))
                     print(f"{label:<58} best {min(runs):6.1f} ms  median {statistics.median(runs):6.1f} ms  "

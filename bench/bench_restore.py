@@ -36,8 +36,11 @@ from infra import kafka  # noqa: E402
 from infra.settings import REPO_ROOT  # noqa: E402
 from processors import orders  # noqa: E402
 from processors.limits import CardUsage  # noqa: E402
-from processors.order_state import decided  # noqa: E402
-from processors.planner import RoutingPlanner, apply_delta  # noqa: E402
+from processors.order_state import (
+    apply_delta,  # noqa: E402
+    decided,  # noqa: E402
+)
+from processors.planner import RoutingPlanner  # noqa: E402
 from processors.routing_config import load  # noqa: E402
 from schemas.records import AttemptResult, AttemptStatus, FailureKind, PaymentCommand  # noqa: E402
 from streams.router import CHANGELOG, tables as router_tables  # noqa: E402

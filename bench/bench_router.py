@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from processors.limits import CardUsage, channel_day  # noqa: E402
-from processors.router import RouteRequest, Router  # noqa: E402
+from processors.router import Router, RouteRequest  # noqa: E402
 from processors.routing_config import RoutingConfig, parse  # noqa: E402
 from processors.scoring import ChannelBankStats  # noqa: E402
 from schemas.records import CardType, Operation  # noqa: E402

@@ -28,7 +28,6 @@ from processors.routing_config import load as load_config  # noqa: E402
 from schemas.records import Attempt, AttemptResult, Operation, Outcome  # noqa: E402
 
 
-
 def measure_outputs(settings: Settings, n: int, topics: tuple[str, ...], key_of, timeout_s: float,
                     check_alive=lambda: None) -> dict:
     """Read `topics` until n distinct keys (orders, attempts) have an output; rate between the

@@ -90,7 +90,7 @@ def chart(r: dict, path: Path) -> Path:
                                        [(k, v["fee_per_success_fen"], f"{v['fee_per_success_fen']:.0f} fen")
                                         for k, v in q.items()], "fen"))
     fig, axes = plt.subplots(max(len(panels), 1), 1, figsize=(11, 2.2 + 2.6 * len(panels)), squeeze=False)
-    for draw, ax in zip(panels, axes[:, 0]):
+    for draw, ax in zip(panels, axes[:, 0], strict=False):
         draw(ax)
     if not panels:
         axes[0, 0].text(0.5, 0.5, "no results", ha="center")

@@ -109,5 +109,5 @@ def start_simulators(sup: Supervisor, settings: Settings, zero_latency: bool = T
     sup.start_simulators(config, zero_latency=zero_latency, profile=profile)
     for ch in config.channels.values():
         port = int(ch.base_url.rsplit(":", 1)[1])
-        if not _proc.wait_until(lambda: _proc.port_open("127.0.0.1", port), 20, interval=0.1):
+        if not _proc.wait_until(lambda port=port: _proc.port_open("127.0.0.1", port), 20, interval=0.1):
             raise RuntimeError(f"simulator {ch.id} did not listen on {port}; see {sup.log_dir}")

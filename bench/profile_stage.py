@@ -24,9 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import (REPO_ROOT, log, private_platform, start_simulators, supervisor,  # noqa: E402
-                           with_routing_config)
 from bench.bench_stages import attempts_for  # noqa: E402
+from bench.harness import REPO_ROOT, log, private_platform, start_simulators, supervisor, with_routing_config  # noqa: E402
 from bench.workload import commands, drain, produce_all, reader, with_prefix  # noqa: E402
 
 # Layers by file path fragment, first match wins.

@@ -117,8 +117,8 @@ class Order:
 def orders(sc: Scenario, channels: tuple[str, ...]) -> list[Order]:
     rng = random.Random(sc.seed)
     every_ms = 1000.0 / sc.orders_per_s
-    banks, bank_w = zip(*BANK_SHARES.items())
-    amounts, amount_w = zip(*AMOUNTS)
+    banks, bank_w = zip(*BANK_SHARES.items(), strict=True)
+    amounts, amount_w = zip(*AMOUNTS, strict=True)
     out = []
     for i in range(int(sc.minutes * 60 * sc.orders_per_s)):
         bank, card = rng.choices(banks, bank_w)[0], f"card{rng.randrange(sc.cards)}"

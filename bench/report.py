@@ -118,8 +118,8 @@ def table(r: dict) -> str:
     rs = rows(r)
     widths = [max(len(row[i]) for row in rs + [("what", "value", "x raw", "target", "")]) for i in range(5)]
     head = ("what", "value", "x raw", "target", "")
-    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)), "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rs]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rs]
     load = get(r, "machine", "load_avg_at_start")
     if load:
         lines.append(f"\n{get(r, 'machine', 'cpus')} CPUs; load average at start {load[0]:.2f}, at end "

@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import platform as _platform
+import re
 import subprocess
 import sys
 import time
@@ -27,9 +27,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import bench_e2e, bench_idle, bench_quality, bench_raw, bench_stages  # noqa: E402
-from bench.quality_world import load_all  # noqa: E402
-from bench.harness import REPO_ROOT, log, private_platform  # noqa: E402
 from bench.chart import chart  # noqa: E402
+from bench.harness import REPO_ROOT, log, private_platform  # noqa: E402
+from bench.quality_world import load_all  # noqa: E402
 from bench.report import table  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 
@@ -80,7 +80,7 @@ def storage_table(by_storage: dict) -> str:
     lines = ["", "broker storage: " + " vs ".join(names) + " (same run; ratio = later / first)"]
     for label, path in rows:
         vals = [get(by_storage[n], path) for n in names]
-        cells = [f"{n} {v}" for n, v in zip(names, vals)]
+        cells = [f"{n} {v}" for n, v in zip(names, vals, strict=True)]
         base = vals[0]
         ratios = [f"{v / base:.2f}x" if isinstance(v, (int, float)) and isinstance(base, (int, float)) and base
                   else "-" for v in vals[1:]]

@@ -10,8 +10,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from infra import kafka, topics
 from infra.settings import Settings
-from processors.pan import tokenize
 from paycenter.demo import fake_pan
+from processors.pan import tokenize
 from schemas.records import CardType, Operation, PaymentCommand
 
 BANKS = ("ICBC", "CCB", "CMB", "ABC", "BOC")

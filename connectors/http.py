@@ -25,8 +25,15 @@ import aiohttp
 from yarl import URL
 
 from connectors import codes, signing
-from connectors.base import (Channel, ChannelError, ChannelRequest, ChannelResponse, SigningConfirmation,
-                             SigningRequest, StatementLine)
+from connectors.base import (
+    Channel,
+    ChannelError,
+    ChannelRequest,
+    ChannelResponse,
+    SigningConfirmation,
+    SigningRequest,
+    StatementLine,
+)
 from schemas.records import AttemptStatus, FailureKind, Operation
 
 log = logging.getLogger(__name__)

@@ -21,8 +21,7 @@ from __future__ import annotations
 import functools
 import logging
 
-from confluent_kafka import TIMESTAMP_CREATE_TIME, KafkaError
-from confluent_kafka import Producer as _Producer
+from confluent_kafka import TIMESTAMP_CREATE_TIME, KafkaError, Producer as _Producer
 
 from infra.settings import Settings
 

@@ -10,8 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
-from infra import broker, clickhouse, migrate, objectstore, topics
-from infra import _proc
+from infra import _proc, broker, clickhouse, migrate, objectstore, topics
 from infra._proc import Progress, ServiceError
 from infra.settings import Settings
 

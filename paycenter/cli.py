@@ -3,19 +3,19 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import pkgutil
 import json
 import logging
 import os
+import pkgutil
 import signal
 import sys
 import time
 from typing import TextIO
 
+from infra import kafka
 from infra.settings import load as load_settings
 from paycenter import commands as commands_pkg
 from streams.roles import ROLES
-from infra import kafka
 
 
 def cmd_worker(args) -> int:

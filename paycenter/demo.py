@@ -16,11 +16,11 @@ from typing import TextIO
 
 from confluent_kafka import Consumer, Producer
 
+from infra import kafka
 from infra.settings import Settings
 from processors.pan import tokenize
 from schemas.records import CardType, Operation, Outcome, PaymentCommand
 from sinks.reports import yuan
-from infra import kafka
 
 BANKS = ("ICBC", "CCB", "CMB", "ABC", "BOC")
 BUSINESS_LINES = ("card_repayment", "loan", "wealth")

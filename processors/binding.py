@@ -18,9 +18,18 @@ from __future__ import annotations
 import json
 import re
 
-from processors.orders import (SIGN_CONFIRM, SIGN_REQUEST, SIGNING_KINDS, NoRoute, OrderState, Routed, Settled,
-                               SigningTask, auth_elements)
-from processors.router import RouteRequest, Router
+from processors.order_state import SIGNING_KINDS
+from processors.orders import (
+    SIGN_CONFIRM,
+    SIGN_REQUEST,
+    NoRoute,
+    OrderState,
+    Routed,
+    Settled,
+    SigningTask,
+    auth_elements,
+)
+from processors.router import Router, RouteRequest
 from processors.scoring import ChannelBankStats
 from schemas.records import Attempt, AttemptStatus, AuthStep, CardType, Operation, PaymentCommand
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from processors.limits import CardUsage, channel_day
 from processors.maintenance import any_active, local_ms_of_day
-from processors.router import (DEMOTED, MAINTENANCE, NO_AGREEMENT, UNSUPPORTED_CARD_TYPE, Router)
+from processors.router import DEMOTED, MAINTENANCE, NO_AGREEMENT, UNSUPPORTED_CARD_TYPE, Router
 from processors.split import max_split_amount
 from schemas.records import CardType, Operation
 

@@ -125,7 +125,7 @@ def _touched(old: Snapshot, new: Snapshot) -> set[Key]:
     keys = set(old.maintenance ^ new.maintenance)
     toggled = old.demoted ^ new.demoted
     if toggled:
-        for (bank, op), ks in new.by_bank.items():
+        for (bank, _op), ks in new.by_bank.items():
             keys.update(k for k in ks if (k[0], bank) in toggled)
     return keys
 

@@ -37,14 +37,18 @@ from dataclasses import replace
 from typing import Any, Iterable, Mapping
 
 from connectors.codes import CHANNEL_BUSY, CHANNEL_HUNG, MAYBE_SENT
-from schemas.records import AttemptResult, AttemptStatus, FailureKind
-
-from processors import health_probes as probes
-from processors import health_runs as runs
-from processors.health_model import (  # noqa: F401  (re-exported: the monitor's public vocabulary)
-    HOUR_MS, MINUTE_MS, STATE_VERSION, ChannelBankHealth, HealthEvent, HealthPolicy, HealthReason, HealthState, Key,
+from processors import health_probes as probes, health_runs as runs
+from processors.health_model import (
+    STATE_VERSION,
+    ChannelBankHealth,
+    HealthEvent,
+    HealthPolicy,
+    HealthReason,
+    HealthState,
+    Key,
     RestoreReason,
 )
+from schemas.records import AttemptResult, AttemptStatus, FailureKind
 
 
 class _Entry:

@@ -24,14 +24,38 @@ from typing import Callable
 
 from processors import order_reuse
 from processors.limits import CardUsage
-from processors.order_state import (  # noqa: F401 - re-exported: orders.<name> is the public spelling
-    IN_FLIGHT, PAY, SIGN_REQUEST, SIGN_CONFIRM, SIGN_AND_PAY, SIGNING_KINDS, Routed, NoRoute, Settled,
-    Planner, AttemptState, OrderState, UsageDelta, DeadLetterReason, SigningTask, AgreementSigned, Step,
-    apply_delta, attempt_id, auth_elements,
+from processors.order_state import (
+    IN_FLIGHT,
+    PAY,
+    SIGN_AND_PAY,
+    SIGN_CONFIRM,
+    SIGN_REQUEST,
+    AgreementSigned,
+    AttemptState,
+    DeadLetterReason,
+    NoRoute,
+    OrderState,
+    Planner,
+    Routed,
+    Settled,
+    SigningTask,
+    Step,
+    UsageDelta,
+    apply_delta,
+    attempt_id,
+    auth_elements,
 )
 from processors.validation import clear_card_number_field, without_card_numbers
 from schemas.records import (
-    Attempt, AttemptResult, AttemptStatus, AuthStep, FailureKind, Operation, Outcome, OutcomePart, OutcomeStatus,
+    Attempt,
+    AttemptResult,
+    AttemptStatus,
+    AuthStep,
+    FailureKind,
+    Operation,
+    Outcome,
+    OutcomePart,
+    OutcomeStatus,
     PaymentCommand,
 )
 

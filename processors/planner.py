@@ -19,15 +19,16 @@ router) in a single assignment, so a decision sees either the old or the new one
 """
 from __future__ import annotations
 
-import orjson
 import zlib
 from dataclasses import dataclass, replace
 from typing import Callable
 
+import orjson
+
 from processors import binding
 from processors.limits import CardUsage, channel_day
-from processors.orders import NoRoute, OrderState, Routed, SIGN_AND_PAY, Settled, apply_delta  # noqa: F401
-from processors.router import Decision, RouteRequest, Router
+from processors.orders import SIGN_AND_PAY, NoRoute, OrderState, Routed, Settled
+from processors.router import Decision, Router, RouteRequest
 from processors.routing_config import RoutingConfig
 from processors.scoring import ChannelBankStats
 from processors.split import plan_split

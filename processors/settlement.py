@@ -19,8 +19,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.records import (AttemptStatus, Operation, Outcome, SettlementRecord, SettlementSplit,
-                             SettlementStatus)
+from schemas.records import AttemptStatus, Operation, Outcome, SettlementRecord, SettlementSplit, SettlementStatus
 
 PPM = 1_000_000
 
@@ -74,7 +73,7 @@ def split(amount_fen: int, plan: FunderPlan) -> list[SettlementSplit]:
     # sorted() is stable: equal remainders keep the config's order
     for i in sorted(range(len(base)), key=lambda i: -remainders[i])[:left]:
         base[i] += 1
-    return [SettlementSplit(party=s.party, share_ppm=s.share_ppm, amount_fen=a) for s, a in zip(plan.shares, base)]
+    return [SettlementSplit(party=s.party, share_ppm=s.share_ppm, amount_fen=a) for s, a in zip(plan.shares, base, strict=True)]
 
 
 def record_id(attempt_id: str) -> str:

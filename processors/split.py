@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import NamedTuple
 
 from processors.fees import fee_fen
-from processors.router import RouteEntry, RouteRequest, Router
+from processors.router import RouteEntry, Router, RouteRequest
 
 # Caps the branch-and-bound so a pathological configuration cannot stall a decision; the first
 # plan found (cheapest channels filled first) is already a good one.

@@ -32,7 +32,7 @@ from typing import Callable, Iterable
 
 from processors.limits import CardUsage, channel_day
 from processors.order_state import apply_delta
-from processors.router import RouteRequest, Router
+from processors.router import Router, RouteRequest
 from processors.routing_config import RoutingConfig
 from processors.split import plan_split
 from schemas.records import CardType, Operation

@@ -124,7 +124,7 @@ class JournalWriter:
             self._client = clickhouse.client(self.settings, database=self.settings.clickhouse_database,
                                              connect_timeout=2, send_receive_timeout=60)
         # Columnar form: zip(*) transposes in C, far cheaper than the driver's per-row path.
-        columns = list(zip(*batch))
+        columns = list(zip(*batch, strict=True))
         self._client.execute(self._sql, columns, columnar=True)
 
     def _failed(self, exc: Exception, n: int) -> None:

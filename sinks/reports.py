@@ -140,7 +140,7 @@ def table(report: str, by: str, w: Window, query: Callable[[str], list]) -> Tabl
     t = _table(report, by, w, query)
     labels = [BLANK_LABELS[col] for col in BY[by]]
     for row in t.rows:
-        row[:len(labels)] = [cell if str(cell).strip() else label for cell, label in zip(row, labels)]
+        row[:len(labels)] = [cell if str(cell).strip() else label for cell, label in zip(row, labels, strict=False)]
     return t
 
 
@@ -180,5 +180,5 @@ def render_text(t: Table) -> str:
         return "  ".join(t.headers) + "\n(no data in this window)"
     widths = [max(len(h), *(len(r[i]) for r in t.rows)) for i, h in enumerate(t.headers)]
     line = lambda cells: "  ".join(c.rjust(wd) if i >= 1 and c[:1].isdigit() or c.endswith("%") else c.ljust(wd)
-                                   for i, (c, wd) in enumerate(zip(cells, widths))).rstrip()
+                                   for i, (c, wd) in enumerate(zip(cells, widths, strict=True))).rstrip()
     return "\n".join([line(t.headers), line(["-" * wd for wd in widths]), *map(line, t.rows)])

@@ -48,18 +48,25 @@ from processors.config_doc import ConfigDoc, digest
 from processors.routing_config import RoutingConfig
 from schemas.codec import DecodeError
 from schemas.records import Attempt, AttemptStatus
-from streams.attempt_calls import (channel_busy, channel_hung, maybe_sent, resolve_pending, to_request, to_result,
-                                   unknown_channel)
+from streams.attempt_calls import (
+    channel_busy,
+    channel_hung,
+    maybe_sent,
+    resolve_pending,
+    to_request,
+    to_result,
+    unknown_channel,
+)
 from streams.bulkhead import Bulkhead, Refused, Ticket
 from streams.common import Clock, load_routing_config, message_dead_letter, wall_clock_ms
 from streams.config_view import ConfigView
 from streams.offsets import OffsetTracker, Partition
 from streams.refusals import RefusalLog, topic_for
 from streams.runtime import commit as commits
-from streams.runtime.run import run_until_signalled
 from streams.runtime.kafka import IdleNaps, consumer as group_consumer, instance_id, produce, stop_consuming
-from streams.runtime.membership import MembershipWatch
 from streams.runtime.lag import LagReporter
+from streams.runtime.membership import MembershipWatch
+from streams.runtime.run import run_until_signalled
 
 log = logging.getLogger("paycenter.executor")
 

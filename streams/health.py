@@ -31,8 +31,7 @@ import zlib
 
 import orjson
 
-from infra import topics
-from infra import groups
+from infra import groups, topics
 from infra.settings import Settings
 from paycenter import metrics
 from processors.health import HealthReason, HealthState

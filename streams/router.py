@@ -46,9 +46,9 @@ from processors.agreements import CardAgreements
 from processors.capability_changes import Snapshotter, diff
 from processors.config_doc import ConfigDoc, digest
 from processors.limits import CardUsage
-from processors.order_state import decided
+from processors.order_state import apply_delta, decided
 from processors.pan import contains_pan
-from processors.planner import Demoted, Routing, RoutingPlanner, apply_delta, no_demotions
+from processors.planner import Demoted, Routing, RoutingPlanner, no_demotions
 from processors.routing_config import RoutingConfig
 from processors.scoring import ChannelBankStats
 from schemas.codec import DecodeError
@@ -206,7 +206,7 @@ class Router:
             state = step.state if step.state.outcome is None else decided(step.state)
             self.orders.stage(partition, state.command["order_id"], state)
         if self.planner.stats is not None:
-            for result, first in zip(step.observed, step.first_of_part):
+            for result, first in zip(step.observed, step.first_of_part, strict=True):
                 self.planner.stats.observe_result(result, first)
         for att in step.attempts:
             out.emit(partition, self.attempts_t, key, att.encode())

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 from connectors.base import Channel, ChannelResponse, SigningConfirmation, SigningRequest
-from infra import groups
 from infra.settings import Settings
 from processors import binding, orders
 from schemas.records import Attempt

@@ -23,8 +23,7 @@ if str(REPO_ROOT) not in sys.path:  # the project is not installed in the venv; 
 from clickhouse_driver import Client  # noqa: E402
 from confluent_kafka.admin import AdminClient  # noqa: E402
 
-from infra import _proc, services as platform  # noqa: E402
-from infra import broker as _broker, clickhouse as _ch  # noqa: E402
+from infra import _proc, broker as _broker, clickhouse as _ch, services as platform  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 
 

@@ -36,9 +36,9 @@ def produce_range(p: Producer, topic: str, tag: bytes, lo: int, hi: int, reports
 
 
 def contiguity(offsets: list[int]) -> dict[str, int]:
-    gaps = sum(1 for a, b in zip(offsets, offsets[1:]) if b > a + 1)
-    skipped = sum(b - a - 1 for a, b in zip(offsets, offsets[1:]) if b > a + 1)
-    backwards = sum(1 for a, b in zip(offsets, offsets[1:]) if b <= a)
+    gaps = sum(1 for a, b in zip(offsets, offsets[1:], strict=False) if b > a + 1)
+    skipped = sum(b - a - 1 for a, b in zip(offsets, offsets[1:], strict=False) if b > a + 1)
+    backwards = sum(1 for a, b in zip(offsets, offsets[1:], strict=False) if b <= a)
     return {"n": len(offsets), "first": offsets[0] if offsets else -1, "last": offsets[-1] if offsets else -1,
             "gaps": gaps, "skipped": skipped, "non_increasing": backwards,
             "duplicates": len(offsets) - len(set(offsets))}

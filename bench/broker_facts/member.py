@@ -78,7 +78,7 @@ class Assignments:
             while True:
                 if pred(self.assigned):
                     # the event time of the change that made it true
-                    for t, kind, parts in reversed(self.events):
+                    for t, kind, _parts in reversed(self.events):
                         if kind == "assignment":
                             return t
                     return now()

@@ -23,8 +23,8 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from yarl import URL
 from pydantic import BaseModel, Field, StrictInt, ValidationError
+from yarl import URL
 
 from connectors import codes, signing
 from connectors.simulator import admin, signing_api

@@ -14,10 +14,9 @@ import sys
 import time
 import uuid
 
-from infra import topics
+from infra import kafka, topics
 from infra.settings import load as load_settings
 from schemas.records import HealthAction
-from infra import kafka
 
 
 def register(sub) -> None:
@@ -161,6 +160,7 @@ def cmd_clock(args) -> int:
 def read_states(settings, timeout_s: float) -> dict:
     """The latest HealthEvent per channel-bank in channel.health (read to its end, no group)."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
     from processors.health import HealthEvent
     topic = settings.topic("channel.health")
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"health-cli-{uuid.uuid4().hex}",

@@ -22,8 +22,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-from schemas.records import AttemptStatus, Discrepancy
 from infra import kafka
+from schemas.records import AttemptStatus, Discrepancy
 
 
 @dataclass
@@ -109,8 +109,8 @@ def reconcile_day(settings, day: datetime.date, only: list[str] | None = None, p
             by_id.update(store.ours_by_id(
                 [x.attempt_id for x in statement if x.attempt_id not in of_day
                  or of_day[x.attempt_id].status is AttemptStatus.PENDING] + [w.attempt_id for w in waiting],
-                lambda done, total: progress(f"{cid}: journal lookup {done:,} of {total:,} attempt(s) "
-                                             f"({time.monotonic() - t0:.1f} s)")))
+                lambda done, total, cid=cid, t0=t0: progress(
+                    f"{cid}: journal lookup {done:,} of {total:,} attempt(s) ({time.monotonic() - t0:.1f} s)")))
             progress(f"{cid}: journal: {len(of_day):,} attempt(s) on {day}, {len(waiting):,} waiting from earlier "
                      f"days ({time.monotonic() - t0:.1f} s)")
             now_ms = time.time_ns() // 1_000_000

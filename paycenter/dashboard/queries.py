@@ -48,7 +48,7 @@ class Windows:
 def _rows(client: Client, sql: str, params: dict | None = None) -> list[dict]:
     rows, cols = client.execute(sql, params or {}, with_column_types=True)
     names = [c[0] for c in cols]
-    return [dict(zip(names, r)) for r in rows]
+    return [dict(zip(names, r, strict=True)) for r in rows]
 
 
 def results_by_minute(client: Client, w: reports.Window) -> list[dict]:

@@ -101,8 +101,8 @@ def demo_sims(tmp_path: Path):
     sup = Supervisor(dataclasses.replace(Settings(), data_dir=tmp_path), env=env)
     sup.start_simulators(load_config(config_path))
     try:
-        for cid, port in ports.items():
-            assert _proc.wait_until(lambda: _proc.port_open("127.0.0.1", port), 20, interval=0.05), sup.children
+        for port in ports.values():
+            assert _proc.wait_until(lambda port=port: _proc.port_open("127.0.0.1", port), 20, interval=0.05), sup.children
         yield load_config(config_path), ports
     finally:
         sup.stop_all()

@@ -19,13 +19,12 @@ import yaml
 from clickhouse_driver import Client
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from infra import _proc
+from infra import _proc, kafka
 from infra.settings import REPO_ROOT, Settings
 from paycenter.supervisor import Supervisor, wait_for
-from streams.roles import ROLES
 from processors.routing_config import load as load_config
 from schemas.records import DeadLetter, Outcome, PaymentCommand
-from infra import kafka
+from streams.roles import ROLES
 
 TEST_PROFILE = {
     "seed": 11,

@@ -140,7 +140,7 @@ def test_channel_outage_fails_over_to_the_next_channel(stack):
         stack.admin("beta", "/admin/banks/ICBC", {"outage": False})
     # a few per cent of decisions explore another channel on purpose; three in a row would be 3e-5
     assert any(f.attempts >= 2 and f.parts[-1].channel_id != "beta" for f in firsts), firsts
-    for oid, [out, *_] in outs.items():
+    for [out, *_] in outs.values():
         # later ones may avoid beta from the start (scoring learns, the health monitor may demote it)
         if out.status == OutcomeStatus.SUCCEEDED:
             assert all(p.channel_id != "beta" for p in out.parts), out

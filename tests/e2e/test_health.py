@@ -13,7 +13,6 @@ import os
 import urllib.error
 import urllib.request
 import uuid
-from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
@@ -22,7 +21,7 @@ import yaml
 from confluent_kafka import Consumer, TopicPartition
 
 from connectors import signing
-from infra import _proc, topics
+from infra import _proc, kafka, topics
 from infra.settings import Settings
 from paycenter.commands.health import send as send_command
 from paycenter.supervisor import Supervisor, wait_for
@@ -31,7 +30,6 @@ from processors.routing_config import load as load_config
 from schemas.records import Alert, AttemptResult, HealthAction, OutcomeStatus
 from streams.health import command, partition_of
 from tests.e2e.conftest import Stack, TopicReader, command as pay_command, write_test_config
-from infra import kafka
 
 MIN = 60_000
 ROLES = ("router", "executor", "health", "pending")

@@ -26,7 +26,7 @@ def test_a_disabled_channel_bank_is_skipped_even_as_last_resort_until_enabled(hs
                                   and e.reason_code == HealthReason.OPERATOR_DISABLE)
         assert disabled.to_state == HealthState.DEMOTED and disabled.demoted_until_ms is None
         for channel in ("alpha", "beta", "gamma"):
-            wait_for(lambda: st.router_demotes(channel, "ICBC"), 30, f"the router avoiding {channel}:ICBC")
+            wait_for(lambda channel=channel: st.router_demotes(channel, "ICBC"), 30, f"the router avoiding {channel}:ICBC")
         assert main(["health", "status", "--timeout", "5"]) == 0
         assert any(line.startswith("beta:ICBC") and "DISABLED" in line for line in capsys.readouterr().out.splitlines())
 

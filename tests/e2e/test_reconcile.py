@@ -8,10 +8,9 @@ from zoneinfo import ZoneInfo
 
 from paycenter.commands.reconcile import reconcile_day
 from paycenter.supervisor import wait_for
-from schemas.records import Discrepancy
 from processors.fees import channel_fee_fen
 from processors.routing_config import load as load_config
-from schemas.records import AttemptStatus, Operation
+from schemas.records import AttemptStatus, Discrepancy, Operation
 from tests.e2e.conftest import TEST_PROFILE, TopicReader, command
 
 FAILING = {"success_rate": 0.0, "customer_failure_rate": 1.0}  # a customer failure: one attempt, no failover

@@ -21,15 +21,13 @@ from typing import Iterator
 import pytest
 import yaml
 
-
-from infra import _proc, topics
+from infra import _proc, kafka, topics
 from infra.settings import REPO_ROOT, Settings
 from paycenter.supervisor import Supervisor, wait_for
 from processors.config_doc import parse_document
 from schemas.records import Attempt, OutcomeStatus, PaymentCommand
 from streams.config_view import ConfigView
 from tests.e2e.conftest import Stack, TopicReader
-from infra import kafka
 
 CNY = 100
 PREFIX = "rt."

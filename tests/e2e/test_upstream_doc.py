@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 from infra.settings import REPO_ROOT
-from tests.e2e.conftest import TopicReader
 from paycenter.supervisor import wait_for
 from schemas.records import Outcome
+from tests.e2e.conftest import TopicReader
 
 DOC = REPO_ROOT / "docs" / "upstream.md"
 # where the order machine, validation, binding and the router give a REJECTED reason code

@@ -27,8 +27,8 @@ from typing import Iterator
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
-from infra import _proc, kafka, services as platform
-from infra import clickhouse as _ch
+
+from infra import _proc, clickhouse as _ch, kafka, services as platform
 from infra.settings import Settings
 from paycenter.supervisor import Child, Supervisor
 from processors.routing_config import load as load_config

@@ -20,8 +20,15 @@ import pytest
 from infra import _proc, broker, objectstore, services as platform
 from infra.kafka import confirmed
 from tests.e2e.conftest import command
-from tests.faults.checks import (await_census, await_journal, check_books, command_copies, result_event_ids,
-                                 suspects_trace, topic_attempt_ids)
+from tests.faults.checks import (
+    await_census,
+    await_journal,
+    check_books,
+    command_copies,
+    result_event_ids,
+    suspects_trace,
+    topic_attempt_ids,
+)
 from tests.faults.conftest import running_stack
 
 N_COMMANDS = 900

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import uuid
 
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 from paycenter.supervisor import wait_for
 from processors.pan import contains_pan
@@ -65,7 +64,7 @@ def encode(kind_value, n: int) -> tuple[str, bytes | None, str | None]:
 def test_fuzzed_bad_commands_each_land_in_the_dead_letter_topic_with_a_reason(fstack, batch):
     cases = [(key, *encode(kv, n)) for n, (key, kv) in enumerate(batch)]
     where = fstack.publish_tracked([(key, payload) for key, _code, payload, _oid in cases])
-    for (key, _c, payload, _o), pos in zip(cases, where):
+    for (key, _c, payload, _o), pos in zip(cases, where, strict=True):
         if contains_pan(payload) or contains_pan(key):
             fstack.dirty_inputs.add(pos)  # an input with a card number in it, on purpose
     topic = fstack.settings.topic("pay.commands")
@@ -76,7 +75,7 @@ def test_fuzzed_bad_commands_each_land_in_the_dead_letter_topic_with_a_reason(fs
         return got if all(pos in got for pos in where) else None
 
     got = wait_for(letters, 60, f"dead letters for {len(where)} bad commands", interval_s=0.5)
-    for (key, code, payload, order_id), pos in zip(cases, where):
+    for (key, code, payload, order_id), pos in zip(cases, where, strict=True):
         dl = got[pos]
         shown = f"input key={key!r} payload={payload[:60] if payload else payload!r}...: {dl.reason_code} {dl.reason!r}"
         assert dl.reason_code == code and dl.reason.strip(), shown

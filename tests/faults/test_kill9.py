@@ -12,8 +12,15 @@ import uuid
 import pytest
 
 from tests.e2e.conftest import command
-from tests.faults.checks import (await_census, await_journal, check_books, paced_publish, result_event_ids,
-                                 suspects_trace, topic_attempt_ids)
+from tests.faults.checks import (
+    await_census,
+    await_journal,
+    check_books,
+    paced_publish,
+    result_event_ids,
+    suspects_trace,
+    topic_attempt_ids,
+)
 
 N_COMMANDS = 2000
 RATE_PER_S = 250  # paced, so the kills land while commands, attempts and results are all in flight

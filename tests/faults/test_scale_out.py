@@ -18,8 +18,8 @@ import pytest
 
 from infra import _proc
 from paycenter.supervisor import wait_for
-from tests.e2e.conftest import command
 from schemas.records import AttemptResult, AttemptStatus, DeadLetter, FailureKind, Operation
+from tests.e2e.conftest import command
 from tests.faults.checks import await_census, check_books, decoded, paced_publish, read_topic, suspects_trace
 
 ROLES_SCALED = ("router", "executor")
@@ -71,7 +71,7 @@ def test_second_worker_shares_partitions_and_one_leaving_loses_and_duplicates_no
     publisher = paced_publish(fstack, cmds, 150, stop)
     try:
         time.sleep(4)  # let both workers of each role carry traffic before one leaves (a moment, not a sync)
-        for role, child in firsts.items():
+        for child in firsts.values():
             fstack.leave(child)
         publisher.join(60)
     finally:

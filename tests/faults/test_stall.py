@@ -19,9 +19,9 @@ import pytest
 import yaml
 
 from paycenter.supervisor import wait_for
+from schemas.records import PaymentCommand
 from streams.runtime.faults import STAGES
 from tests.e2e.conftest import command
-from schemas.records import PaymentCommand
 from tests.faults.checks import await_census, check_books, decoded, paced_publish, suspects_trace
 from tests.faults.conftest import metrics_port_for
 from tests.faults.test_scale_out import scrape, working
@@ -70,7 +70,8 @@ def test_a_router_stalled_at_any_moment_of_its_batch_charges_nothing_twice_and_l
 
             last: dict = {}
 
-            def took_over() -> bool:  # past its session: the other router claims its partitions and routes
+            # past its session: the other router claims its partitions and routes
+            def took_over(last: dict = last, claimed: float = claimed, consumed: float = consumed) -> bool:
                 last.update(scrape(first.metrics_port))
                 return (last.get("paycenter_claimed_partitions_total", 0) > claimed
                         and last.get("paycenter_assigned_partitions", 0) == 12  # 6 of commands, 6 of results
@@ -79,8 +80,8 @@ def test_a_router_stalled_at_any_moment_of_its_batch_charges_nothing_twice_and_l
             try:
                 wait_for(took_over, 90, "the other router to take over and route", interval_s=0.2)
             except TimeoutError as exc:
-                raise TimeoutError(f"{exc}: claimed {claimed} consumed {consumed} then "
-                                   f"{ {k: v for k, v in last.items() if 'claimed' in k or 'assigned' in k or 'consumed_total' in k} }")
+                kept = {k: v for k, v in last.items() if 'claimed' in k or 'assigned' in k or 'consumed_total' in k}
+                raise TimeoutError(f"{exc}: claimed {claimed} consumed {consumed} then {kept}") from exc
             stalled_s = time.monotonic() - t0
             stalling.proc.send_signal(signal.SIGCONT)
             wait_for(lambda: working(stalling) and scrape(stalling.metrics_port).get("paycenter_assigned_partitions", 0) > 0,

@@ -60,7 +60,7 @@ def _describe(admin: AdminClient, names: list[str]) -> dict[str, dict[str, str]]
 
 def test_session_cluster_matches_the_spec_exactly(services: Settings, kafka_admin: AdminClient) -> None:
     md = kafka_admin.list_topics(timeout=10)
-    for name, (parts, policy, retention) in EXPECTED.items():
+    for name, (parts, _policy, _retention) in EXPECTED.items():
         full = services.topic(name)
         assert full in md.topics, f"{full} was not provisioned"
         assert len(md.topics[full].partitions) == parts, full

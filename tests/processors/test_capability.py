@@ -1,11 +1,11 @@
 import json
 
 import pytest
+from proc_helpers import NOON, bank, cfg, chan, ms
 
 from processors.capability import query_capability
 from processors.limits import CardUsage
 from processors.router import Router
-from proc_helpers import NOON, bank, cfg, chan, ms
 from schemas.records import CardType, Operation
 
 CNY = 100

@@ -2,12 +2,13 @@
 probes or last-resort payments, until it is enabled again (a demotion only lowers its priority)."""
 from __future__ import annotations
 
+from proc_helpers import NOON, req
+from test_scoring import NO_EXPLORE, stats_with, two
+
 from processors.health import HealthMonitor, HealthReason, HealthState
 from processors.health_model import Avoided, ChannelBankHealth, HealthEvent
 from processors.router import DEMOTED, DISABLED, Router
-from proc_helpers import NOON, req
 from schemas.records import HealthAction, HealthCommand
-from test_scoring import NO_EXPLORE, stats_with, two
 
 ALWAYS_EXPLORE = {"exploration_share": 1.0}
 A = ("a", "ICBC")

@@ -4,8 +4,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from processors.health import ChannelBankHealth, HealthMonitor, HealthPolicy, HealthReason, HealthState
 from schemas.records import AttemptResult, AttemptStatus, FailureKind, Operation

@@ -1,10 +1,10 @@
 from datetime import datetime, timezone
 
 import pytest
+from proc_helpers import SH, UTC, bank, ms
 
 from processors.maintenance import in_maintenance
 from processors.routing_config import Channel
-from proc_helpers import SH, UTC, bank, ms
 
 
 def ch(windows, tz=None):

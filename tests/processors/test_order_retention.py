@@ -4,11 +4,11 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from infra.settings import REPO_ROOT
 from processors import orders
 from processors.order_state import decided, expires_at
 from processors.planner import RoutingPlanner
 from processors.routing_config import load
-from infra.settings import REPO_ROOT
 from schemas.records import OutcomeStatus
 from tests.processors.test_orders import EMPTY, NOW, command, result, usage_after
 

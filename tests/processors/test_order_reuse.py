@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from infra.settings import REPO_ROOT
 from processors import order_reuse, orders
 from processors.order_state import decided
 from processors.planner import RoutingPlanner
 from processors.routing_config import load
-from infra.settings import REPO_ROOT
 from schemas.records import Outcome, OutcomeStatus
 from tests.processors.test_orders import EMPTY, NOW, command, result, usage_after
 

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import pytest
 
+from infra.settings import REPO_ROOT
 from processors import orders
 from processors.limits import CardUsage
-from processors.orders import apply_delta
+from processors.order_state import apply_delta
 from processors.planner import RoutingPlanner
 from processors.routing_config import load
-from infra.settings import REPO_ROOT
-from schemas.records import AttemptResult, AttemptStatus, FailureKind, OutcomeStatus, PaymentCommand
+from schemas.records import AttemptResult, OutcomeStatus, PaymentCommand
 
 NOW = 1_764_000_000_000  # 2025-11-24T16:00:00Z = 00:00 in Asia/Shanghai
 EMPTY = CardUsage()

@@ -1,6 +1,6 @@
 from processors.pan import REDACTED, contains_pan, luhn_ok, redact, tokenize
-from sinks.rows import to_row
 from schemas.records import PaymentCommand
+from sinks.rows import to_row
 
 
 def test_luhn_valid_numbers_are_found_and_timestamps_are_not():

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from proc_helpers import bank, cfg, chan, ms
 
 from processors import orders
 from processors.limits import CardUsage
-from processors.orders import apply_delta
+from processors.order_state import apply_delta
 from processors.planner import RoutingPlanner
 from processors.scoring import ChannelBankStats
-from proc_helpers import bank, cfg, chan, ms
 from schemas.records import AttemptResult, OutcomeStatus, PaymentCommand
 
 CNY = 100

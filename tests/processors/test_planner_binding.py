@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from proc_helpers import bank, cfg, chan, ms
 
 from processors import orders
 from processors.agreements import NO_AGREEMENTS, CardAgreements
 from processors.limits import CardUsage
 from processors.planner import RoutingPlanner
-from proc_helpers import bank, cfg, chan, ms
 from schemas.records import AttemptResult, OutcomeStatus, PaymentCommand
 
 NOW = ms(2024, 3, 1, 12)

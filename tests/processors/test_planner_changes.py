@@ -2,9 +2,10 @@
 demotion and restore, configuration adds/removes/changes, and the bank summary after the change."""
 from __future__ import annotations
 
+from proc_helpers import bank, cfg, chan, ms
+
 from processors.capability_changes import bank_summary, diff, snapshot
 from processors.router import Router
-from proc_helpers import bank, cfg, chan, ms
 
 CNY = 100
 

@@ -1,11 +1,17 @@
 import json
 
-import pytest
+from proc_helpers import bank, cfg, chan, ms, req
 
 from processors.limits import CardUsage
-from processors.router import (ALREADY_TRIED, MAINTENANCE, NO_AGREEMENT, OVER_DAILY_LIMIT, OVER_PAYMENT_LIMIT,
-                               UNSUPPORTED_CARD_TYPE, Router)
-from proc_helpers import NOON, bank, cfg, chan, ms, req
+from processors.router import (
+    ALREADY_TRIED,
+    MAINTENANCE,
+    NO_AGREEMENT,
+    OVER_DAILY_LIMIT,
+    OVER_PAYMENT_LIMIT,
+    UNSUPPORTED_CARD_TYPE,
+    Router,
+)
 from schemas.records import CardType, Operation
 
 

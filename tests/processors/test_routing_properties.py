@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import itertools
 
-from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
+from proc_helpers import NOON, cfg, req
 
 from processors.limits import CardUsage, channel_day
 from processors.maintenance import in_maintenance
 from processors.router import Router
 from processors.scoring import ChannelBankStats
 from processors.split import plan_split
-from proc_helpers import NOON, cfg, req
 from schemas.records import CardType, Operation
 
 BANKS = ["B1", "B2"]
@@ -128,9 +127,9 @@ def min_parts_brute(config, rq, pool, max_parts):
     best = None
     for counts in itertools.product(range(max_parts + 1), repeat=len(caps)):
         k = sum(counts)
-        if k == 0 or k > max_parts or any(n > left for n, (left, _) in zip(counts, caps)):
+        if k == 0 or k > max_parts or any(n > left for n, (left, _) in zip(counts, caps, strict=True)):
             continue
-        if sum(min(left, n * pp) for n, (left, pp) in zip(counts, caps)) >= rq.amount_fen and (best is None or k < best):
+        if sum(min(left, n * pp) for n, (left, pp) in zip(counts, caps, strict=True)) >= rq.amount_fen and (best is None or k < best):
             best = k
     return best
 

@@ -1,7 +1,8 @@
+from proc_helpers import bank, cfg, chan, ms, req
+
 from processors.limits import CardUsage
 from processors.router import Router
 from processors.split import SplitPart, max_split_amount, min_parts, plan_split
-from proc_helpers import bank, cfg, chan, ms, req
 
 CNY = 100  # fen
 

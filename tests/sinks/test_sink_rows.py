@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from schemas.records import (Attempt, AttemptResult, DeadLetter, Outcome, OutcomePart, PaymentCommand)
+from schemas.records import Attempt, AttemptResult, DeadLetter, Outcome, OutcomePart, PaymentCommand
 from sinks import rows
 
 COMMON = dict(business_line="ecom", operation="PAY_IN", card_token="tok_abc", bank_code="ICBC")

@@ -5,14 +5,11 @@ import dataclasses
 import time
 import uuid
 
-
-
-from infra import topics
+from infra import kafka, topics
 from infra.settings import Settings
 from paycenter.supervisor import wait_for
 from processors.health import HealthEvent, HealthReason, HealthState
 from streams.health_view import HealthView
-from infra import kafka
 
 
 def event(seq: int, to: HealthState, at: int, until: int | None = None, bank: str = "ICBC",
@@ -71,7 +68,7 @@ def test_demoted_is_a_cheap_cached_read(services: Settings):
     first = view.demoted(now)
     assert len(first) == 50 and view.demoted(now + 1) is first  # the same frozenset: no rebuild
     t0 = time.perf_counter()
-    for i in range(100_000):
+    for _ in range(100_000):
         view.demoted(now + 2)
     per_call_us = (time.perf_counter() - t0) * 10
     assert per_call_us < 5, f"{per_call_us:.2f} µs per call"

@@ -87,7 +87,7 @@ def test_an_idle_loop_fetches_little_and_misses_nothing(s):
             key = f"nap{i}"
             publish(s, [(key, i % PARTITIONS)])
             sent = time.monotonic()  # on the broker (flushed): a new producer takes ~0.5 s to start
-            wait_for(lambda: c.loop.poll_once(0.05) is not None and key in c.handled, 10,
+            wait_for(lambda key=key: c.loop.poll_once(0.05) is not None and key in c.handled, 10,
                      f"record {key} to be handled", interval_s=0)
             late[key] = c.handled[key] - sent
         worst = max(late.values())
