@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 from schemas.records import AttemptStatus, CardType, FailureKind, Operation
+from schemas.statement import StatementLine
 
 
 class ChannelError(Exception):
@@ -81,19 +82,6 @@ class ChannelResponse:
     def pending(cls, code: str, message: str) -> ChannelResponse:
         """Outcome unknown: money may or may not have moved."""
         return cls(AttemptStatus.PENDING, FailureKind.NONE, code, message)
-
-
-@dataclass(frozen=True)
-class StatementLine:
-    attempt_id: str
-    channel_txn_id: str | None
-    operation: Operation
-    bank_code: str
-    amount_fen: int
-    fee_fen: int
-    status: AttemptStatus
-    credited: bool  # the money actually arrived (a SUCCESS that is not credited is a discrepancy)
-    booked_at_ms: int
 
 
 class Channel(ABC):

@@ -24,7 +24,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
-from connectors import codes, signing
+from connectors import signing
 from connectors.base import (
     Channel,
     ChannelError,
@@ -32,9 +32,10 @@ from connectors.base import (
     ChannelResponse,
     SigningConfirmation,
     SigningRequest,
-    StatementLine,
 )
+from schemas import codes
 from schemas.records import AttemptStatus, FailureKind, Operation
+from schemas.statement import StatementLine
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ Counting rules (per channel-bank, in the order the channel answered: processors/
 * FAILED with FailureKind.CUSTOMER (e.g. insufficient balance) neither counts nor resets the failure
   run (the channel worked; the customer could not pay) but, being a final answer, resets the pending run;
 * PENDING counts one pending and leaves the failure run alone;
-* FAILED CHANNEL_BUSY (connectors/codes.py) and PENDING MAYBE_SENT are ignored: our executor's own
+* FAILED CHANNEL_BUSY (schemas/codes.py) and PENDING MAYBE_SENT are ignored: our executor's own
   bulkhead refused the attempt, which says nothing about the channel-bank;
 * FAILED CHANNEL_HUNG counts as PENDING: the executor holds calls of a hung channel-bank back
   (streams/bulkhead.py), and each would have timed out into PENDING.
@@ -36,7 +36,6 @@ from collections import deque
 from dataclasses import replace
 from typing import Any, Iterable, Mapping
 
-from connectors.codes import CHANNEL_BUSY, CHANNEL_HUNG, MAYBE_SENT
 from processors import health_probes as probes, health_runs as runs
 from processors.health_model import (
     STATE_VERSION,
@@ -48,6 +47,7 @@ from processors.health_model import (
     Key,
     RestoreReason,
 )
+from schemas.codes import CHANNEL_BUSY, CHANNEL_HUNG, MAYBE_SENT
 from schemas.records import AttemptResult, AttemptStatus, FailureKind
 
 

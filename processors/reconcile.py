@@ -20,8 +20,8 @@ import datetime
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from connectors.base import StatementLine
 from schemas.records import AttemptStatus, Discrepancy, DiscrepancyKind
+from schemas.statement import StatementLine
 
 
 class FeeCase(StrEnum):

@@ -49,9 +49,9 @@ import math
 import random
 from dataclasses import dataclass
 
-from connectors.codes import CHANNEL_BUSY, CHANNEL_HUNG
 from processors.change_point import ChangeTest
 from processors.routing_config import BusinessLine, ScoringConfig
+from schemas.codes import CHANNEL_BUSY, CHANNEL_HUNG
 from schemas.records import AttemptResult, AttemptStatus, FailureKind
 
 _LN2 = math.log(2.0)

@@ -17,9 +17,9 @@ from typing import Callable, Iterable
 
 from clickhouse_driver import Client
 
-from connectors.base import StatementLine
 from processors.reconcile import OurEntry, Side, Waiting
 from schemas.records import AttemptStatus, Discrepancy, Operation
+from schemas.statement import StatementLine
 
 _FINAL_SQL = ", ".join(f"'{s.value}'" for s in (AttemptStatus.SUCCESS, AttemptStatus.FAILED))
 _ALL_SQL = ", ".join(f"'{s.value}'" for s in AttemptStatus)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from connectors import codes
 from connectors.base import Channel, ChannelRequest, ChannelResponse
 from processors.order_state import auth_elements
+from schemas import codes
 from schemas.records import Attempt, AttemptResult, AttemptStatus, FailureKind, Operation
 
 

@@ -37,15 +37,14 @@ from types import SimpleNamespace
 
 from confluent_kafka import KafkaException
 
-from connectors import codes
 from connectors.base import Channel, ChannelResponse
 from connectors.registry import build_channels
 from connectors.signing import MissingSecretError
-from infra import groups, kafka
+from infra import groups, kafka, metrics
 from infra.settings import Settings
-from paycenter import metrics
 from processors.config_doc import ConfigDoc, digest
 from processors.routing_config import RoutingConfig
+from schemas import codes
 from schemas.codec import DecodeError
 from schemas.records import Attempt, AttemptStatus
 from streams.attempt_calls import (

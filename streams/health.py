@@ -31,9 +31,8 @@ import zlib
 
 import orjson
 
-from infra import groups, topics
+from infra import groups, metrics, topics
 from infra.settings import Settings
-from paycenter import metrics
 from processors.health import HealthReason, HealthState
 from processors.health_alerts import minute_alert, transition_alert
 from processors.health_cell import Cells, CellStep, due_ms, key_of, minute_stats, split_key

@@ -11,9 +11,8 @@ from __future__ import annotations
 import logging
 import time
 
-from infra import groups
+from infra import groups, metrics
 from infra.settings import Settings
-from paycenter import metrics
 from schemas.codec import DecodeError
 from schemas.records import Attempt, AttemptResult, DeadLetter, Outcome, PaymentCommand
 from sinks.journal import BackPressureTimeout, JournalWriter

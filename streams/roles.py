@@ -23,8 +23,7 @@ ROLES: dict[str, str] = {
 
 
 def run(role: str, settings: Settings) -> int:
-    from infra import topics
-    from paycenter import metrics
+    from infra import metrics, topics
     problems = topics.check(settings)
     if problems:  # a worker on a wrong partition count reads and writes other partitions than its state's
         print(f"worker {role} not started: the topics do not match infra/topics.yaml:\n"

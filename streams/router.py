@@ -38,9 +38,8 @@ import time
 
 from aiokafka.partitioner import murmur2
 
-from infra import groups
+from infra import groups, metrics
 from infra.settings import Settings
-from paycenter import metrics
 from processors import binding, orders
 from processors.agreements import CardAgreements
 from processors.capability_changes import Snapshotter, diff

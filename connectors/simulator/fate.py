@@ -9,8 +9,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from connectors import codes
 from connectors.simulator.profiles import BankProfile
+from schemas import codes
 
 # Channel-side failures are mostly "bank busy", sometimes an internal error.
 _CHANNEL_CODES = (codes.BANK_BUSY, codes.BANK_BUSY, codes.BANK_BUSY, codes.INTERNAL_ERROR)

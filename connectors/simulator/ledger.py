@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from connectors import codes
+from schemas import codes
 from schemas.records import AttemptStatus, CardType, Operation
 
 

@@ -26,12 +26,13 @@ from aiohttp import web
 from pydantic import BaseModel, Field, StrictInt, ValidationError
 from yarl import URL
 
-from connectors import codes, signing
+from connectors import signing
 from connectors.simulator import admin, signing_api
 from connectors.simulator.fate import decide, latency_ms
 from connectors.simulator.ledger import AttemptRecord, Books
 from connectors.simulator.profiles import BankProfile, SimulatorConfig
 from connectors.simulator.signing_desk import SigningDesk
+from schemas import codes
 from schemas.records import CardType, Operation
 
 log = logging.getLogger(__name__)

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from pydantic import BaseModel, Field, StrictInt, ValidationError
 
-from connectors import codes
 from connectors.simulator.admin import _loopback_only
 from connectors.simulator.profiles import BankProfile
+from schemas import codes
 from schemas.records import CardType
 
 if TYPE_CHECKING:

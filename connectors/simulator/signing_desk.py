@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from connectors import codes
+from schemas import codes
 
 MAX_CODE_TRIES = 5
 

@@ -12,8 +12,8 @@ import time
 
 from confluent_kafka import Consumer
 
+from infra import metrics
 from infra.settings import Settings
-from paycenter import metrics
 
 
 class LagReporter:

@@ -33,8 +33,8 @@ from typing import Protocol
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from infra import metrics
 from infra.settings import Settings
-from paycenter import metrics
 from streams.runtime import commit as commits
 from streams.runtime.changelog import StateWriter, headers
 from streams.runtime.effects import Effects

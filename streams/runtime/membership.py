@@ -19,8 +19,8 @@ from typing import Callable
 
 from confluent_kafka import KafkaException, TopicPartition
 
+from infra import metrics
 from infra.settings import Settings
-from paycenter import metrics
 from schemas.records import Alert, AlertSeverity
 
 log = logging.getLogger("paycenter.runtime.membership")

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import aiohttp
 
-from connectors import codes
 from connectors.base import SigningConfirmation, SigningRequest
 from connectors.simulator import BankProfile
+from schemas import codes
 from schemas.records import AttemptStatus, CardType, FailureKind
 
 CARD = "tok_card_0001"

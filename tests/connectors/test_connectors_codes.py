@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from connectors import codes
+from schemas import codes
 from schemas.records import AttemptStatus, FailureKind
 
 S, F, P = AttemptStatus.SUCCESS, AttemptStatus.FAILED, AttemptStatus.PENDING
@@ -43,7 +43,7 @@ def test_table_is_fully_covered() -> None:
 
 @pytest.mark.parametrize("code", ["E999", "", "0001", "e101", "SUCCESS"])
 def test_unknown_code_is_pending_and_warned(code: str, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="connectors.codes"):
+    with caplog.at_level(logging.WARNING, logger="schemas.codes"):
         meaning = codes.classify(code)
     assert (meaning.status, meaning.failure_kind) == (P, NONE)
     assert any("unknown channel code" in r.getMessage() for r in caplog.records)

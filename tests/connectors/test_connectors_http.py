@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from connectors import codes
 from connectors.simulator import BankProfile
+from schemas import codes
 from schemas.records import AttemptStatus, CardType, FailureKind, Operation
 
 OK, FAILED, PENDING = AttemptStatus.SUCCESS, AttemptStatus.FAILED, AttemptStatus.PENDING

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from connectors.codes import CHANNEL_BUSY, CHANNEL_HUNG, MAYBE_SENT
 from infra._proc import wait_until
+from schemas.codes import CHANNEL_BUSY, CHANNEL_HUNG, MAYBE_SENT
 from schemas.records import Attempt, AttemptResult, AttemptStatus
 from tests.e2e.conftest import command
 from tests.faults.checks import await_census, check_books, decoded

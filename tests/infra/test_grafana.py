@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 import re
 
+from infra import metrics
 from infra.grafana.build_dashboard import dashboard
 from infra.settings import REPO_ROOT
-from paycenter import metrics
 
 
 def test_committed_json_is_what_the_builder_writes():

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import datetime
 
-from connectors.base import StatementLine
 from processors.reconcile import OurEntry, Side, Waiting, compare, reconcile
 from schemas.records import AttemptStatus, Discrepancy, DiscrepancyKind, Operation
+from schemas.statement import StatementLine
 
 D = datetime.date(2026, 3, 1)
 NEXT = D + datetime.timedelta(days=1)

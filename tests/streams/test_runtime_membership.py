@@ -7,9 +7,8 @@ import dataclasses
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from infra import groups, kafka
+from infra import groups, kafka, metrics
 from infra.settings import Settings
-from paycenter import metrics
 from paycenter.supervisor import wait_for
 from schemas.records import Alert
 from streams.runtime.loop import Options, StreamLoop

@@ -1,4 +1,7 @@
-"""The simulator protocol's channel codes and what each means for the order.
+"""The channels' protocol codes and what each means for the order.
+
+They live with the records because both sides read them: the connectors map a channel's answer to a
+code, the domain logic (health, scoring) decides by the code.
 
 The failure kind decides what the router may do next:
 * CUSTOMER - the card/customer is the problem; another channel would fail the same way (or, for a
