@@ -5,7 +5,7 @@
 Starts a private broker + ClickHouse, pre-produces N commands, starts `paycenter worker router`
 and, once its first output appears, records it with `py-spy record --pid` (active samples only).
 Prints the functions with the most self time, the most inclusive time, and the share per layer
-(faust/mode/aiokafka machinery, pydantic, Avro, paycenter's own code, ...). The raw collapsed
+(aiokafka machinery, pydantic, Avro, paycenter's own code, ...). The raw collapsed
 stacks are kept in DIR (default bench-results/) for a flamegraph.
 
 py-spy needs ptrace permission on the worker (root, or kernel.yama.ptrace_scope=0); where it has
@@ -34,7 +34,7 @@ LAYERS = (
     ("paycenter: schemas (pydantic records)", "schemas/"),
     ("pydantic", "pydantic"), ("fastavro", "fastavro"), ("json", "json/"),
     ("aiokafka", "aiokafka"), ("kafka-python", "kafka/"),
-    ("faust", "faust/"), ("mode", "mode/"), ("asyncio", "asyncio/"), ("croniter/venusian/other libs", "site-packages"),
+    ("asyncio", "asyncio/"), ("croniter/venusian/other libs", "site-packages"),
 )
 
 

@@ -59,7 +59,6 @@ class Scenario:
     customer_failure_share: float = 0.005  # orders the customer cannot pay (balance), on any channel
     # of a channel-bank's failures (outages aside), the share it reports customer-side (card declined,
     # frozen...): the order ends there, so a bad channel-bank costs payments failover cannot save
-    # (the earlier single-scenario bench's model, whose figures the issue quotes)
     customer_share_of_failures: float = 0.3
     # orders whose channel answers are correlated (one draw for every channel: an order that fails on
     # a 0.97 channel-bank also fails on a 0.95 one), as when the issuing bank rather than the channel

@@ -42,7 +42,7 @@ def commands(n: int, run: str, seed: int = 1, cards: int = 5000, amount_fen: int
 
 
 def producer(settings: Settings, **extra) -> Producer:
-    # murmur2 like faust (infra/kafka.py); uncompressed: aiokafka (faust) cannot read lz4 batches here
+    # murmur2 like every producer (infra/kafka.py); uncompressed: aiokafka cannot read lz4 batches here
     return Producer({**kafka.producer_config(settings), "queue.buffering.max.messages": 1_000_000, **extra})
 
 

@@ -1,7 +1,7 @@
 """Kafka client configuration every confluent-kafka producer of paycenter uses, and the producer
 class they are built with.
 
-`partitioner: murmur2_random` is the Java client's (and aiokafka's, so faust's) partitioner: a
+`partitioner: murmur2_random` is the Java client's (and aiokafka's) partitioner: a
 card's commands, attempts, results and outcomes must hash to the same partition number whichever
 client produced them, or the router that holds the order's state would not see its results.
 librdkafka's default (consistent_random, CRC32) would put the same key elsewhere.

@@ -61,7 +61,7 @@ class TopicSpec:
 
     @property
     def stateful(self) -> bool:
-        # Compaction keeps the latest record per key per partition: the topic is a table (a faust
+        # Compaction keeps the latest record per key per partition: the topic is a table (a role's
         # changelog, pay.config, channel.health), read back partition by partition.
         return "compact" in self.cleanup_policy
 

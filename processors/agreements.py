@@ -1,9 +1,9 @@
 """Protocol-payment agreements of one card: which channels the card has signed with.
 
-Protocol payment (the talk's 协议支付): the first debit through a protocol channel needs a signing
+Protocol payment (协议支付): the first debit through a protocol channel needs a signing
 step (the customer confirms an SMS code); afterwards that channel may debit the card without
-asking again. Signing is per channel, so a card has an agreement per card × channel. The record
-lives in a faust table keyed by card_token (changelog-backed), next to the card's daily usage.
+asking again. Signing is per channel, so a card has an agreement per card × channel. The router keeps
+the record in a changelogged table keyed by card_token, next to the card's daily usage.
 
 Immutable and JSON-friendly, like processors.limits.CardUsage.
 """

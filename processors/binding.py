@@ -4,8 +4,8 @@ An AUTHENTICATE command says what it wants in `auth_step`:
 
 * VERIFY - verify the card's 4 elements (card number, name, ID number, phone) or 6 (plus CVV2 and
   expiry, what credit cards need) through an authentication channel. Routed like any operation.
-* BIND - bind the card. Protocol-payment signing is preferred (the talk: "when a user binds a card,
-  the center prefers protocol-payment signing as the way to bind"): the best protocol channel
+* BIND - bind the card. Protocol-payment signing is the preferred way to bind (a signed card is
+  debited later without another SMS code): the best protocol channel
   (`requires_agreement`) that reaches the bank for AUTHENTICATE and that the card has not signed
   yet gets a signing request and sends the customer an SMS code. When the card has already signed
   every such channel there is nothing to do (ALREADY_SIGNED); when none can sign now, the card is

@@ -2,7 +2,7 @@
 
 Lets business lines steer the user before paying: which channels reach the bank, the largest single
 payment, the card's daily limit, whether the card can be used now and what restricts it.
-The talk's definitions: the card's daily limit is the SUM over channels of what remains, the
+The definitions: the card's daily limit is the SUM over channels of what remains, the
 single-payment limit is the MAXIMUM over channels (what the center can support at best; routing
 still applies each channel's own limits).
 """

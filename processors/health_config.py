@@ -1,7 +1,7 @@
 """Configuration of the health monitor and the pending resolver: thresholds per channel, backlog
 thresholds per business line, the per-minute failure-rate alert.
 
-YAML (the file named by PAYCENTER_HEALTH_CONFIG; every section optional, defaults are the talk's):
+YAML (the file named by PAYCENTER_HEALTH_CONFIG; every section optional; the defaults below):
 
     default: {failure_threshold: 20, pending_threshold: 800, demotion_ms: 1800000}
     channels:

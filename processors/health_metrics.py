@@ -2,7 +2,7 @@
 
 Pure: no I/O, no clock reads. A result is counted in the minute of its `finished_at_ms` (event time),
 grouped by a key function: per channel-bank by default; pass `key=by_channel` or
-`key=by_business_line` for the other report dimensions of the talk.
+`key=by_business_line` for the other report dimensions.
 
 Memory is bounded: only the last `keep_minutes` minutes up to the newest minute seen are kept
 (whole minutes are dropped as time moves on), and a result older than that is not counted but

@@ -12,7 +12,7 @@ So each run keeps the event times (`finished_at_ms`) it needs:
   time is kept says nothing about the run and changes nothing;
 * the pending run counts pending results not older than the last final answer, and a final answer
   older than the run's first pending leaves the run alone.
-In order, with equal times included, this is exactly the old processing-order count. At most
+Results that arrive in time order (equal times included) are counted exactly as in arrival order. At most
 `keep` failure times are kept (the newest; `keep` is the trip threshold), so the state stays small.
 
 Pure: no clock, no I/O.

@@ -1,7 +1,7 @@
 """Daily limits: per card, per channel, per calendar day *of the channel*.
 
-A card's usage is kept as an immutable, JSON-friendly record (it lives in a faust table keyed by
-card_token). Days are "YYYY-MM-DD" strings in the channel's zone, so ISO ordering is date ordering.
+A card's usage is kept as an immutable, JSON-friendly record (the router keeps it in a changelogged
+table keyed by card_token). Days are "YYYY-MM-DD" strings in the channel's zone, so ISO ordering is date ordering.
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ Health: channel-banks an operator disabled (`RouteRequest.demoted.disabled`) are
 probing decision (`scoring.probe_share` of first attempts that have failover behind them, mode
 "probe"), whose answers tell the health monitor whether the channel-bank recovered
 (processors/health_probes.py), and (b) as a last resort when nothing else is available
-(`scoring.demoted_last_resort`): the talk's demotion lowers a channel's priority, it does not switch
+(`scoring.demoted_last_resort`): a demotion lowers a channel's priority, it does not switch
 it off, and a payment that may succeed beats one that is sure to be refused. Exploration does not
 reach demoted channel-banks: their share is the probe share, bounded.
 """

@@ -1,6 +1,6 @@
 """Split payments: when no single channel can take an amount, spread it over several parts.
 
-The talk's case: channel 1 allows 50,000/day, channel 2 10,000/day; the card already paid 40,000
+An example: channel 1 allows 50,000/day, channel 2 10,000/day; the card already paid 40,000
 today on channel 1, so a 20,000 payment fits nowhere whole but goes as 10,000 + 10,000.
 
 Every part must fit its channel's per-payment limit, and the parts on one channel together must fit

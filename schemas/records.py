@@ -200,7 +200,7 @@ class DeadLetter(Record):
         return self.model_dump(mode="python")
 
 
-# -- health (issue 4): pay.alerts and health.commands; channel.health carries processors.health.HealthEvent --
+# -- health: pay.alerts and health.commands; channel.health carries processors.health.HealthEvent --
 
 
 class AlertSeverity(StrEnum):

@@ -17,7 +17,7 @@ compartments of the others.
   without timing out (one slow call among answered ones does not trip it):
   its waiting attempts are refused at once (`Ticket.started` raises `Refused`) and so is any
   attempt that finds the probe running. A hung channel-bank holds its `per_key` slots only until
-  their first timeouts, then one, so several hung channel-banks no longer add up to every slot of
+  their first timeouts, then one, so several hung channel-banks do not add up to every slot of
   `total`, and its attempts fail over instead of waiting a timeout each.
 
 A slot freed goes to the oldest waiting attempt among the compartments with room. asyncio only,

@@ -139,10 +139,7 @@ class PendingLoop:
                 self.queried.pop(result.attempt_id, None)
 
     def on_note(self, msg, out: Effects) -> None:
-        body = json.loads(msg.value())
-        if body.get("kind") == "tick":
-            return  # housekeeping requests of the earlier faust resolver: done by the loop itself now
-        note = hp.Notification.model_validate(body)
+        note = hp.Notification.model_validate(json.loads(msg.value()))
         entry = self.table.get(note.attempt_id)
         new, final = hp.on_notification(entry, note, self.clock(), self.grace_ms)
         if final is not None:

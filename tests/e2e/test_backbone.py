@@ -1,4 +1,4 @@
-"""Issue 2's bars, on the real broker, ClickHouse, simulators and workers."""
+"""The backbone (commands in, outcomes out, the journal), on the real broker, ClickHouse, simulators and workers."""
 from __future__ import annotations
 
 import uuid

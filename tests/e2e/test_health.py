@@ -1,4 +1,4 @@
-"""Issue 4's bars on the real broker, simulators and workers: channel-bank health and pending resolution.
+"""Channel-bank health and pending resolution on the real broker, simulators and workers.
 
 A stack of its own (topic prefix, simulators, router, executor, health monitor, pending resolver), so
 these tests can move the monitor's clock, tune the executor and the resolver, and demote channel-banks

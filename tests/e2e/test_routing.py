@@ -1,8 +1,8 @@
-"""Issue 3's bars on the real broker, simulators and workers: the talk's split, failover, the
-protocol-payment restriction (with binding), the capability query, and configuration hot reload.
+"""Routing on the real broker, simulators and workers: a split over two channels' daily limits,
+failover, the protocol-payment restriction (with binding), the capability query, and configuration hot reload.
 
 Its own stack (topic prefix "rt."), beside the session's shared one: channels shaped for these
-rules (the talk's 50,000/day + 10,000/day pair, a protocol-payment channel that enforces
+rules (a 50,000/day + 10,000/day pair, a protocol-payment channel that enforces
 agreements), deterministic simulators (every payment succeeds unless a test says otherwise).
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ CONFIG = {
     "business_lines": {"card_repayment": {"allow_split": True, "max_attempts": 3, "deadline_ms": 60_000},
                        "wealth": {"allow_split": False, "max_attempts": 2, "deadline_ms": 30_000}},
     "channels": {
-        # the talk: channel 1 allows 50,000 a day, channel 2 10,000
+        # channel 1 allows 50,000 a day, channel 2 10,000
         "one": {"operations": ["PAY_IN", "PAYOUT"], "priority": 100, "banks": {
             "ICBC": {"per_payment_limit_fen": 50_000 * CNY, "daily_limit_fen": 50_000 * CNY, "fee": {"rate_ppm": 1000}},
             "BOC": {"per_payment_limit_fen": 50_000 * CNY, "daily_limit_fen": 50_000 * CNY, "fee": {"rate_ppm": 1000}}}},

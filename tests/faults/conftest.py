@@ -166,7 +166,7 @@ def running_stack(tmp: Path, storage: str = "memory", restart_exited: bool = Fal
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAYCENTER_")}
     env.update(settings_env(settings))
     sup = Supervisor(settings, env=env, restart_exited=restart_exited)
-    producer = kafka.producer(settings)  # murmur2, like faust: a card's commands and results share a partition
+    producer = kafka.producer(settings)  # murmur2 (infra/kafka.py): a card's commands and results share a partition
     st = FaultStack(settings, sup, config_path, sim_ports, producer, env=env)
     try:
         sup.start_simulators(load_config(config_path), profile=profile)

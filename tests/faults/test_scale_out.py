@@ -2,10 +2,9 @@
 the group rebalances its partitions onto the other): no order is lost, none gets two different
 outcomes, no channel books an attempt twice; attempts asked again are counted and reported.
 
-Every producer here partitions like faust (murmur2, infra/kafka.py): with librdkafka's default
-partitioner a card's commands and its results landed on different partitions, so with two routers
-the result of an order often reached the router without its state (orders lost in ~2 runs of 5,
-and one double charge when a command was routed again after a rebalance). A result for an order
+Every producer here partitions with murmur2 (infra/kafka.py): with librdkafka's default partitioner a
+card's commands and its results would land on different partitions, so with two routers the result
+of an order would reach a router without its state. A result for an order
 the router does not know must reach the dead-letter topic: tested at the end."""
 from __future__ import annotations
 
@@ -89,9 +88,9 @@ def test_second_worker_shares_partitions_and_one_leaving_loses_and_duplicates_no
     assert not books.double_booked, f"attempts booked twice: {books.double_booked[:5]}; {figures}"
     assert not books.money_mismatch, f"money moved != outcome: {books.money_mismatch[:5]}; {figures}"
     fstack.sup.check_alive()
-    # Was lost with the faust router (e.g. 42 of 1,420 orders whose results arrived after the
-    # rebalance got no outcome); the confluent-kafka router restores the partitions it takes over
-    # up to a marker (streams/changelog.py), not up to the broker's under-reported watermark.
+    # Results that arrive after the rebalance find their orders: the router restores the partitions
+    # it takes over up to a marker (streams/runtime/changelog.py), not up to the broker's
+    # under-reported watermark.
     assert not census.lost, f"orders without an outcome: {census.lost[:5]}; {figures}"
 
 

@@ -166,7 +166,7 @@ def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 def test_cli_provision_and_up_exit_non_zero_with_the_message(services: Settings, kafka_admin: AdminClient) -> None:
     s = _prefixed(services)
     changelog = s.topic(topics.ROUTER_CHANGELOG)
-    # what faust's auto-creation would have left: the broker default (4 on Tansu), not the spec's 6
+    # what a client's auto-creation leaves: the broker default (4 on Tansu), not the spec's 6
     _create(kafka_admin, NewTopic(changelog, 4, 1, config={"cleanup.policy": "compact", "retention.ms": "-1"}))
     env = {**os.environ, "PAYCENTER_TOPIC_PREFIX": s.topic_prefix}
 

@@ -1,4 +1,4 @@
-"""Routing v2 through the order state machine: split (the talk's example and its edges), failover of
+"""Routing v2 through the order state machine: split (two channels' daily limits and its edges), failover of
 parts, PARTIAL outcomes, demotion, statistics, first-attempt evidence, daily rollover, hot reload."""
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ LINES = {"card_repayment": {"allow_split": True, "max_attempts": 3, "deadline_ms
 
 
 def talk_config(**extra_channels):
-    # the talk: channel 1 allows 50,000 a day, channel 2 10,000
+    # channel 1 allows 50,000 a day, channel 2 10,000
     return cfg({"c1": chan({"ICBC": bank(pp=50_000 * CNY, daily=50_000 * CNY, ppm=1000)}, ops=["PAY_IN", "PAYOUT"]),
                 "c2": chan({"ICBC": bank(pp=10_000 * CNY, daily=10_000 * CNY, ppm=2000)}, ops=["PAY_IN", "PAYOUT"]),
                 **extra_channels}, lines=LINES)
