@@ -91,13 +91,6 @@ class HealthMonitor:
     def policy_for(self, channel_id: str) -> HealthPolicy:
         return self._policies.get(channel_id, self._default)
 
-    def set_policies(self, policies: Mapping[str, HealthPolicy] | None, default: HealthPolicy | None = None) -> None:
-        """Swap the configuration. Running demotions keep the length they were given; new
-        thresholds apply from the next result."""
-        self._policies = dict(policies or {})
-        if default is not None:
-            self._default = default
-
     # -- inputs --------------------------------------------------------------------------------
 
     def on_result(self, result: AttemptResult, now_ms: int) -> list[HealthEvent]:

@@ -16,7 +16,6 @@ of a fen; with min/max clamps it is a good, deterministic plan, not a proven opt
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import NamedTuple
 
 from processors.fees import fee_fen
@@ -147,8 +146,3 @@ def plan_split(req: RouteRequest, router: Router) -> list[SplitPart] | None:
         if plan is not None:
             return plan
     return None
-
-
-def split_request(req: RouteRequest, amount_fen: int) -> RouteRequest:
-    """The request for one part (same card, same moment)."""
-    return replace(req, amount_fen=amount_fen)

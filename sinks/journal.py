@@ -12,12 +12,10 @@ A batch the server refuses for its content (a wrong type) is retried like an out
 every 20 failures with the server's message: rows come from sinks/rows.py, so that is a bug to fix,
 and dropping the batch would silently lose journal entries.
 
-`JournalWriter` is the synchronous core (flushes inline in the caller's thread).
-`AsyncJournalWriter` wraps it for asyncio: inserts run in a worker thread, the loop never blocks.
+`JournalWriter` flushes inline in the caller's thread (the journal role's loop).
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -187,92 +185,3 @@ class JournalWriter:
         if self._client is not None:
             self._client.disconnect()
             self._client = None
-
-
-class AsyncJournalWriter:
-    """asyncio front of JournalWriter: `await add(rows)` waits for capacity, a background task
-    flushes in a worker thread when a batch is full or the interval passes."""
-
-    def __init__(self, settings: Settings, batch_rows: int = 1000, flush_interval_s: float = 1.0,
-                 max_buffer_rows: int = 200_000, **kwargs: float) -> None:
-        self.core = JournalWriter(settings, batch_rows, flush_interval_s, max_buffer_rows, **kwargs)  # type: ignore[arg-type]
-        self._wake = asyncio.Event()
-        self._space = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def pending(self) -> int:
-        return self.core.pending
-
-    def start(self) -> "AsyncJournalWriter":
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="journal-writer")
-        return self
-
-    async def __aenter__(self) -> "AsyncJournalWriter":
-        return self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def wait_capacity(self, timeout: float | None = None) -> None:
-        """Return when the buffer has room; BackPressureTimeout after `timeout` s."""
-        async def wait() -> None:
-            while self.core.pending >= self.core.max_buffer_rows:
-                self._space.clear()
-                self._wake.set()
-                await self._space.wait()
-        try:
-            await asyncio.wait_for(wait(), timeout)
-        except asyncio.TimeoutError:
-            raise BackPressureTimeout(f"journal: buffer full ({self.core.pending} rows) for {timeout} s; "
-                                      f"last insert error: {self.core.last_error}") from None
-
-    async def add(self, rows: Iterable[Sequence[object]], timeout: float | None = None) -> None:
-        await self.wait_capacity(timeout)
-        self.add_nowait(rows)
-
-    def add_nowait(self, rows: Iterable[Sequence[object]]) -> None:
-        """Buffer without waiting (the caller handles back-pressure via wait_capacity)."""
-        if self.core.append(rows) >= self.core.batch_rows:
-            self._wake.set()
-
-    async def _run(self) -> None:
-        core = self.core
-        while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=max(core.backoff_s(), core.flush_interval_s / 4))
-            except asyncio.TimeoutError:
-                pass
-            self._wake.clear()
-            while core.due():
-                try:
-                    await asyncio.to_thread(core.flush_once)
-                except Exception:
-                    break  # kept and logged; due() stays False until the backoff has passed
-                finally:
-                    self._space.set()
-
-    async def flush(self, timeout: float | None = None) -> None:
-        """Wait until everything buffered so far is inserted."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.core.pending:
-            if deadline is not None and time.monotonic() > deadline:
-                raise BackPressureTimeout(f"journal: {self.core.pending} row(s) still buffered after {timeout} s; "
-                                          f"last insert error: {self.core.last_error}")
-            await asyncio.to_thread(self.core._retry_step, deadline)
-            self._space.set()
-
-    async def close(self, timeout: float | None = 30.0) -> None:
-        """Insert what is buffered (BackPressureTimeout after `timeout` s), stop the task, disconnect."""
-        try:
-            await self.flush(timeout)
-        finally:
-            if self._task is not None:
-                self._task.cancel()
-                try:
-                    await self._task
-                except (asyncio.CancelledError, Exception):
-                    pass
-                self._task = None
-            await asyncio.to_thread(self.core.disconnect)

@@ -78,6 +78,8 @@ class PendingLoop:
         self.producer = self.loop.producer
         self.queried: dict[str, float] = {}  # attempt_id -> monotonic time of the last query (in flight included)
         self.queries = asyncio.Semaphore(50)  # status queries in flight, across channels
+        # asyncio holds tasks weakly: a query task nobody references can be collected mid-call
+        self.query_tasks: set[asyncio.Task] = set()
         self.alerting: dict[str, bool] = {}
         self.lines_seen: set[str] = set()
         self.stats = {"published": 0, "ignored": 0, "held": 0}
@@ -102,6 +104,9 @@ class PendingLoop:
                     await asyncio.sleep(max(idle, naps.wait_s(0.25)) if naps.napping else idle)
                     idle = min(idle * 2, 0.05)
         finally:
+            for task in list(self.query_tasks):
+                task.cancel()
+            await asyncio.gather(*self.query_tasks, return_exceptions=True)
             if runner is not None:
                 await runner.cleanup()
             self.loop.close()
@@ -181,7 +186,9 @@ class PendingLoop:
                     # asked again every interval, backing off to half the attempt's age: a channel that
                     # keeps thousands pending for an hour is not asked thousands of times a second
                     self.queried[attempt_id] = mono
-                    asyncio.ensure_future(self.query(entry))
+                    task = asyncio.ensure_future(self.query(entry))
+                    self.query_tasks.add(task)
+                    task.add_done_callback(self.query_tasks.discard)
 
     async def query(self, entry: dict) -> None:
         r = entry["r"]
