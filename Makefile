@@ -4,11 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test deps venv clickhouse chromium uplot vendor-uplot bench clean help
+.PHONY: run test lint deps venv clickhouse chromium uplot vendor-uplot bench clean help
 
 help:
 	@echo "make run    set up (venv, ClickHouse package) and run broker, ClickHouse, simulators, workers and demo traffic"
-	@echo "make test   set up and run the whole test suite against real services"
+	@echo "make test   set up, lint, and run the whole test suite against real services"
+	@echo "make lint   ruff, mypy and the import layers (lint-imports), as CI runs them"
 	@echo "make bench  run the benchmarks (table, JSON and PNG chart in bench-results/)"
 	@echo "make clean  remove the venv and local data"
 
@@ -19,7 +20,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,lint]'
 	@touch $(STAMP)
 
 # Debian's clickhouse-server (18.16) is the embedded ClickHouse; install it when missing.
@@ -63,12 +64,20 @@ vendor-uplot:
 run: deps
 	$(BIN)/paycenter run
 
-test: deps
+# ruff (pyflakes, bugbear, isort), mypy (processors, schemas, streams/runtime) and import-linter's layer
+# contract: no import against paycenter > streams > sinks > connectors > processors | infra > schemas.
+# All configured in pyproject.toml; PYTHONPATH=. so the checkout is checked, not an installed copy.
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	PYTHONPATH=. $(BIN)/lint-imports --no-cache
+
+test: deps lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # the bench extra (matplotlib, for the chart), installed once per change of pyproject.toml
 $(VENV)/.bench-stamp: pyproject.toml
-	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	$(BIN)/python -m pip install -q -e '.[test,lint,bench]'
 	@touch $@
 
 bench: deps $(VENV)/.bench-stamp

@@ -11,7 +11,7 @@ factories, __post_init__, InitVar, kw_only) instead of silently behaving differe
 from __future__ import annotations
 
 import dataclasses
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T", bound=type)
 
@@ -22,10 +22,11 @@ def fast_frozen_init(cls: T) -> T:
         raise TypeError(f"{cls.__name__}: fast_frozen_init is for @dataclass(frozen=True, slots=True) classes")
     if hasattr(cls, "__post_init__"):
         raise TypeError(f"{cls.__name__}: __post_init__ is not supported")
-    ns: dict[str, object] = {}
+    ns: dict[str, Any] = {}
     args, body = [], []
-    for f in cls.__dataclass_fields__.values():
-        if f._field_type is not dataclasses._FIELD or not f.init or f.kw_only:  # InitVar/ClassVar/kw_only
+    plain = {f.name for f in dataclasses.fields(cls)}  # fields() leaves InitVar and ClassVar pseudo-fields out
+    for f in vars(cls)["__dataclass_fields__"].values():
+        if f.name not in plain or not f.init or f.kw_only:  # InitVar/ClassVar/kw_only
             raise TypeError(f"{cls.__name__}.{f.name}: only plain positional fields are supported")
         if f.default_factory is not dataclasses.MISSING:
             raise TypeError(f"{cls.__name__}.{f.name}: default_factory is not supported")
@@ -41,6 +42,6 @@ def fast_frozen_init(cls: T) -> T:
     init = ns["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
-    init.__annotations__ = dict(cls.__init__.__annotations__)  # same signature for introspection
-    cls.__init__ = init
+    init.__annotations__ = dict(cls.__dict__["__init__"].__annotations__)  # same signature for introspection
+    setattr(cls, "__init__", init)  # noqa: B010 - replacing a method on the class, not an instance
     return cls

@@ -87,7 +87,7 @@ class Cells:
     def tick(self, state: Mapping[str, Any] | None, now_ms: int) -> CellStep:
         """Fire the cell's due timers (restore after demotion, end of probation)."""
         due = due_ms(state)
-        if due is None or due > now_ms:
+        if state is None or due is None or due > now_ms:
             return CellStep(None)
         monitor, window = self._load(state)
         events = monitor.tick(now_ms)

@@ -116,7 +116,7 @@ class MinuteWindow:
         if self._newest is None or minute > self._newest:
             self._newest = minute
             self._evict()
-        elif minute < self.oldest_kept_ms:
+        elif minute < self._newest - (self.keep_minutes - 1) * MINUTE_MS:  # older than the oldest kept
             self.late_dropped += 1
             return False
         per_key = self._minutes.get(minute)
@@ -131,6 +131,8 @@ class MinuteWindow:
 
     def _evict(self) -> None:
         oldest = self.oldest_kept_ms
+        if oldest is None:
+            return
         # every held minute lies in [oldest kept, newest], so at most keep_minutes are held: this
         # scan is O(keep_minutes) and only runs when a newer minute starts
         for minute in [m for m in self._minutes if m < oldest]:

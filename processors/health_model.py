@@ -142,6 +142,7 @@ class Avoided(frozenset):
     get no traffic at all; the others are demoted: still probed by exploration, and a last resort."""
 
     __slots__ = ("disabled",)
+    disabled: frozenset[Key]
 
     def __new__(cls, demoted: Iterable[Key] = (), disabled: Iterable[Key] = ()) -> "Avoided":
         disabled = frozenset(disabled)

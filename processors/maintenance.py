@@ -51,6 +51,7 @@ def compile_window(window: MaintenanceWindow, tz: ZoneInfo) -> CompiledWindow:
     banks = frozenset(window.banks) if window.banks else None
     if window.daily_start is not None and window.daily_end is not None:
         return CompiledWindow(banks, True, _ms_of_day(window.daily_start), _ms_of_day(window.daily_end))
+    assert window.start_at is not None and window.end_at is not None  # the config's validator: one kind or the other
     return CompiledWindow(banks, False, _epoch_ms(window.start_at, tz), _epoch_ms(window.end_at, tz))
 
 

@@ -96,7 +96,7 @@ def on_command(state: OrderState | None, cmd: PaymentCommand, usage: CardUsage, 
         return step
     if cmd.operation == Operation.AUTHENTICATE and cmd.auth_step == AuthStep.CONFIRM:
         bind = lookup(cmd.sign_order_id) if lookup is not None and cmd.sign_order_id else None
-        plan = planner.confirm(cmd, bind, now_ms)
+        plan: list[Routed] | NoRoute | Settled = planner.confirm(cmd, bind, now_ms)
     else:
         plan = planner.plan(cmd, cmd.amount_fen, 1, frozenset(), usage, now_ms,
                             _allow_split(planner, cmd.business_line), agreements=agreements)
@@ -310,6 +310,7 @@ def _partial_reason(parts: list[AttemptState]) -> str:
 
 def _duplicate_of(state: OrderState, now_ms: int) -> Outcome:
     state.duplicates_answered += 1
+    assert state.outcome is not None  # only a decided order answers duplicates
     first = Outcome.from_avro(state.outcome)
     return first.model_copy(update={"duplicate": True, "decided_at_ms": now_ms})
 

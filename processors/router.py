@@ -311,10 +311,10 @@ class Router:
                 excluded = excluded + [Exclusion(e.channel_id, DEMOTED, "demoted by channel health") for e, _ in sc.held]
         if stats is None:
             return Decision(*self._rank_by_fee(req, pool), tuple(excluded))
-        cands = self._rank_by_value(req, pool, stats)
-        if not explore or not cands:
-            return Decision(cands[0] if cands else None, tuple(cands), tuple(excluded), mode="ev")
-        return Decision(self._thompson(req, cands, stats), tuple(cands), tuple(excluded), mode="explore")
+        ranked = self._rank_by_value(req, pool, stats)
+        if not explore or not ranked:
+            return Decision(ranked[0] if ranked else None, tuple(ranked), tuple(excluded), mode="ev")
+        return Decision(self._thompson(req, ranked, stats), tuple(ranked), tuple(excluded), mode="explore")
 
     def _probes(self, req: RouteRequest, others) -> bool:
         """Does this decision probe a demoted channel-bank? Only a first attempt, only when another

@@ -44,7 +44,7 @@ class MaintenanceWindow(Strict):
         once = self.start_at is not None and self.end_at is not None
         if daily == once:
             raise ValueError("a maintenance window is either daily_start+daily_end or start_at+end_at")
-        if once and self.end_at <= self.start_at:
+        if self.start_at is not None and self.end_at is not None and self.end_at <= self.start_at:
             raise ValueError("maintenance window end_at must be after start_at")
         return self
 

@@ -194,7 +194,8 @@ class ChannelBankStats:
     @classmethod
     def from_dict(cls, data: dict) -> ChannelBankStats:
         ratio, threshold = data.get("change", (None, 15.0))
-        s = cls(data["half_life_ms"], *data["prior"], change_ratio=ratio, change_threshold=threshold,
+        prior_successes, prior_failures = data["prior"]
+        s = cls(data["half_life_ms"], prior_successes, prior_failures, change_ratio=ratio, change_threshold=threshold,
                 memory_ms=data.get("memory_ms"), failover_weight=data.get("failover_weight", 1.0))
         for ch, bank, succ, fail, last, *more in data["counts"]:
             c = s._counts[(ch, bank)] = s._new_counts(int(last))

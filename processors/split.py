@@ -82,7 +82,7 @@ def _cheapest(pool: list[tuple[RouteEntry, int]], amount: int, k: int) -> list[S
     pool = sorted(pool, key=lambda el: (el[0].fee.rate_ppm, el[0].fee.fixed_fen, -el[0].priority, el[0].channel_id))
     n = len(pool)
     best: list[list[SplitPart] | None] = [None]
-    best_fee = [None]
+    best_fee: list[int | None] = [None]
     budget = [_SEARCH_BUDGET]
 
     # room_after(i, parts) = sum of _room over pool[i:], precomputed for every i and parts <= k:

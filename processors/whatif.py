@@ -116,7 +116,9 @@ class RateModel:
     def channel_side_share(self, channel_id: str, bank_code: str) -> float:
         """Of the channel-bank's failures, the share that allowed a failover (1 if it never failed)."""
         t = self._period.get((channel_id, bank_code))
-        failed = 0 if t is None else t.channel_failed + t.customer_failed
+        if t is None:
+            return 1.0
+        failed = t.channel_failed + t.customer_failed
         return 1.0 if not failed else t.channel_failed / failed
 
 
@@ -199,7 +201,8 @@ def _route_one(router: Router, model: RateModel, cmd: JournalCommand, usage: dic
         req = RouteRequest(order_id=cmd.order_id, attempt_no=attempt_no, business_line=cmd.business_line,
                            operation=op, bank_code=cmd.bank_code, card_type=card_type, amount_fen=cmd.amount_fen,
                            now_ms=cmd.at_ms, usage=card_usage, tried_channels=frozenset(tried))
-        d = router.route(req, model)
+        # RateModel answers p_success like ChannelBankStats; the replay explores nothing (_for_replay)
+        d = router.route(req, model)  # type: ignore[arg-type]
         if d.chosen is None:
             if attempt_no == 1:
                 _split_or_no_route(router, model, cmd, req, d.reason, line, usage, card_usage, out)

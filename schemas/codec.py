@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
@@ -32,7 +32,7 @@ def schema_names() -> list[str]:
 
 
 def load_schema(path: Path) -> dict:
-    return fastavro.parse_schema(json.loads(path.read_text()))
+    return cast(dict, fastavro.parse_schema(json.loads(path.read_text())))  # a record schema parses to a dict
 
 
 def schema_fingerprint(parsed: dict) -> bytes:
@@ -92,7 +92,8 @@ class AvroCodec:
         if writer is None:
             raise DecodeError(self._unknown_writer(data[2:HEADER_LEN]))
         try:
-            return fastavro.schemaless_reader(io.BytesIO(data[HEADER_LEN:]), writer, self.schema)
+            # a record schema reads to a dict
+            return cast(dict, fastavro.schemaless_reader(io.BytesIO(data[HEADER_LEN:]), writer, self.schema))
         except Exception as exc:  # fastavro raises several types on corrupt bodies
             raise DecodeError(f"{self.name}: corrupt Avro body ({type(exc).__name__}: {exc})") from exc
 

@@ -21,6 +21,8 @@ Nor does a copy of the owner's own records (same epoch) that a producer retry st
 """
 from __future__ import annotations
 
+from typing import cast
+
 from confluent_kafka import Consumer, TopicPartition
 
 from streams.runtime.changelog import CLAIM_KEY, epoch_of
@@ -76,14 +78,14 @@ def gap_verdict(reader: Consumer, topic: str, partition: int, start: int, mine: 
             for msg in reader.consume(1000, 0.5):
                 if msg.error():
                     continue
-                off = msg.offset()
+                off = cast(int, msg.offset())  # set on every record without an error
                 if off > end:
                     return True
                 if off in own:
                     if off == end:
                         return True
                     continue
-                if msg.key() == CLAIM_KEY or epoch_of(msg.headers()) > epoch:
+                if msg.key() == CLAIM_KEY or epoch_of(cast(list | None, msg.headers())) > epoch:
                     return False
         return False  # could not read the gap: doubt means deposed
     finally:

@@ -115,7 +115,7 @@ class StreamLoop:
             self._make_durable(self.opts.revoke_limit_s, list(self.carried))
         finally:
             stop_consuming(self.consumer, self.s)
-            if self.restorer is not None:
+            if self.restorer is not None and self.gap_reader is not None:
                 self.restorer.close()
                 self.gap_reader.close()
 
@@ -203,6 +203,7 @@ class StreamLoop:
 
     def _write_state(self, offsets: dict[tuple[str, int], int]) -> list[int]:
         """Write the staged changes of active partitions; the partitions whose fence failed."""
+        assert self.store is not None and self.writer is not None and self.gap_reader is not None  # a stateful loop
         active = self.active()
         sources: dict[int, bytes] = {}
         for (topic, p), off in offsets.items():
@@ -225,6 +226,7 @@ class StreamLoop:
             verdict = self.fence.check(p, landed)
             if verdict == GAP:
                 start = self.fence.expects(p)
+                assert start is not None  # a GAP verdict means this owner has written the partition before
                 if gap_verdict(self.gap_reader, self.store.topic, p, start, landed, self.epoch[p]):
                     log.warning("%s: records of a deposed worker lie between ours in partition %d of %s (offsets "
                                 "%d..%d); ignored by every restore, this worker still holds it", self.name, p,
@@ -297,6 +299,7 @@ class StreamLoop:
         log.warning("%s lost partitions %s; dropped, claimed again if they come back", self.name, sorted(lost))
 
     def _drop(self, p: int) -> None:
+        assert self.store is not None and self.writer is not None and self.restorer is not None  # a stateful loop
         self.state.pop(p, None)
         self.assigned.pop(p, None)
         self.kept.discard(p)
@@ -309,6 +312,7 @@ class StreamLoop:
     def claim_all(self, partitions) -> None:
         """Claim and restore `partitions` now, outside any group (benchmarks and tools that feed
         `process` themselves)."""
+        assert self.restorer is not None, "claim_all needs a loop with tables"
         for p in partitions:
             self.assigned[p], self.state[p] = [], CLAIMING
         self._claim()
@@ -320,6 +324,7 @@ class StreamLoop:
         todo = [p for p, s in self.state.items() if s == CLAIMING]
         if not todo:
             return
+        assert self.store is not None and self.writer is not None and self.restorer is not None  # only tables claim
         now_ms = int(time.time() * 1000)
         for p in todo:
             self.writer.claim(p, self.member, now_ms)
@@ -343,6 +348,7 @@ class StreamLoop:
                 self.restorer.start(p, marker)
 
     def _restore(self) -> None:
+        assert self.store is not None and self.restorer is not None  # only tables restore
         for p, prog in self.restorer.step().items():
             if self.state.get(p) != RESTORING:
                 continue
@@ -366,6 +372,7 @@ class StreamLoop:
             activated({p})
 
     def _suspend(self, p: int, out: Effects, offsets: dict[tuple[str, int], int]) -> None:
+        assert self.store is not None  # only a loop with tables is fenced
         dropped = out.discard(p)
         for key in [k for k in offsets if k[1] == p]:
             del offsets[key]

@@ -16,6 +16,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from typing import cast
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
@@ -74,13 +75,13 @@ class Restorer:
             if msg.error():
                 log.warning("%s restore: %s", self.name, msg.error())
                 continue
-            p = msg.partition()
+            p = cast(int, msg.partition())  # set on every record without an error
             if p != last_p:
                 last_p, prog = p, self._todo.get(p)
                 bound = {name: t.bind(p) for name, t in tables.items()}
             if prog is None:
                 continue
-            offset = msg.offset()
+            offset = cast(int, msg.offset())
             if offset >= prog.until:
                 done[p] = prog
                 del self._todo[p]
@@ -91,10 +92,10 @@ class Restorer:
             if key == CLAIM_KEY:
                 prog.claim = offset
                 continue
-            if prog.claim != NO_EPOCH and epoch_of(msg.headers()) < prog.claim:
+            if prog.claim != NO_EPOCH and epoch_of(cast(list | None, msg.headers())) < prog.claim:
                 prog.ignored += 1
                 continue
-            table, _, k = key.partition(b":")
+            table, _, k = cast(bytes, key).partition(b":")  # the state writer keys every record
             load = bound.get(table)
             if load is not None:
                 load(k.decode(), msg.value())

@@ -16,6 +16,12 @@ class Runnable(Protocol):
     def stop(self, *_args) -> None: ...
 
 
+class AsyncRunnable(Protocol):
+    async def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 def run_role(role: Runnable) -> int:
     """Run a role (its loop, or the role around it) until SIGTERM or SIGINT."""
     signal.signal(signal.SIGTERM, role.stop)
@@ -24,7 +30,7 @@ def run_role(role: Runnable) -> int:
     return exit_process(0)
 
 
-def run_until_signalled(make: Callable[[], object]) -> int:
+def run_until_signalled(make: Callable[[], AsyncRunnable]) -> int:
     """Run an asyncio loop object (`await loop.run()`, `loop.stop()`) until SIGTERM or SIGINT."""
     async def run() -> None:
         loop = make()
