@@ -6,7 +6,7 @@ import json
 import random
 
 from processors.health import HealthMonitor, HealthReason, HealthState
-from tests.processors.test_health import BANK, CH, T0, customer_fail, fail, feed, ok, pending
+from tests.processors.health_helpers import BANK, CH, T0, customer_fail, fail, feed, ok, pending
 
 
 def _state(m: HealthMonitor):

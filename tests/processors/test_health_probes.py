@@ -2,10 +2,9 @@
 operator's demotion untouched, and why each restore happened on the event."""
 from __future__ import annotations
 
-from test_health import BANK, CH, MIN, T0, fail, result
-
 from processors.health import ChannelBankHealth, HealthMonitor, HealthPolicy, HealthReason, HealthState, RestoreReason
 from schemas.records import AttemptStatus, FailureKind
+from tests.processors.health_helpers import BANK, CH, MIN, T0, fail, result
 
 KEY = (CH, BANK)
 
