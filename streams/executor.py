@@ -47,15 +47,7 @@ from processors.routing_config import RoutingConfig
 from schemas import codes
 from schemas.codec import DecodeError
 from schemas.records import Attempt, AttemptStatus
-from streams.attempt_calls import (
-    channel_busy,
-    channel_hung,
-    maybe_sent,
-    resolve_pending,
-    to_request,
-    to_result,
-    unknown_channel,
-)
+from streams import attempt_calls as calls
 from streams.bulkhead import Bulkhead, Refused, Ticket
 from streams.common import Clock, load_routing_config, message_dead_letter, wall_clock_ms
 from streams.config_view import ConfigView
@@ -210,7 +202,7 @@ class ExecutorLoop:
         return att, att
 
     async def send(self, channel: Channel, job) -> ChannelResponse:
-        return await channel.execute(to_request(job))
+        return await channel.execute(calls.to_request(job))
 
     async def unknown(self, att: Attempt, job, done) -> None:
         """A channel this executor has no connector for: the routers may have read a configuration
@@ -224,7 +216,7 @@ class ExecutorLoop:
                 break
         channel = self.registry.get(att.channel_id)
         if channel is None:
-            self.publish(att, unknown_channel(att), self.clock(), done)
+            self.publish(att, calls.unknown_channel(att), self.clock(), done)
         else:
             await self.dispatch(att, job, channel, done)
 
@@ -240,10 +232,10 @@ class ExecutorLoop:
         """Not sent: CHANNEL_HUNG (calls timed out, a probe is running) or CHANNEL_BUSY (stalled).
         Unless another executor had the attempt before: then PENDING, asked at the channel."""
         metrics.child(metrics.CHANNEL_BUSY, self.ROLE, att.channel_id, att.bank_code).inc()
-        resp = channel_hung(att) if hung else channel_busy(att, self.s.channel_concurrency, STALL_S)
+        resp = calls.channel_hung(att) if hung else calls.channel_busy(att, self.s.channel_concurrency, STALL_S)
         self._log_busy(att, resp.channel_code)
         if self.refusals.maybe_sent(done.args[0].partition, att.created_at_ms):  # `done`: made by `handle`
-            resp = maybe_sent(resp)
+            resp = calls.maybe_sent(resp)
         started = self.clock()
         self.publish(att, resp, started, done)
         if resp.status == AttemptStatus.PENDING:
@@ -289,7 +281,7 @@ class ExecutorLoop:
             return
         self.polling += 1
         try:
-            final = await resolve_pending(channel, att.attempt_id, self.s.pending_poll_deadline_s)
+            final = await calls.resolve_pending(channel, att.attempt_id, self.s.pending_poll_deadline_s)
         except Exception as exc:  # e.g. the connector closed at shutdown; the pending resolver asks later
             log.warning("attempt %s: polling %s failed (%r); left to the pending resolver",
                         att.attempt_id, att.channel_id, exc)
@@ -304,7 +296,7 @@ class ExecutorLoop:
 
     # ---- producing -------------------------------------------------------------------------------
     def publish(self, att: Attempt, resp: ChannelResponse, started: int, done) -> None:
-        res = to_result(att, resp, started, self.clock())
+        res = calls.to_result(att, resp, started, self.clock())
         result = res.encode()
         if resp.channel_code in codes.NOT_SENT and done is not None:
             # on the broker before the router can fail over on it: no later executor sends it

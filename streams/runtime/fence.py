@@ -21,10 +21,12 @@ Nor does a copy of the owner's own records (same epoch) that a producer retry st
 """
 from __future__ import annotations
 
+import uuid
 from typing import cast
 
 from confluent_kafka import Consumer, TopicPartition
 
+from infra.settings import Settings
 from streams.runtime.changelog import CLAIM_KEY, epoch_of
 
 OK, GAP = "ok", "gap"
@@ -60,6 +62,12 @@ class Fence:
 
     def forget(self, partition: int) -> None:
         self._next.pop(partition, None)
+
+
+def gap_reader(settings: Settings) -> Consumer:
+    """A consumer that only assigns (no group): it reads a changelog's gaps."""
+    return Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"gap-{uuid.uuid4().hex}",
+                     "enable.auto.commit": False, "fetch.wait.max.ms": 10})
 
 
 def gap_verdict(reader: Consumer, topic: str, partition: int, start: int, mine: list[int], epoch: int,

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -39,7 +38,7 @@ from streams.runtime import commit as commits
 from streams.runtime.changelog import StateWriter, headers
 from streams.runtime.effects import Effects
 from streams.runtime.faults import Stalls
-from streams.runtime.fence import GAP, OK, Fence, gap_verdict
+from streams.runtime.fence import GAP, OK, Fence, gap_reader, gap_verdict
 from streams.runtime.kafka import CheckedProducer, IdleNaps, instance_id, next_batch, stop_consuming
 from streams.runtime.lag import LagReporter
 from streams.runtime.membership import MembershipWatch
@@ -79,7 +78,7 @@ class StreamLoop:
         self.member = instance_id(name)
         self.writer = StateWriter(settings, store.topic) if store else None
         self.restorer = Restorer(store, settings.kafka_bootstrap, name) if store else None
-        self.gap_reader = _reader(settings) if store else None
+        self.gap_reader = gap_reader(settings) if store else None
         self.fence = Fence()
         self.state: dict[int, str] = {}  # partition number -> CLAIMING / RESTORING / ACTIVE / SUSPENDED
         self.assigned: dict[int, list[TopicPartition]] = {}
@@ -395,9 +394,3 @@ class StreamLoop:
         for p, s in list(self.state.items()):
             if s == SUSPENDED and now - self.suspended_at.get(p, now) >= 2 * self.s.session_timeout_s:
                 self.state[p] = CLAIMING
-
-
-def _reader(settings: Settings) -> Consumer:
-    """A consumer that only assigns (no group): it reads a changelog's gaps."""
-    return Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"gap-{uuid.uuid4().hex}",
-                     "enable.auto.commit": False, "fetch.wait.max.ms": 10})
