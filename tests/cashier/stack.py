@@ -74,6 +74,12 @@ class CashierStack(Stack):
     def bookings(self, order_id: str) -> list[dict]:
         return [e for e in self.ledger() if e.get("order_id") == order_id and e.get("status") == "SUCCESS"]
 
+    def debits(self, pan: str) -> list[dict]:
+        """Every successful debit of the card at any channel, whatever order it was for."""
+        token = self.token_of(pan)
+        return [e for e in self.ledger() if e.get("card_token") == token and e.get("operation") == "PAY_IN"
+                and e.get("status") == "SUCCESS"]
+
 
 def start(services: Settings, tmp: Path):
     os.environ.setdefault("PAYCENTER_ALLOW_DEV_SECRETS", "1")  # this process signs session requests too

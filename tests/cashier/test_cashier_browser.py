@@ -75,3 +75,122 @@ async def test_an_expired_link_shows_the_terminal_screen(cashier, shots):
         assert "expired" in await b.js("document.getElementById('status').innerText")
         assert await b.js("document.querySelectorAll('form').length") == 0
         await b.shot("expired")
+
+
+async def sign_up_and_pay(b: Browser, cashier, holder, url: str) -> None:
+    """A new card of a protocol-payment bank: bind, sign by SMS, pay."""
+    await b.goto(url)
+    await bind_new_card(b, cashier, holder, "SMS_SENT")
+    await b.fill({"code": await sms_code(cashier, "proto", holder)})
+    await b.submit("code")
+    await b.after_submit("SIGNED", "the card to be signed")
+    await b.submit("pay")
+    await b.until("document.body.dataset.state === 'SUCCEEDED'", "SUCCEEDED")
+
+
+async def test_a_returning_customer_pays_with_the_bound_card_and_no_sms(cashier, shots):
+    holder, customer = next(CCB), f"cust-return-{time.time_ns()}"
+    token = cashier.token_of(holder.pan)
+    async with Browser(shots) as b:
+        await sign_up_and_pay(b, cashier, holder, cashier.link(customer, 5_000)[1])
+        codes_before = len(cashier.sms("proto", token))
+        order_id, url = cashier.link(customer, 7_000)
+        await b.goto(url)
+        assert await b.js("document.querySelectorAll('li.card').length") == 1
+        label = await b.js("document.querySelector('li.card').innerText")
+        assert holder.pan[-4:] in label and "CCB" in label and holder.pan not in label
+        assert await b.js("!!document.querySelector('li.card .advice.ok')"), label  # can pay now
+        await b.shot("bound-card")
+        await b.submit("choose")
+        await b.after_submit("CARD_CHOSEN", "the card to be chosen")
+        await b.shot("chosen")
+        await b.submit("pay")
+        await b.until("document.body.dataset.state === 'SUCCEEDED'", "SUCCEEDED")
+        await b.shot("succeeded")
+    assert len(cashier.sms("proto", token)) == codes_before  # no SMS for a signed card
+    assert len(cashier.bookings(order_id)) == 1
+
+
+async def test_five_wrong_sms_codes_lock_signing(cashier, shots):
+    holder = next(CCB)
+    _order, url = cashier.link(f"cust-lock-{time.time_ns()}", 3_000)
+    async with Browser(shots) as b:
+        await b.goto(url + "?lang=en")
+        await bind_new_card(b, cashier, holder, "SMS_SENT")
+        right = await sms_code(cashier, "proto", holder)
+        wrong = "111111" if right != "111111" else "222222"
+        for i in range(4):
+            await b.fill({"code": wrong})
+            await b.submit("code")
+            await b.after_submit("SMS_SENT", f"wrong code {i + 1} to be refused")
+            assert f"{4 - i} tries left" in await b.js("document.getElementById('notice').innerText")
+        await b.shot("wrong-code")
+        await b.fill({"code": wrong})
+        await b.submit("code")
+        await b.after_submit("LOCKED", "signing to be locked")
+        assert await b.js("document.querySelectorAll('form').length") == 0
+        await b.shot("locked")
+
+
+async def test_an_amount_over_what_one_channel_has_left_today_is_split(cashier, shots):
+    holder, customer = next(ICBC), f"cust-split-{time.time_ns()}"
+    order_id, url = cashier.link(customer, 55_000 * CNY)  # one: 50,000 a day, two: 10,000
+    async with Browser(shots) as b:
+        await b.goto(url + "?lang=en")
+        await bind_new_card(b, cashier, holder, "VERIFIED")  # no protocol channel for ICBC: verified, no SMS
+        await b.shot("verified")
+        await b.submit("pay")
+        await b.until("document.body.dataset.state === 'SUCCEEDED'", "SUCCEEDED", timeout_s=90)
+        await b.shot("succeeded")
+        booked = cashier.bookings(order_id)
+        assert sorted(e["channel_id"] for e in booked) == ["one", "two"], booked
+        assert sum(e["amount_fen"] for e in booked) == 55_000 * CNY
+        # what is left today: 5,000 on "two"; a larger payment says how much would work
+        _o2, url2 = cashier.link(customer, 8_000 * CNY)
+        await b.goto(url2 + "&lang=en" if "?" in url2 else url2 + "?lang=en")
+        advice = await b.until("document.querySelector('li.card .advice') && "
+                               "document.querySelector('li.card .advice').innerText", "the card's advice")
+        assert "pay up to ¥5,000.00 today" in advice, advice
+        await b.shot("over-limit-advice")
+
+
+async def test_a_reload_in_the_middle_resumes(cashier, shots):
+    holder = next(CCB)
+    order_id, url = cashier.link(f"cust-reload-{time.time_ns()}", 4_200)
+    async with Browser(shots) as b:
+        await b.goto(url)
+        await bind_new_card(b, cashier, holder, "SMS_SENT")
+        await b.goto(url)  # the customer reloads (or comes back to the link)
+        assert await b.state() == "SMS_SENT" and await b.js("!!document.querySelector('[name=code]')")
+        await b.shot("resumed")
+        await b.fill({"code": await sms_code(cashier, "proto", holder)})
+        await b.submit("code")
+        await b.after_submit("SIGNED", "the card to be signed")
+        await b.submit("pay")
+        await b.after_submit("PAYING", "paying")
+        await b.goto(url)  # reload while paying: the page follows the same payment
+        await b.until("document.body.dataset.state === 'SUCCEEDED'", "SUCCEEDED")
+        await b.shot("succeeded")
+    assert len(cashier.bookings(order_id)) == 1
+
+
+async def test_a_double_submit_pays_once(cashier, shots):
+    holder = next(ICBC)
+    order_id, url = cashier.link(f"cust-double-{time.time_ns()}", 6_600)
+    async with Browser(shots) as b:
+        await b.goto(url)
+        await bind_new_card(b, cashier, holder, "VERIFIED")
+        # two posts of the pay form at once, as a double click without the page's guard would send
+        statuses = await b.js("""(async () => {
+            const f = document.querySelector('form[data-form="pay"]');
+            const send = () => fetch(f.action, {method: 'POST', body: new FormData(f), redirect: 'manual'});
+            const rs = await Promise.all([send(), send()]);
+            return rs.map(r => r.type);
+        })()""")
+        assert len(statuses) == 2
+        await b.goto(url)
+        await b.until("document.body.dataset.state === 'SUCCEEDED'", "SUCCEEDED")
+        await b.shot("succeeded")
+    assert wait_until(lambda: len(cashier.debits(holder.pan)) >= 1, 30)
+    debits = cashier.debits(holder.pan)
+    assert len(debits) == 1 and debits[0]["order_id"] == order_id, debits  # the channel ledger: one booking

@@ -94,3 +94,19 @@ def test_expiry_before_paying_only():
 def test_round_trip_has_no_card_number():
     x = new().choose(CARD, new=True)
     assert s.Session.from_bytes(x.to_bytes()) == x
+
+
+def test_can_pay_says_what_would_work():
+    from processors.cashier.cards import can_pay
+    cap = {"card_usable_now": True, "max_payment_now_fen": 5_000_000, "split_allowed": True,
+           "max_split_payment_now_fen": 6_000_000,
+           "channels": [{"usable_now": True, "per_payment_limit_fen": 5_000_000, "remaining_daily_fen": 5_000_000},
+                        {"usable_now": True, "per_payment_limit_fen": 1_000_000, "remaining_daily_fen": 1_000_000}]}
+    assert can_pay(cap, 5_000_000).ok is True and can_pay(cap, 5_000_000).why == ""
+    split = can_pay(cap, 5_000_001)
+    assert (split.ok, split.why, split.split_channels) == (True, "split", 2)
+    over = can_pay(cap, 6_000_001)
+    assert (over.ok, over.why, over.up_to_fen) == (False, "over_limit", 6_000_000)
+    assert can_pay({**cap, "split_allowed": False}, 5_000_001).up_to_fen == 5_000_000
+    assert can_pay({**cap, "card_usable_now": False}, 1).why == "not_now"
+    assert can_pay(None, 1).ok is None
