@@ -6,16 +6,24 @@ needs them). A card the vault does not hold (an API client that tokenized and ve
 itself) is sent without elements, as before. A record that does not open (tampered, or under a key
 no longer configured) is logged without any card data and sent with no elements the bank could
 match, so the verification fails as a customer-side mismatch instead of passing on a count alone.
+
+A credit card's CVV2 is never stored: the cashier holds it in memory from entry, and the first
+verification of the card takes it from there (POST /internal/cvv2, loopback, signed with the cashier
+secret); a second verification of the card is sent without it.
 """
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
+import time
+import urllib.error
+import urllib.request
 
 from connectors.base import ChannelRequest, SigningRequest
 from infra.settings import Settings
-from processors.vault.elements import Verification
+from processors.vault.elements import CREDIT, Verification
 from processors.vault.envelope import TamperedRecord
 from processors.vault.keys import VaultKeyError
 from schemas.records import Operation
@@ -28,6 +36,7 @@ class VaultLookup:
         self.settings = settings
         self._store = None
         self._unusable: str | None = None
+        self.cashier_url = f"http://127.0.0.1:{settings.cashier_port}"
 
     def _open(self, card_token: str) -> dict[str, str] | None:
         if self._store is None and self._unusable is None:
@@ -45,7 +54,27 @@ class VaultLookup:
             log.error("vault record of card %s does not open (%s); its verification is sent with no elements",
                       card_token, exc)
             return {}
-        return None if card is None else Verification(card).to_wire()
+        if card is None:
+            return None
+        return Verification(card, self._cvv2(card_token) if card.card_type == CREDIT else None).to_wire()
+
+    def _cvv2(self, card_token: str) -> str | None:
+        from paycenter.cashier.config import MissingKey, link_secret
+        from processors.cashier.tokens import sign_body
+        body = json.dumps({"card_token": card_token}).encode()
+        try:
+            ts = time.time_ns() // 1_000_000
+            req = urllib.request.Request(f"{self.cashier_url}/internal/cvv2", data=body, method="POST", headers={
+                "Content-Type": "application/json", "X-PC-Timestamp": str(ts),
+                "X-PC-Signature": sign_body(link_secret(self.settings.cashier_secret), ts, body)})
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return json.loads(resp.read()).get("cvv2")
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404:
+                log.warning("the cashier refused the CVV2 handoff for card %s (HTTP %d)", card_token, exc.code)
+        except (OSError, ValueError, MissingKey) as exc:
+            log.warning("no CVV2 from the cashier at %s for card %s: %r", self.cashier_url, card_token, exc)
+        return None
 
     async def attach(self, req: ChannelRequest | SigningRequest):
         """The request with the card's elements when it verifies a card the vault holds."""

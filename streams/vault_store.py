@@ -55,11 +55,10 @@ class VaultStore:
         self._write(card_token, records.seal_card(card_token, card, self.keys))
 
     def get(self, card_token: str) -> CardElements | None:
-        """The card's elements, reading what was written since the last look if it is not known yet."""
+        """The card's elements as last written: what was written since the last look is read first
+        (a customer who re-enters a card after a mismatch is verified with what they entered last)."""
+        self.table.catch_up()
         value = self.table.get(card_token)
-        if value is None:
-            self.table.catch_up()
-            value = self.table.get(card_token)
         return None if value is None else records.open_card(card_token, value, self.keys)
 
     def _write(self, card_token: str, value: bytes) -> None:

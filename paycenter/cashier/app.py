@@ -155,6 +155,20 @@ class Cashier:
         sep = "&" if "?" in sess.return_url else "?"
         return f"{sess.return_url}{sep}{query}&sig={sig}"
 
+    async def cvv2_handoff(self, request: web.Request) -> web.Response:
+        """The executor or the signer takes a credit card's CVV2 for the verification it is calling
+        the channel for: loopback only, signed with the cashier secret, and once (then forgotten)."""
+        raw = await request.read()
+        try:
+            ts, token = int(request.headers.get("X-PC-Timestamp", "0")), json.loads(raw)["card_token"]
+        except (ValueError, KeyError, TypeError):
+            return _error(400, 'body must be {"card_token": ...}')
+        if request.remote not in ("127.0.0.1", "::1") or not tokens.body_signed(
+                self.secret, ts, raw, request.headers.get("X-PC-Signature", ""), now_ms()):
+            return _error(401, "not signed with the cashier secret")
+        cvv2 = self.flow.cvv2.take(str(token), now_ms())
+        return web.json_response({"cvv2": cvv2}, status=200 if cvv2 else 404)
+
     async def return_check(self, request: web.Request) -> web.Response:
         """Verifies a signed result as a business line would (docs/cashier.md), for the demo."""
         q = dict(request.query)
@@ -204,6 +218,7 @@ def make_app(settings: Settings, public_url: str) -> web.Application:
     app.on_cleanup.append(cashier.stop)
     app.router.add_post("/v1/sessions", cashier.create_session)
     app.router.add_get("/v1/return-check", cashier.return_check)
+    app.router.add_post("/internal/cvv2", cashier.cvv2_handoff)
     app.router.add_get("/c/{token}", cashier.show)
     app.router.add_get("/c/{token}/state", cashier.state)
     for name in ("choose", "card", "code", "resend", "pay"):

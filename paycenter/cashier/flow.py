@@ -20,6 +20,7 @@ from processors.cashier import session as s
 from processors.cashier.cards import CanPay, bank_of, can_pay
 from processors.pan import tokenize
 from processors.vault import elements as el
+from processors.vault.onetime import OneTimeCvv2
 from schemas.records import AuthStep, OutcomeStatus, PaymentCommand
 from streams.vault_store import VaultStore
 
@@ -32,6 +33,7 @@ class Flow:
     def __init__(self, settings: Settings, store: CashierStore, pipeline: Pipeline) -> None:
         self.settings, self.store, self.pipeline = settings, store, pipeline
         self.vault = VaultStore(settings)
+        self.cvv2 = OneTimeCvv2()  # a credit card's CVV2 until its verification takes it
         port = __import__("os").environ.get("PAYCENTER_CAPABILITY_PORT") or "18600"
         self.capability_url = f"http://127.0.0.1:{port}/v1/capability"
 
@@ -110,6 +112,8 @@ class Flow:
         card = el.elements(card_type, pan, fields["name"], fields["id_number"], fields["phone"], fields["expiry"])
         token = tokenize(pan, self.settings.card_token_key)
         await asyncio.to_thread(self.vault.put, token, card)
+        if card_type == el.CREDIT:
+            self.cvv2.put(token, fields["cvv2"].strip(), now_ms())
         chosen = sess.choose(s.Card(token, bank, card_type, card.last4), new=True)
         if isinstance(chosen, s.Refusal):
             self._save(sess.noted("not_now_state"))
@@ -117,7 +121,7 @@ class Flow:
         return await self._bind(chosen)
 
     async def _bind(self, sess: s.Session) -> None:
-        order_id = f"{sess.session_id}-b{sess.sms_sends + 1}"
+        order_id = f"{sess.session_id}-b{sess.binds + 1}"
         sess = self._save(sess.binding(order_id))
         out = await self._run(self._command(sess, order_id, "AUTHENTICATE", 0, auth_step=AuthStep.BIND))
         if out is not None and out.status == OutcomeStatus.SUCCEEDED and out.reason_code in BOUND:

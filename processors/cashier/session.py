@@ -49,6 +49,7 @@ class Session:
     card: Card | None = None
     new_card: bool = False  # entered in this session: it must be verified (or signed) before paying
     bind_order_id: str | None = None
+    binds: int = 0  # BIND orders sent (each needs its own order_id: a repeated one gets the first's outcome)
     sms_sends: int = 0
     sms_sent_at_ms: int = 0
     code_tries: int = 0
@@ -81,7 +82,7 @@ class Session:
         return self._to(CARD_CHOSEN, card=card, new_card=new, notice="")
 
     def binding(self, bind_order_id: str) -> Session:
-        return replace(self, bind_order_id=bind_order_id, notice="")
+        return replace(self, bind_order_id=bind_order_id, binds=self.binds + 1, notice="")
 
     def bound(self, reason_code: str, now_ms: int) -> Session:
         """The BIND's outcome: an SMS code sent, or the card verified without one."""
@@ -90,7 +91,7 @@ class Session:
         return self._to(VERIFIED if reason_code == "VERIFIED" else SIGNED)
 
     def bind_failed(self, reason: str) -> Session:
-        return self._to(CREATED, card=None, bind_order_id=None, notice="bind_failed", outcome_reason=reason)
+        return self._to(CREATED, card=None, notice="bind_failed", outcome_reason=reason)
 
     def may_resend(self, now_ms: int) -> Refusal | None:
         if self.state != SMS_SENT:

@@ -194,3 +194,29 @@ async def test_a_double_submit_pays_once(cashier, shots):
     assert wait_until(lambda: len(cashier.debits(holder.pan)) >= 1, 30)
     debits = cashier.debits(holder.pan)
     assert len(debits) == 1 and debits[0]["order_id"] == order_id, debits  # the channel ledger: one booking
+
+
+async def test_a_credit_card_binds_with_6_elements_and_a_wrong_element_says_which(cashier, shots):
+    from connectors.simulator.cardholders import CARDS
+    holder = next(c for c in CARDS if c.bank_code == "CCB" and c.card_type == "CREDIT")
+    _order, url = cashier.link(f"cust-credit-{time.time_ns()}", 2_000)
+    async with Browser(shots) as b:
+        await b.goto(url + "?lang=en")
+        await b.js("document.querySelector('input[value=CREDIT]').click()")
+        await b.fill({**elements(holder), "phone": "13911112222", "cvv2": holder.cvv2, "expiry": holder.expiry})
+        await b.submit("card")
+        await b.after_submit("CREATED", "the verification to fail")
+        notice = await b.js("document.getElementById('notice').innerText")
+        assert "phone number does not match" in notice, notice
+        await b.shot("wrong-phone")
+        await b.js("document.querySelector('input[value=CREDIT]').click()")
+        await b.fill({"cvv2": "12"})
+        await b.submit("card")  # the page's own check stops it: nothing is posted
+        await b.until("document.body.dataset.invalid === '1'", "the page to flag the CVV2")
+        assert await b.js("document.getElementById('err-cvv2').innerText") == "✗"
+        await b.shot("cvv2-checked-in-page")
+        await b.fill({**elements(holder), "cvv2": holder.cvv2, "expiry": holder.expiry})
+        await b.submit("card")
+        await b.after_submit("SMS_SENT", "the 6 elements to verify and an SMS to be sent")
+        await b.shot("sms-sent")
+    assert len(cashier.sms("proto", cashier.token_of(holder.pan))) == 1

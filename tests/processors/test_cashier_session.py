@@ -110,3 +110,10 @@ def test_can_pay_says_what_would_work():
     assert can_pay({**cap, "split_allowed": False}, 5_000_001).up_to_fen == 5_000_000
     assert can_pay({**cap, "card_usable_now": False}, 1).why == "not_now"
     assert can_pay(None, 1).ok is None
+
+
+def test_each_bind_is_a_new_order_after_a_failed_one():
+    x = new().choose(CARD, new=True).binding("sess-b1").bind_failed("E113 phone does not match")
+    assert x.state == s.CREATED and x.notice == "bind_failed" and x.binds == 1
+    x = x.choose(CARD, new=True)
+    assert x.binds == 1  # the flow names the next BIND after it: sess-b2

@@ -112,3 +112,12 @@ def test_credit_cards_need_cvv2_and_expiry():
     assert set(bad) == {"cvv2", "expiry"}
     assert problems("CREDIT", "4111111111111111", "Li Si", "11010519491231002X", "13800138000", "123", "12/29") == {}
     assert set(problems("DEBIT", "4111111111111111", "L", "123", "23800138000")) == {"name", "id_number", "phone"}
+
+
+def test_cvv2_is_handed_over_once_and_forgotten():
+    from processors.vault.onetime import TTL_MS, OneTimeCvv2
+    desk = OneTimeCvv2()
+    desk.put("tok_a", "123", 0)
+    assert desk.take("tok_a", 1) == "123" and desk.take("tok_a", 2) is None  # one verification
+    desk.put("tok_b", "456", 0)
+    assert desk.take("tok_b", TTL_MS) is None and desk.held == {}  # not taken in time: forgotten
