@@ -29,23 +29,25 @@ from processors.vault.keys import VaultKeyError
 from schemas.records import Operation
 
 log = logging.getLogger("paycenter.vault")
+RETRY_S = 30.0
 
 
 class VaultLookup:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._store = None
-        self._unusable: str | None = None
+        self._retry_at = 0.0
         self.cashier_url = f"http://127.0.0.1:{settings.cashier_port}"
 
     def _open(self, card_token: str) -> dict[str, str] | None:
-        if self._store is None and self._unusable is None:
+        if self._store is None and time.monotonic() >= self._retry_at:
             from streams.vault_store import VaultStore
             try:
                 self._store = VaultStore(self.settings)
-            except (VaultKeyError, RuntimeError) as exc:
-                self._unusable = str(exc)
-                log.warning("card vault not available, verifications are sent without elements: %s", exc)
+            except Exception as exc:  # no keys configured, topic missing, broker unreachable: asked again later
+                self._retry_at = time.monotonic() + RETRY_S
+                log.warning("card vault not available (%s); verifications are sent without elements, trying "
+                            "again in %.0f s", exc, RETRY_S)
         if self._store is None:
             return None
         try:

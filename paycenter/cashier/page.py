@@ -34,7 +34,8 @@ def _advice(can: CanPay, lang: str) -> str:
         return f'<span class="advice ok">{t("can_pay", lang)}</span>'
     if can.why == "over_limit":
         return f'<span class="advice no">{t("over_limit", lang, up_to=_yuan(can.up_to_fen))}</span>'
-    return f'<span class="advice no">{t("not_now", lang)}</span>'
+    why = "，".join(t(r, lang) for r in can.reasons) if lang == "zh" else ", ".join(t(r, lang) for r in can.reasons)
+    return f'<span class="advice no">{t("not_now", lang)}{(": " + escape(why)) if why else ""}</span>'
 
 
 def _card_label(card: s.Card, lang: str) -> str:

@@ -43,6 +43,11 @@ TEXTS: dict[str, dict[str, str]] = {
     "too_many": {"zh": "操作过于频繁，请稍后再试", "en": "Too many attempts: try again in a minute"},
     "csrf": {"zh": "页面已过期，请刷新", "en": "This form is stale: reload the page"},
     "bank_unknown": {"zh": "暂不支持该银行的卡", "en": "Cards of this bank are not supported"},
+    "MAINTENANCE": {"zh": "通道维护中", "en": "channel under maintenance"},
+    "DEMOTED": {"zh": "通道暂时降级", "en": "channel temporarily demoted"},
+    "DAILY_LIMIT_USED_UP": {"zh": "今日额度已用完", "en": "today's limit is used up"},
+    "NO_AGREEMENT": {"zh": "尚未签约", "en": "not signed yet"},
+    "UNSUPPORTED_CARD_TYPE": {"zh": "不支持此卡种", "en": "card type not supported"},
     "lang_other": {"zh": "English", "en": "中文"},
 }
 

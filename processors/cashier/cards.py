@@ -19,13 +19,15 @@ class CanPay:
     why: str = ""  # a message key: over_limit, not_now, ...
     split_channels: int = 0  # > 1: the amount goes through only split across this many channels
     up_to_fen: int = 0  # the most this card can pay now (with a split when the business line allows it)
+    reasons: tuple[str, ...] = ()  # why not: the channels' restriction codes (MAINTENANCE, DEMOTED, ...)
 
 
 def can_pay(capability: dict | None, amount_fen: int) -> CanPay:
     if not capability:
         return CanPay(None)
     if not capability.get("card_usable_now"):
-        return CanPay(False, "not_now")
+        codes = sorted({r.split(": ", 1)[-1] for r in capability.get("restrictions", [])})
+        return CanPay(False, "not_now", reasons=tuple(codes))
     single = int(capability.get("max_payment_now_fen", 0))
     if amount_fen <= single:
         return CanPay(True, up_to_fen=single)

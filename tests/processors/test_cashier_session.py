@@ -117,3 +117,9 @@ def test_each_bind_is_a_new_order_after_a_failed_one():
     assert x.state == s.CREATED and x.notice == "bind_failed" and x.binds == 1
     x = x.choose(CARD, new=True)
     assert x.binds == 1  # the flow names the next BIND after it: sess-b2
+
+
+def test_a_card_that_cannot_pay_says_why():
+    from processors.cashier.cards import can_pay
+    cap = {"card_usable_now": False, "restrictions": ["one: MAINTENANCE", "two: DEMOTED", "one: DEMOTED"]}
+    assert can_pay(cap, 1).reasons == ("DEMOTED", "MAINTENANCE")
