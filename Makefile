@@ -39,6 +39,11 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
 	fi
+	@if ! dpkg -s fonts-wqy-zenhei >/dev/null 2>&1; then \
+	  echo "installing Debian's fonts-wqy-zenhei (the cashier's Chinese pages in the browser tests) ..."; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq fonts-wqy-zenhei >/dev/null; \
+	fi
 
 # uPlot, the dashboard's chart library: vendored from its npm package at build time (the page never
 # loads a CDN). Pinned version and tarball checksum; bump both together.

@@ -34,6 +34,9 @@ class ChannelRequest:
     # debit and signs the card on the way (only the signer role sets it; see processors/planner.py).
     sign_on_the_way: bool = False
     auth_elements: int = 0  # AUTHENTICATE: 4 or 6 card elements to verify; 0 for money movements
+    # AUTHENTICATE: the elements from the card vault, opened by the executor at call time; None when
+    # the vault has no record of the card (the caller verified its customer elsewhere). Never logged.
+    elements: dict[str, str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         # bool is an int subclass; reject it and floats so money can never be fractional.
@@ -52,6 +55,7 @@ class SigningRequest:
     bank_code: str
     card_type: CardType
     auth_elements: int  # 4 or 6
+    elements: dict[str, str] | None = field(default=None, repr=False)  # as ChannelRequest.elements
 
 
 @dataclass(frozen=True)

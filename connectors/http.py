@@ -84,9 +84,11 @@ class HttpChannel(Channel):
         return await self._move("/v1/authenticate", req)
 
     async def request_signing(self, req: SigningRequest) -> ChannelResponse:
-        return await self._post("/v1/agreements/sign", req.attempt_id, {
-            "attempt_id": req.attempt_id, "order_id": req.order_id, "card_token": req.card_token,
-            "bank_code": req.bank_code, "card_type": req.card_type.value, "auth_elements": req.auth_elements})
+        payload = {"attempt_id": req.attempt_id, "order_id": req.order_id, "card_token": req.card_token,
+                   "bank_code": req.bank_code, "card_type": req.card_type.value, "auth_elements": req.auth_elements}
+        if req.elements is not None:
+            payload["elements"] = req.elements
+        return await self._post("/v1/agreements/sign", req.attempt_id, payload)
 
     async def confirm_signing(self, req: SigningConfirmation) -> ChannelResponse:
         return await self._post("/v1/agreements/confirm", req.attempt_id, {
@@ -152,6 +154,8 @@ class HttpChannel(Channel):
             payload["sign_on_the_way"] = True
         if req.auth_elements:
             payload["auth_elements"] = req.auth_elements
+        if req.elements is not None:
+            payload["elements"] = req.elements
         return await self._post(path, req.attempt_id, payload)
 
     async def _post(self, path: str, attempt_id: str, payload: dict[str, Any]) -> ChannelResponse:

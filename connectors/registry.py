@@ -5,7 +5,8 @@ import os
 from collections.abc import Iterable, Mapping
 
 from connectors.http import HttpChannel
-from connectors.signing import DEV_SECRETS_FLAG, MissingSecretError, load_secret
+from connectors.signing import MissingSecretError, load_secret
+from infra.settings import DEV_SECRETS_FLAG
 from processors.routing_config import RoutingConfig
 
 

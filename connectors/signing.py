@@ -17,12 +17,12 @@ import os
 import time
 from collections.abc import Mapping
 
+from infra.settings import DEV_SECRETS_FLAG
+
 HEADER_CHANNEL = "X-PC-Channel"
 HEADER_TIMESTAMP = "X-PC-Timestamp"
 HEADER_SIGNATURE = "X-PC-Signature"
 MAX_SKEW_MS = 5 * 60 * 1000
-
-DEV_SECRETS_FLAG = "PAYCENTER_ALLOW_DEV_SECRETS"
 
 
 class SignatureError(Exception):

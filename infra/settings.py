@@ -10,6 +10,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# development secrets (channels', the cashier's) are allowed: the demo and the tests set it
+DEV_SECRETS_FLAG = "PAYCENTER_ALLOW_DEV_SECRETS"
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -95,6 +98,14 @@ class Settings:
     undelivered_limit_s: float = field(default_factory=lambda: float(_env("PAYCENTER_UNDELIVERED_LIMIT_S", "30")))
     # Key used to turn card numbers into tokens (HMAC); never logged.
     card_token_key: str = field(default_factory=lambda: _env("PAYCENTER_CARD_TOKEN_KEY", "dev-only-card-token-key"))
+    # Card vault master keys, "key_id:base64,key_id:base64", and the id new records are wrapped under
+    # (processors/vault/keys.py); never logged. Empty: a development key, only with PAYCENTER_ALLOW_DEV_SECRETS=1.
+    vault_keys: str = field(default_factory=lambda: _env("PAYCENTER_VAULT_KEYS", ""), repr=False)
+    vault_key_id: str = field(default_factory=lambda: _env("PAYCENTER_VAULT_KEY_ID", ""))
+    # Cashier: where its page listens, and the secret its session tokens are signed with (never logged).
+    cashier_host: str = field(default_factory=lambda: _env("PAYCENTER_CASHIER_HOST", "127.0.0.1"))
+    cashier_port: int = field(default_factory=lambda: int(_env("PAYCENTER_CASHIER_PORT", "18700")))
+    cashier_secret: str = field(default_factory=lambda: _env("PAYCENTER_CASHIER_SECRET", ""), repr=False)
 
     @property
     def watermarks_exact(self) -> bool:

@@ -68,6 +68,8 @@ def cmd_run(args) -> int:
         dash_port = ports.dashboard_port()
         sup.spawn("dashboard", [sys.executable, "-m", "paycenter.cli", "dashboard", "--port", str(dash_port)])
         say(f"dashboard on http://127.0.0.1:{dash_port}/")
+        from paycenter.cashier import demo as cashier_demo
+        cashier_demo.start(sup, settings, say)
         say(f"demo traffic at {args.rate:g} commands/s; journal in ClickHouse "
             f"{settings.clickhouse_host}:{settings.clickhouse_port} database {settings.clickhouse_database}")
         summary = demo.run(settings, args.rate, args.duration)

@@ -96,7 +96,8 @@ def is_taken(host: str, port: int) -> bool:
 
 def problems(settings: Settings, config: RoutingConfig) -> list[str]:
     """One line per port that `paycenter run` could not listen on, saying how to move it."""
-    planned = platform_listeners(settings) + stack_listeners(config)
+    planned = platform_listeners(settings) + stack_listeners(config) + [
+        Listener("cashier", settings.cashier_host, settings.cashier_port, "PAYCENTER_CASHIER_PORT")]
     lines = []
     shared = defaultdict(list)
     for lst in planned:

@@ -47,6 +47,12 @@ INSUFFICIENT_BALANCE = "E101"
 CARD_FROZEN = "E102"
 INVALID_CARD = "E103"
 CARD_LIMIT = "E104"
+# element verification (AUTHENTICATE, signing): which element the issuing bank's record disagrees with
+NAME_MISMATCH = "E111"
+ID_MISMATCH = "E112"
+PHONE_MISMATCH = "E113"
+CVV2_MISMATCH = "E114"
+EXPIRY_MISMATCH = "E115"
 BANK_BUSY = "E201"
 CHANNEL_LIMIT = "E202"
 BANK_NOT_SUPPORTED = "E203"
@@ -65,6 +71,12 @@ CODES: dict[str, CodeMeaning] = {
     CARD_FROZEN: _customer("card frozen or reported lost"),
     INVALID_CARD: _customer("invalid card or card information mismatch"),
     CARD_LIMIT: _customer("exceeds the card's limit at the issuing bank"),
+    # the customer entered an element the bank has otherwise: another channel would say the same
+    NAME_MISMATCH: _customer("holder's name does not match the bank's record"),
+    ID_MISMATCH: _customer("ID number does not match the bank's record"),
+    PHONE_MISMATCH: _customer("phone number does not match the one the bank has"),
+    CVV2_MISMATCH: _customer("CVV2 does not match"),
+    EXPIRY_MISMATCH: _customer("expiry date does not match"),
     BANK_BUSY: _channel("bank system busy"),
     CHANNEL_LIMIT: _channel("channel limit exceeded (per payment or per card per day)"),
     BANK_NOT_SUPPORTED: _channel("bank not supported by the channel"),

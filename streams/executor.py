@@ -58,6 +58,7 @@ from streams.runtime.kafka import IdleNaps, consumer as group_consumer, instance
 from streams.runtime.lag import LagReporter
 from streams.runtime.membership import MembershipWatch
 from streams.runtime.run import run_until_signalled
+from streams.vault_lookup import VaultLookup
 
 log = logging.getLogger("paycenter.executor")
 
@@ -110,6 +111,7 @@ class ExecutorLoop:
         self.watch = MembershipWatch(settings, self.ROLE, instance_id(self.ROLE), self.consumer,
                                      [settings.topic(self.INPUT)], self._alert)
         self._busy_logged: dict[tuple[str, str], float] = {}
+        self.vault = VaultLookup(settings)  # a verification's card elements, opened at call time
 
     # ---- the loop --------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -145,8 +147,7 @@ class ExecutorLoop:
         if self.failed is not None:
             raise self.failed
 
-    def stop(self) -> None:
-        self.running = False
+    def stop(self) -> None: self.running = False  # noqa: E704
 
     def reconfigure(self, config: RoutingConfig) -> None:
         """Connectors for the channels a new configuration adds or rewires (URL, secret, timeout).
@@ -202,7 +203,7 @@ class ExecutorLoop:
         return att, att
 
     async def send(self, channel: Channel, job) -> ChannelResponse:
-        return await channel.execute(calls.to_request(job))
+        return await channel.execute(await self.vault.attach(calls.to_request(job)))
 
     async def unknown(self, att: Attempt, job, done) -> None:
         """A channel this executor has no connector for: the routers may have read a configuration

@@ -23,14 +23,15 @@ from processors import binding, orders
 from schemas.records import Attempt
 from streams.attempt_calls import to_request
 from streams.executor import ExecutorLoop, run_loop
+from streams.vault_lookup import VaultLookup
 
 
-async def call(channel: Channel, task: orders.SigningTask) -> ChannelResponse:
+async def call(channel: Channel, task: orders.SigningTask, vault: VaultLookup) -> ChannelResponse:
     att = task.attempt
-    if task.kind == orders.SIGN_REQUEST:
-        return await channel.request_signing(SigningRequest(
+    if task.kind == orders.SIGN_REQUEST:  # the channel verifies the card's elements before it sends the SMS
+        return await channel.request_signing(await vault.attach(SigningRequest(
             attempt_id=att.attempt_id, order_id=att.order_id, card_token=att.card_token, bank_code=att.bank_code,
-            card_type=att.card_type, auth_elements=orders.auth_elements(task.auth_elements, att.card_type.value)))
+            card_type=att.card_type, auth_elements=orders.auth_elements(task.auth_elements, att.card_type.value))))
     if task.kind == orders.SIGN_CONFIRM:
         return await channel.confirm_signing(SigningConfirmation(
             attempt_id=att.attempt_id, order_id=att.order_id, card_token=att.card_token,
@@ -46,7 +47,7 @@ class SignerLoop(ExecutorLoop):
         return task.attempt, task
 
     async def send(self, channel: Channel, job: orders.SigningTask) -> ChannelResponse:
-        return await call(channel, job)
+        return await call(channel, job, self.vault)
 
 
 def main(settings: Settings) -> int:

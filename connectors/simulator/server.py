@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field, StrictInt, ValidationError
 from yarl import URL
 
 from connectors import signing
-from connectors.simulator import admin, signing_api
+from connectors.simulator import admin, cardholders, signing_api
 from connectors.simulator.fate import decide, latency_ms
 from connectors.simulator.ledger import AttemptRecord, Books
 from connectors.simulator.profiles import BankProfile, SimulatorConfig
@@ -57,12 +57,15 @@ class PaymentBody(BaseModel):
     amount_fen: StrictInt = Field(ge=0)  # StrictInt: 1.5 or "100" is a malformed request, not money
     sign_on_the_way: bool = False  # protocol debit, user present: sign inside the payment
     auth_elements: StrictInt = 0  # /v1/authenticate: 4 or 6 card elements to verify
+    # /v1/authenticate: the elements themselves (cardholders.py checks them); absent: count only
+    elements: dict[str, str] | None = Field(None, repr=False)
 
 
 def _elements_refused(operation: Operation, body: PaymentBody) -> str | None:
     """What a channel says of the card elements it is asked to verify (only verification asks)."""
     if operation is not Operation.AUTHENTICATE:
-        return "auth_elements is for /v1/authenticate only" if body.auth_elements else None
+        return "auth_elements and elements are for /v1/authenticate only" if body.auth_elements or body.elements \
+            else None
     if body.auth_elements not in (4, 6):
         return f"auth_elements must be 4 or 6, got {body.auth_elements}"
     if body.card_type is CardType.CREDIT and body.auth_elements != 6:
@@ -182,6 +185,9 @@ class SimulatorServer:
             refused = _elements_refused(operation, body)
             if refused:
                 return self._answer(request, codes.BAD_REQUEST, refused)
+            wrong = cardholders.mismatch(body.elements) if body.elements is not None else None
+            if wrong is not None:  # the bank's answer to the elements: nothing booked, a retry asks again
+                return self._answer(request, *wrong)
             return await self._move(request, operation, body)
 
         return handler

@@ -4,6 +4,7 @@
     POST /v1/agreements/confirm
     GET  /admin/sms/{card_token}          the codes "sent" to the card's phone (loopback only)
     GET  /admin/agreements/{card_token}   the card's agreements at this channel (loopback only)
+    GET  /admin/cardholders               the test cards verifications are checked against (loopback only)
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from pydantic import BaseModel, Field, StrictInt, ValidationError
 
+from connectors.simulator import cardholders
 from connectors.simulator.admin import _loopback_only
 from connectors.simulator.profiles import BankProfile
 from schemas import codes
@@ -28,6 +30,7 @@ class SignBody(BaseModel):
     bank_code: str = Field(min_length=1)
     card_type: CardType
     auth_elements: StrictInt = 4
+    elements: dict[str, str] | None = Field(None, repr=False)  # checked against cardholders.py when given
 
 
 class ConfirmBody(BaseModel):
@@ -66,6 +69,9 @@ def add_routes(app: web.Application, sim: SimulatorServer) -> None:
         refused = _refusal(sim, request, sim.profile(body.bank_code))
         if refused is not None:
             return refused
+        wrong = cardholders.mismatch(body.elements) if body.elements is not None else None
+        if wrong is not None:  # no code is sent to a phone the elements do not match
+            return sim._answer(request, *wrong)
         ans = sim.desk.request(body.attempt_id, body.order_id, body.card_token, body.bank_code, sim.clock())
         return sim._answer(request, ans.code, ans.message, txn_id=ans.txn_id)
 
@@ -94,3 +100,9 @@ def add_routes(app: web.Application, sim: SimulatorServer) -> None:
     app.router.add_post("/v1/agreements/confirm", confirm)
     app.router.add_get("/admin/sms/{card_token}", sms)
     app.router.add_get("/admin/agreements/{card_token}", agreements)
+
+    async def cards(request: web.Request) -> web.Response:
+        _loopback_only(request)
+        return web.json_response([c.to_dict() for c in cardholders.CARDS])
+
+    app.router.add_get("/admin/cardholders", cards)

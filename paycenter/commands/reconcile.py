@@ -59,7 +59,7 @@ def is_local_platform(settings) -> bool:
 
 def channel_env(settings, progress: Callable[[str], None]) -> Mapping[str, str]:
     """The environment the channel secrets are read from: with the development fallback on the local platform."""
-    from connectors.signing import DEV_SECRETS_FLAG
+    from infra.settings import DEV_SECRETS_FLAG
 
     if os.environ.get(DEV_SECRETS_FLAG) == "1" or not is_local_platform(settings):
         return os.environ

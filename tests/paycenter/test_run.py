@@ -45,6 +45,7 @@ def isolated_env(tmp: Path) -> dict[str, str]:
         "PAYCENTER_CALLBACK_PORT": str(_proc.free_port()),
         "PAYCENTER_CAPABILITY_PORT": str(_proc.free_port()),
         "PAYCENTER_DASHBOARD_PORT": str(_proc.free_port()),
+        "PAYCENTER_CASHIER_PORT": str(_proc.free_port()),
         "PAYCENTER_METRICS_BASE_PORT": str(free_run(len(ROLES))),
         "PYTHONUNBUFFERED": "1",
     })
@@ -157,3 +158,13 @@ def test_two_services_planned_on_one_port_are_named(tmp_path, monkeypatch):
     monkeypatch.setenv("PAYCENTER_CALLBACK_PORT", str(port))
     found = ports.problems(Settings(data_dir=tmp_path), load_config(config_path))
     assert any(f"port {port} is planned for" in p and "dashboard" in p for p in found), found
+
+
+def test_the_cashiers_port_is_checked_too(tmp_path):
+    config_path, _ = write_test_config(tmp_path)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        found = ports.problems(Settings(data_dir=tmp_path, cashier_port=port), load_config(config_path))
+    assert any(f"127.0.0.1:{port} (cashier)" in p and "PAYCENTER_CASHIER_PORT" in p for p in found), found
