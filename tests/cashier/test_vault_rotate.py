@@ -3,10 +3,15 @@ lost, including a card re-written while the rotation runs."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import subprocess
 import sys
+import uuid
 
+import pytest
+
+from infra import topics
 from infra.settings import REPO_ROOT, Settings
 from processors.pan import tokenize
 from processors.vault import envelope
@@ -26,15 +31,22 @@ def keys_env(*pairs: tuple[str, bytes], current: str) -> dict[str, str]:
             "PAYCENTER_VAULT_KEY_ID": current}
 
 
-def test_rotate_rewraps_every_record_with_progress_and_loses_nothing(services: Settings):
-    settings = Settings(topic_prefix="")  # the session's broker
+@pytest.fixture(scope="module")
+def settings(services: Settings) -> Settings:
+    """A vault of this module's own: other tests' records under other keys are not ours to rotate."""
+    own = dataclasses.replace(services, topic_prefix=f"vr{uuid.uuid4().hex[:6]}.")
+    topics.provision(own)
+    return own
+
+
+def test_rotate_rewraps_every_record_with_progress_and_loses_nothing(settings: Settings):
     old = VaultStore(settings, MasterKeys({"r1": K1}, "r1"))
     tokens = {tokenize(card(i).pan, "k"): card(i) for i in range(250)}
     for token, c in tokens.items():
         old.put(token, c)
     old.close()
 
-    env = {**os.environ, **keys_env(("r1", K1), ("r2", K2), current="r2")}
+    env = {**os.environ, **keys_env(("r1", K1), ("r2", K2), current="r2"), "PAYCENTER_TOPIC_PREFIX": settings.topic_prefix}
     out = subprocess.run([sys.executable, "-m", "paycenter.cli", "vault", "rotate"], cwd=REPO_ROOT, env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -52,9 +64,8 @@ def test_rotate_rewraps_every_record_with_progress_and_loses_nothing(services: S
         only_new.close()
 
 
-def test_a_card_written_during_the_rotation_is_not_overwritten_by_its_old_copy(services: Settings):
-    settings = Settings(topic_prefix="")
-    # r2: the first test's rotation (same session broker) left its records under it
+def test_a_card_written_during_the_rotation_is_not_overwritten_by_its_old_copy(settings: Settings):
+    # r2: the first test's rotation (same vault topic) left its records under it
     both = MasterKeys({"r1": K1, "r2": K2, "r3": K3}, "r3")
     old = VaultStore(settings, MasterKeys({"r1": K1}, "r1"))
     mine = [f"tok_during_{i:03d}" for i in range(150)]
