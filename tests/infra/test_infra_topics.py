@@ -23,6 +23,7 @@ EXPECTED = {  # name: (partitions, cleanup.policy, retention.ms) as the brief as
     "paycenter-health-changelog": (6, "compact", -1), "paycenter-pending-changelog": (6, "compact", -1),
     "pay.signing": (6, "delete", 86_400_000),
     "paycenter-executor-refusals": (6, "compact", -1), "paycenter-signer-refusals": (6, "compact", -1),
+    "card.vault": (3, "compact", -1), "cashier.sessions": (3, "compact", -1),
 }
 
 
