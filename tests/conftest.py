@@ -82,3 +82,12 @@ def clickhouse(services: Settings) -> Iterator[Client]:
 @pytest.fixture(scope="session")
 def kafka_admin(services: Settings) -> AdminClient:
     return _broker.admin(services)
+
+
+@pytest.fixture(scope="session")
+def stack(services: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """The e2e stack (broker, ClickHouse, simulators, every role), one per session for every folder
+    that uses it: a fixture imported into another conftest is a second instance, whose workers
+    would share the consumer groups of the first and execute half of its attempts elsewhere."""
+    from tests.e2e.conftest import e2e_stack
+    yield from e2e_stack(services, tmp_path_factory)

@@ -5,7 +5,6 @@ import pytest  # noqa: E402
 
 from infra.settings import REPO_ROOT  # noqa: E402
 from tests.cashier.stack import CashierStack, start  # noqa: E402
-from tests.e2e.conftest import stack  # noqa: F401  (the session's stack fixture)
 
 SHOTS = REPO_ROOT / "build" / "cashier-screens"
 

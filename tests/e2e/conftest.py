@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-import pytest
 import yaml
 from clickhouse_driver import Client
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -128,8 +127,9 @@ def write_test_config(tmp: Path) -> tuple[Path, dict[str, int]]:
     return path, ports
 
 
-@pytest.fixture(scope="session")
-def stack(services: Settings, tmp_path_factory) -> Iterator[Stack]:
+def e2e_stack(services: Settings, tmp_path_factory) -> Iterator[Stack]:
+    """The session's stack; the `stack` fixture in tests/conftest.py is its only instance (the
+    workers of a second one would join the same consumer groups and take half the attempts)."""
     tmp = tmp_path_factory.mktemp("stack")
     config_path, ports = write_test_config(tmp)
     profile = tmp / "profile.yaml"
