@@ -9,17 +9,15 @@ starts; the clock covers add() of every row through the final flush. Target: >= 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-from infra import _proc, clickhouse, migrate
+from bench.harness import bench_clickhouse
+from infra import clickhouse, migrate
 from infra.settings import Settings
 from sinks.journal import JournalWriter
 from sinks.rows import JournalRow
@@ -96,26 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--use-settings", action="store_true", help="use the PAYCENTER_* ClickHouse instead of a temp one")
     args = p.parse_args(argv)
 
-    base = Settings()
-    tmp: Path | None = None
-    if args.use_settings:
-        settings = dataclasses.replace(base, clickhouse_database=f"{base.clickhouse_database}_bench")
-    else:
-        tmp = Path(tempfile.mkdtemp(prefix="paycenter-bench-"))
-        settings = dataclasses.replace(base, clickhouse_host="127.0.0.1", clickhouse_port=_proc.free_port(),
-                                       clickhouse_http_port=_proc.free_port(), data_dir=tmp,
-                                       clickhouse_database="paycenter_bench")
-        clickhouse.start(settings)
-    try:
-        c = clickhouse.client(settings)
-        print(f"ClickHouse {c.execute('SELECT version()')[0][0]} at {settings.clickhouse_host}:"
-              f"{settings.clickhouse_port}, database {settings.clickhouse_database}")
-        c.disconnect()
+    with bench_clickhouse(args.use_settings, "bench") as settings:
         rate = bench(settings, args.rows, args.batch_rows, args.chunk)
-    finally:
-        if tmp is not None:
-            clickhouse.stop(settings)
-            shutil.rmtree(tmp, ignore_errors=True)
     print(f"{rate:,.0f} rows/s (target 50,000): {'OK' if rate >= 50_000 else 'BELOW TARGET'}")
     return 0 if rate >= 50_000 else 1
 

@@ -13,14 +13,11 @@ Not part of the test suite (minutes of work).
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import shutil
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
-from infra import _proc, clickhouse, migrate
+from bench.harness import bench_clickhouse
+from infra import clickhouse, migrate
 from infra.settings import Settings
 from sinks import reports
 from sinks.rollups import RollupRefresher, driver_query
@@ -105,25 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hours", type=int, default=24, help="hours of traffic they span (default 24)")
     p.add_argument("--use-settings", action="store_true", help="use the PAYCENTER_* ClickHouse instead of a temp one")
     args = p.parse_args(argv)
-    base = Settings()
-    tmp: Path | None = None
-    if args.use_settings:
-        settings = dataclasses.replace(base, clickhouse_database=f"{base.clickhouse_database}_bench_reports")
-    else:
-        tmp = Path(tempfile.mkdtemp(prefix="paycenter-bench-reports-"))
-        settings = dataclasses.replace(base, clickhouse_host="127.0.0.1", clickhouse_port=_proc.free_port(),
-                                       clickhouse_http_port=_proc.free_port(), data_dir=tmp,
-                                       clickhouse_database="paycenter_bench")
-        clickhouse.start(settings)
-    try:
-        c = clickhouse.client(settings)
-        print(f"ClickHouse {c.execute('SELECT version()')[0][0]} at {settings.clickhouse_host}:{settings.clickhouse_port}")
-        c.disconnect()
+    with bench_clickhouse(args.use_settings, "bench_reports") as settings:
         results = bench(settings, args.rows, args.hours)
-    finally:
-        if tmp is not None:
-            clickhouse.stop(settings)
-            shutil.rmtree(tmp, ignore_errors=True)
     worst = max(r[2] for r in results)
     over = [r[0] for r in results if r[1] > TARGET_MS]
     print(f"slowest query: worst run {worst:.1f} ms; best run over {TARGET_MS:.0f} ms: {len(over)} of {len(results)} "

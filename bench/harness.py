@@ -21,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from infra import _proc, services  # noqa: E402
+from infra import _proc, clickhouse, services  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from paycenter.supervisor import Supervisor  # noqa: E402
 from processors.routing_config import load as load_config  # noqa: E402
@@ -72,6 +72,31 @@ def private_platform(keep_dir: bool = False, storage: str | None = None) -> Iter
         finally:
             if not keep_dir:
                 shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def bench_clickhouse(use_settings: bool, database_suffix: str) -> Iterator[Settings]:
+    """ClickHouse for a benchmark: the configured one (`PAYCENTER_*`, database `<db>_<suffix>`), or a
+    temporary server of its own, stopped and removed afterwards. Prints which one it is."""
+    base = Settings()
+    tmp: Path | None = None
+    if use_settings:
+        settings = replace(base, clickhouse_database=f"{base.clickhouse_database}_{database_suffix}")
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="paycenter-bench-"))
+        settings = replace(base, clickhouse_host="127.0.0.1", clickhouse_port=_proc.free_port(),
+                           clickhouse_http_port=_proc.free_port(), data_dir=tmp, clickhouse_database="paycenter_bench")
+        clickhouse.start(settings)
+    try:
+        c = clickhouse.client(settings)
+        print(f"ClickHouse {c.execute('SELECT version()')[0][0]} at {settings.clickhouse_host}:"
+              f"{settings.clickhouse_port}, database {settings.clickhouse_database}")
+        c.disconnect()
+        yield settings
+    finally:
+        if tmp is not None:
+            clickhouse.stop(settings)
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def with_routing_config(settings: Settings, channel_timeout_ms: int | None = None) -> Settings:
