@@ -34,7 +34,6 @@ from infra.settings import Settings  # noqa: E402
 from paycenter.supervisor import wait_for  # noqa: E402
 
 
-
 def window(sup, s: Settings, seconds: float) -> dict:
     """% of one core per process and broker requests/s per client over `seconds` of doing nothing."""
     names = stack_cpu.pids(sup, s)
