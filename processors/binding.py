@@ -11,7 +11,9 @@ An AUTHENTICATE command says what it wants in `auth_step`:
   every such channel there is nothing to do (ALREADY_SIGNED); when none can sign now, the card is
   bound by element verification through an authentication channel (VERIFIED).
 * CONFIRM - the customer's SMS code for a BIND (`sign_order_id`) goes back to the channel that sent
-  it; on success the card has an agreement with that channel and debits may use it.
+  it; on success the card has an agreement with that channel and debits may use it. The same for a
+  user-present PAY_IN that signs on the way (`sign_order_id` = the payment's order): the channel
+  holds that debit until the code comes, and the confirmed code pays it.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import re
 
 from processors.order_state import SIGNING_KINDS
 from processors.orders import (
+    SIGN_AND_PAY,
     SIGN_CONFIRM,
     SIGN_REQUEST,
     NoRoute,
@@ -108,7 +111,8 @@ def confirm_route(cmd: PaymentCommand, bind: OrderState | None, router: Router, 
     if bind is None or bind.command.get("card_token") != cmd.card_token:
         return NoRoute("SIGN_ORDER_NOT_FOUND", f"no BIND order {ref!r} for this card: publish a BIND first, then "
                                                f"CONFIRM with its order_id")
-    sent = [a for a in bind.attempts if a.kind == SIGN_REQUEST and a.status == AttemptStatus.SUCCESS.value]
+    sent = [a for a in bind.attempts if (a.kind == SIGN_REQUEST and a.status == AttemptStatus.SUCCESS.value)
+            or (a.kind == SIGN_AND_PAY and a.status == AttemptStatus.PENDING.value and a.channel_txn_id)]
     if not sent:
         return NoRoute("SIGN_NOT_PENDING", f"BIND order {ref} did not get an SMS code sent (its outcome: "
                                            f"{(bind.outcome or {}).get('reason_code') or 'not decided yet'})")

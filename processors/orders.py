@@ -12,7 +12,7 @@ an outcome, a dead letter; move the card's used-today amounts). Rules a payments
 * a PENDING attempt is never re-routed: the money may have moved; the order waits for its result;
 * a split order's outcome waits for every part: all succeeded → SUCCEEDED, none → FAILED, else PARTIAL;
 * protocol-payment signing (BIND's SMS request, CONFIRM, a user-present debit that signs on the
-  way) is executed by the signer role, not the executor: those attempts come out in `Step.signing`;
+  way: the channel holds it PENDING until a CONFIRM brings the SMS code) is executed by the signer role, not the executor: those attempts come out in `Step.signing`;
   a confirmed signing comes out as an agreement for the card × channel (`Step.agreements`);
 * every payment attempt's final answer is evidence about its channel-bank's success rate (a
   failover lands on another channel-bank, which answers on its own merits): those results come out
@@ -124,6 +124,8 @@ def on_result(state: OrderState | None, result: AttemptResult, usage: CardUsage,
     if result.status == AttemptStatus.PENDING:
         if att.status == IN_FLIGHT:
             att.status = AttemptStatus.PENDING.value
+        # a debit that signs on the way waits for the customer's SMS code: the CONFIRM needs its reference
+        att.channel_txn_id = att.channel_txn_id or result.channel_txn_id
         return Step(state)
     att.status = result.status.value
     att.failure_kind = result.failure_kind.value

@@ -1,7 +1,7 @@
 """HTTP side of the simulator's protocol-payment desk (state in signing_desk.py).
 
     POST /v1/agreements/sign       signed like every /v1 call; refusals (E503/E204/E203) book nothing
-    POST /v1/agreements/confirm
+    POST /v1/agreements/confirm       a held debit's sign_ref is its txn_id: confirming pays it
     GET  /admin/sms/{card_token}          the codes "sent" to the card's phone (loopback only)
     GET  /admin/agreements/{card_token}   the card's agreements at this channel (loopback only)
     GET  /admin/cardholders               the test cards verifications are checked against (loopback only)
@@ -84,8 +84,14 @@ def add_routes(app: web.Application, sim: SimulatorServer) -> None:
         refused = _refusal(sim, request, profile)
         if refused is not None:
             return refused
+        now = sim.clock()
         ans = sim.desk.confirm(body.attempt_id, body.order_id, body.card_token, body.sign_ref, body.sms_code,
-                               sim.clock(), profile.sms_code_ttl_ms)
+                               now, profile.sms_code_ttl_ms)
+        if sent is not None and sent.debit:  # the held debit is final now: paid, or refused for good
+            if ans.code == codes.SUCCESS:
+                sim.resolve_held(sent.attempt_id, sent.then_code, now)
+            elif sim.desk.locked(body.sign_ref):
+                sim.resolve_held(sent.attempt_id, codes.INVALID_CARD, now)
         return sim._answer(request, ans.code, ans.message, txn_id=ans.txn_id)
 
     async def sms(request: web.Request) -> web.Response:
