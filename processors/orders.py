@@ -94,7 +94,7 @@ def on_command(state: OrderState | None, cmd: PaymentCommand, usage: CardUsage, 
         step = _finish(state, now_ms, origin, reject=rejection)
         step.dead_letter = DeadLetterReason(rejection.reason_code, rejection.reason)
         return step
-    if cmd.operation == Operation.AUTHENTICATE and cmd.auth_step == AuthStep.CONFIRM:
+    if cmd.operation == Operation.AUTHENTICATE and (cmd.auth_step == AuthStep.CONFIRM or cmd.sign_order_id):
         bind = lookup(cmd.sign_order_id) if lookup is not None and cmd.sign_order_id else None
         plan: list[Routed] | NoRoute | Settled = planner.confirm(cmd, bind, now_ms)
     else:

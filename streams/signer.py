@@ -31,7 +31,8 @@ async def call(channel: Channel, task: orders.SigningTask, vault: VaultLookup) -
     if task.kind == orders.SIGN_REQUEST:  # the channel verifies the card's elements before it sends the SMS
         return await channel.request_signing(await vault.attach(SigningRequest(
             attempt_id=att.attempt_id, order_id=att.order_id, card_token=att.card_token, bank_code=att.bank_code,
-            card_type=att.card_type, auth_elements=orders.auth_elements(task.auth_elements, att.card_type.value))))
+            card_type=att.card_type, auth_elements=orders.auth_elements(task.auth_elements, att.card_type.value),
+            resend_ref=task.sign_ref)))
     if task.kind == orders.SIGN_CONFIRM:
         return await channel.confirm_signing(SigningConfirmation(
             attempt_id=att.attempt_id, order_id=att.order_id, card_token=att.card_token,

@@ -31,6 +31,7 @@ class SignBody(BaseModel):
     card_type: CardType
     auth_elements: StrictInt = 4
     elements: dict[str, str] | None = Field(None, repr=False)  # checked against cardholders.py when given
+    resend_ref: str | None = None  # send the code of this signing again (a new code; the old one stops working)
 
 
 class ConfirmBody(BaseModel):
@@ -72,7 +73,10 @@ def add_routes(app: web.Application, sim: SimulatorServer) -> None:
         wrong = cardholders.mismatch(body.elements) if body.elements is not None else None
         if wrong is not None:  # no code is sent to a phone the elements do not match
             return sim._answer(request, *wrong)
-        ans = sim.desk.request(body.attempt_id, body.order_id, body.card_token, body.bank_code, sim.clock())
+        if body.resend_ref is not None:
+            ans = sim.desk.resend(body.attempt_id, body.resend_ref, body.card_token, sim.clock())
+        else:
+            ans = sim.desk.request(body.attempt_id, body.order_id, body.card_token, body.bank_code, sim.clock())
         return sim._answer(request, ans.code, ans.message, txn_id=ans.txn_id)
 
     async def confirm(request: web.Request) -> web.Response:

@@ -87,6 +87,18 @@ class SigningDesk:
         return self._store(attempt_id, Answer(codes.SUCCESS, "SMS code sent to the customer's phone", sign_ref,
                                               fingerprint))
 
+    def resend(self, attempt_id: str, sign_ref: str, card_token: str, now_ms: int) -> Answer:
+        """A new code for a signing still waiting for one (its tries count on)."""
+        fingerprint = ("resend", sign_ref, card_token)
+        prior = self.repeat(attempt_id, fingerprint)
+        if prior is not None:
+            return prior
+        req = self.requests.get(sign_ref)
+        if req is None or req.card_token != card_token or req.agreement is not None:
+            return Answer(codes.BAD_REQUEST, f"no signing {sign_ref!r} of this card waits for a code", None, fingerprint)
+        req.code, req.sent_at_ms = f"{int(self._hash('sms', attempt_id), 16) % 1_000_000:06d}", now_ms
+        return self._store(attempt_id, Answer(codes.SUCCESS, "SMS code sent again", sign_ref, fingerprint))
+
     def confirm(self, attempt_id: str, order_id: str, card_token: str, sign_ref: str, sms_code: str,
                 now_ms: int, ttl_ms: int) -> Answer:
         fingerprint = ("confirm", order_id, card_token, sign_ref, sms_code)

@@ -124,3 +124,20 @@ async def test_signing_refused_during_outage_books_nothing(make_sim):
 async def test_a_plain_channel_does_not_require_agreements(make_sim, req):
     _sim, channel = await make_sim()
     assert (await channel.debit(req("p1.1"))).status == AttemptStatus.SUCCESS
+
+
+async def test_a_code_sent_again_replaces_the_first(make_sim, req):
+    sim, channel = await make_sim(default_bank=PROTOCOL)
+    held = await channel.debit(replace(req("d5.1"), sign_on_the_way=True))
+    card = req().card_token
+    first = (await sms_codes(sim, card))[0]["code"]
+    again = await channel.request_signing(replace(sign_request("r5.1", card), resend_ref=held.channel_txn_id))
+    assert again.status == AttemptStatus.SUCCESS and again.channel_txn_id == held.channel_txn_id
+    [sms] = await sms_codes(sim, card)  # the same signing, its new code
+    assert sms["code"] != first
+    old = await channel.confirm_signing(confirmation(held.channel_txn_id, first, "c5.1", card))
+    assert old.status == AttemptStatus.FAILED
+    ok = await channel.confirm_signing(confirmation(held.channel_txn_id, sms["code"], "c6.1", card))
+    assert ok.status == AttemptStatus.SUCCESS and (await channel.query_status("d5.1")).status == AttemptStatus.SUCCESS
+    unknown = await channel.request_signing(replace(sign_request("r6.1", card), resend_ref="nope"))
+    assert unknown.channel_code == codes.BAD_REQUEST
