@@ -15,6 +15,8 @@ channel answers what it already did. The SMS code travels in a header and is nev
 """
 from __future__ import annotations
 
+import dataclasses
+import os
 from dataclasses import replace
 
 from connectors.base import Channel, ChannelResponse, SigningConfirmation, SigningRequest
@@ -24,6 +26,8 @@ from schemas.records import Attempt
 from streams.attempt_calls import to_request
 from streams.executor import ExecutorLoop, run_loop
 from streams.vault_lookup import VaultLookup
+
+CODE_WAIT_ENV, CODE_WAIT_DEFAULT_S = "PAYCENTER_SIGN_CODE_WAIT_S", "330"  # a code's usual 5 minutes, and a margin
 
 
 async def call(channel: Channel, task: orders.SigningTask, vault: VaultLookup) -> ChannelResponse:
@@ -52,4 +56,7 @@ class SignerLoop(ExecutorLoop):
 
 
 def main(settings: Settings) -> int:
-    return run_loop(SignerLoop, settings)
+    # a debit that signs on the way is PENDING while the customer reads and types the code: it is
+    # polled for as long as a code lives, not for as long as a channel takes to process a payment
+    wait_s = max(settings.pending_poll_deadline_s, float(os.environ.get(CODE_WAIT_ENV, CODE_WAIT_DEFAULT_S)))
+    return run_loop(SignerLoop, dataclasses.replace(settings, pending_poll_deadline_s=wait_s))

@@ -115,9 +115,7 @@ def start(services: Settings, tmp: Path):
     cap_port, cashier_port = _proc.free_port(), _proc.free_port()
     env = {**os.environ, "PAYCENTER_TOPIC_PREFIX": PREFIX, "PAYCENTER_ROUTING_CONFIG": str(config_path),
            "PAYCENTER_ALLOW_DEV_SECRETS": "1", "PAYCENTER_CAPABILITY_PORT": str(cap_port),
-           # a debit that signs on the way is PENDING until the customer types the code: the signer
-           # polls it that long (there is no pending resolver in this stack)
-           "PAYCENTER_PENDING_POLL_DEADLINE_S": "300", "PAYCENTER_CASHIER_PORT": str(cashier_port)}
+           "PAYCENTER_PENDING_POLL_DEADLINE_S": "5", "PAYCENTER_CASHIER_PORT": str(cashier_port)}
     sup = Supervisor(settings, env=env)
     for cid, ch in config["channels"].items():
         prof = tmp / f"profile-{cid}.yaml"
