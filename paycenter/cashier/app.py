@@ -216,7 +216,6 @@ def _session_problem(body: dict) -> str | None:
 def make_app(settings: Settings, public_url: str, clock: Callable[[], int] = now_ms) -> web.Application:
     cashier = Cashier(settings, public_url, clock)
     app = web.Application(client_max_size=64 * 1024)
-    app["cashier"] = cashier
     app.on_startup.append(cashier.start)
     app.on_cleanup.append(cashier.stop)
     app.router.add_post("/v1/sessions", cashier.create_session)

@@ -30,6 +30,8 @@ def _advice(can: CanPay, lang: str) -> str:
         return f'<span class="advice unknown">{t("unknown", lang)}</span>'
     if can.ok and can.why == "split":
         return f'<span class="advice split">{t("split", lang, n=can.split_channels)}</span>'
+    if can.ok and can.why == "sign":
+        return f'<span class="advice ok sign">{t("can_pay_sign", lang)}</span>'
     if can.ok:
         return f'<span class="advice ok">{t("can_pay", lang)}</span>'
     if can.why == "over_limit":

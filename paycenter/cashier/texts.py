@@ -37,6 +37,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "bad_link": {"zh": "支付链接无效", "en": "This payment link is not valid"},
     "back": {"zh": "返回商户", "en": "Back to the merchant"},
     "can_pay": {"zh": "可支付", "en": "Can pay now"},
+    "can_pay_sign": {"zh": "可支付，需短信验证码确认", "en": "Can pay now, confirmed with an SMS code"},
     "not_now": {"zh": "此卡当前不可用", "en": "This card cannot pay now"},
     "over_limit": {"zh": "超出今日可用额度，今日最多可付 ¥{up_to}", "en": "Over today's limit: pay up to ¥{up_to} today"},
     "split": {"zh": "将拆分为 {n} 笔通过不同通道支付", "en": "Splits across {n} channels"},

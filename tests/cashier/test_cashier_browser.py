@@ -122,8 +122,8 @@ async def test_a_returning_customer_pays_with_the_bound_card_and_no_sms(cashier,
 
 
 async def test_five_wrong_sms_codes_lock_signing(cashier, shots):
-    holder = next(CCB)
-    order_id, url = cashier.link(f"cust-lock-{time.time_ns()}", 3_000)
+    holder, customer = next(CCB), f"cust-lock-{time.time_ns()}"
+    order_id, url = cashier.link(customer, 3_000)
     async with Browser(shots) as b:
         await b.goto(url + "?lang=en")
         await bind_new_card(b, cashier, holder, "VERIFIED")
@@ -141,7 +141,12 @@ async def test_five_wrong_sms_codes_lock_signing(cashier, shots):
         await b.after_submit("LOCKED", "signing to be locked")
         assert await b.js("document.querySelectorAll('form').length") == 0
         await b.shot("locked")
-    assert cashier.bookings(order_id) == []  # the channel refused the payment held for the code
+        assert cashier.bookings(order_id) == []  # the channel refused the payment held for the code
+        # the card is bound (its elements were verified) but signed nowhere: offered, with a code to come
+        await b.goto(cashier.link(customer, 3_000)[1] + "?lang=en")
+        advice = await b.js("document.querySelector('li.card .advice').innerText")
+        assert advice == "Can pay now, confirmed with an SMS code" and await b.js("!!document.querySelector('li.card form')")
+        await b.shot("bound-not-signed")
 
 
 async def test_an_amount_over_what_one_channel_has_left_today_is_split(cashier, shots):

@@ -149,3 +149,21 @@ def test_a_card_that_cannot_pay_says_why():
     from processors.cashier.cards import can_pay
     cap = {"card_usable_now": False, "restrictions": ["one: MAINTENANCE", "two: DEMOTED", "one: DEMOTED"]}
     assert can_pay(cap, 1).reasons == ("DEMOTED", "MAINTENANCE")
+
+
+def test_a_card_not_signed_yet_can_pay_with_a_code_when_present():
+    """The customer is at the page: a protocol channel the card has not signed can take the payment
+    (its code is asked then), so NO_AGREEMENT alone does not make the card unable to pay."""
+    from processors.cashier.cards import can_pay
+    cap = {"card_usable_now": False, "max_payment_now_fen": 0, "split_allowed": True, "max_split_payment_now_fen": 0,
+           "restrictions": ["proto: NO_AGREEMENT", "proto2: NO_AGREEMENT"],
+           "channels": [{"usable_now": False, "restrictions": ["NO_AGREEMENT"], "per_payment_limit_fen": 2_000_000,
+                         "remaining_daily_fen": 2_000_000},
+                        {"usable_now": False, "restrictions": ["NO_AGREEMENT"], "per_payment_limit_fen": 5_000_000,
+                         "remaining_daily_fen": 4_000_000}]}
+    assert (can_pay(cap, 4_000_000).ok, can_pay(cap, 4_000_000).why) == (True, "sign")
+    over = can_pay(cap, 4_000_001)
+    assert (over.ok, over.why, over.up_to_fen) == (False, "over_limit", 4_000_000)
+    down = {**cap, "channels": [{**c, "restrictions": ["NO_AGREEMENT", "MAINTENANCE"]} for c in cap["channels"]],
+            "restrictions": [f"{c}: {r}" for c in ("proto", "proto2") for r in ("NO_AGREEMENT", "MAINTENANCE")]}
+    assert (can_pay(down, 1).ok, can_pay(down, 1).reasons) == (False, ("MAINTENANCE", "NO_AGREEMENT"))
