@@ -148,7 +148,7 @@ class Flow:
         sess = self._save(sess.binding(order_id))
         out = await self._run(self._command(sess, order_id, "AUTHENTICATE", 0, auth_step=AuthStep.VERIFY))
         if out is not None and out.status == OutcomeStatus.SUCCEEDED:
-            sess = sess.bound("VERIFIED", self.clock())
+            sess = sess.verified()
             self.store.bind(sess.business_line, sess.customer_id, sess.card)
         else:
             sess = sess.bind_failed(out.reason if out is not None else "no answer yet: try again")

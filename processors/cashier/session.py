@@ -50,9 +50,9 @@ class Session:
     created_at_ms: int
     state: str = CREATED
     card: Card | None = None
-    new_card: bool = False  # entered in this session: it must be verified (or signed) before paying
-    bind_order_id: str | None = None
-    binds: int = 0  # BIND orders sent (each needs its own order_id: a repeated one gets the first's outcome)
+    new_card: bool = False  # entered in this session: its elements are verified before paying
+    bind_order_id: str | None = None  # the verification's order
+    binds: int = 0  # verifications sent (each needs its own order_id: a repeated one gets the first's outcome)
     sms_sends: int = 0
     sms_sent_at_ms: int = 0
     code_tries: int = 0
@@ -91,11 +91,9 @@ class Session:
     def binding(self, bind_order_id: str) -> Session:
         return replace(self, bind_order_id=bind_order_id, binds=self.binds + 1, notice="")
 
-    def bound(self, reason_code: str, now_ms: int) -> Session:
-        """The BIND's outcome: an SMS code sent, or the card verified without one."""
-        if reason_code == "SMS_SENT":
-            return self._to(SMS_SENT, sms_sends=self.sms_sends + 1, sms_sent_at_ms=now_ms)
-        return self._to(VERIFIED if reason_code == "VERIFIED" else SIGNED)
+    def verified(self) -> Session:
+        """The new card's elements were verified: it is bound to the customer and can pay."""
+        return self._to(VERIFIED)
 
     def bind_failed(self, reason: str) -> Session:
         return self._to(CREATED, card=None, notice="bind_failed", outcome_reason=reason)

@@ -68,7 +68,7 @@ def new() -> s.Session:
 def paying_new_card() -> s.Session:
     x = new().choose(CARD, new=True)
     assert x.pay("p") == s.Refusal("not_now")  # a new card's elements are verified first
-    return x.binding("v1").bound("VERIFIED", NOW).pay("p1")
+    return x.binding("v1").verified().pay("p1")
 
 
 def test_new_card_verified_then_the_payments_channel_asks_for_its_code():
