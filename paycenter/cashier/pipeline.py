@@ -23,7 +23,7 @@ from infra import kafka
 from infra.settings import Settings
 from processors import binding
 from processors.order_state import SIGN_AND_PAY
-from schemas.records import AttemptResult, AttemptStatus, FailureKind, Outcome, PaymentCommand
+from schemas.records import AttemptResult, AttemptStatus, FailureKind, Operation, Outcome, PaymentCommand
 
 FOLLOWED = 10_000  # orders whose signing steps are remembered (the oldest are forgotten first)
 
@@ -49,6 +49,9 @@ class Pipeline:
         self.code_waits: dict[str, CodeWait] = {}  # by order_id
         self._signing: OrderedDict[str, str] = OrderedDict()  # sign-and-pay attempt_id -> order_id
         self._failed: OrderedDict[str, tuple[str, ...]] = OrderedDict()  # order_id -> channels that failed
+        # the cards of the payments this cashier sent: only their signing tasks and results are read
+        self._cards: OrderedDict[bytes, None] = OrderedDict()
+        self._cards_lock = threading.Lock()  # publish runs in worker threads
         self.topics = {name: settings.topic(name) for name in ("pay.outcomes", "pay.signing", "pay.results")}
         self.consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "paycenter-cashier",
                                   "enable.auto.commit": False})
@@ -63,6 +66,9 @@ class Pipeline:
 
     def publish(self, cmd: PaymentCommand) -> None:
         self.published.add(cmd.order_id)
+        if cmd.operation == Operation.PAY_IN:
+            with self._cards_lock:
+                _remember(self._cards, cmd.card_token.encode(), None)
         errors: list = []
         self.producer.produce(self.settings.topic("pay.commands"), key=cmd.card_token.encode(), value=cmd.encode(),
                               on_delivery=lambda err, _m: err and errors.append(err))
@@ -74,6 +80,8 @@ class Pipeline:
             for msg in self.consumer.consume(500, 0.2):
                 if msg.error() or msg.value() is None:
                     continue
+                if msg.topic() != self.topics["pay.outcomes"] and msg.key() not in self._cards:
+                    continue  # (keyed by card token) another payment's step: not decoded
                 if msg.topic() == self.topics["pay.signing"]:
                     self._signing_task(msg)
                 elif msg.topic() == self.topics["pay.results"]:
