@@ -56,6 +56,7 @@ class SigningRequest:
     card_type: CardType
     auth_elements: int  # 4 or 6
     elements: dict[str, str] | None = field(default=None, repr=False)  # as ChannelRequest.elements
+    resend_ref: str | None = None  # send the code of this signing (e.g. a held debit's) again
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,8 @@ class HttpChannel(Channel):
                    "bank_code": req.bank_code, "card_type": req.card_type.value, "auth_elements": req.auth_elements}
         if req.elements is not None:
             payload["elements"] = req.elements
+        if req.resend_ref is not None:
+            payload["resend_ref"] = req.resend_ref
         return await self._post("/v1/agreements/sign", req.attempt_id, payload)
 
     async def confirm_signing(self, req: SigningConfirmation) -> ChannelResponse:

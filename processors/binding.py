@@ -11,7 +11,10 @@ An AUTHENTICATE command says what it wants in `auth_step`:
   every such channel there is nothing to do (ALREADY_SIGNED); when none can sign now, the card is
   bound by element verification through an authentication channel (VERIFIED).
 * CONFIRM - the customer's SMS code for a BIND (`sign_order_id`) goes back to the channel that sent
-  it; on success the card has an agreement with that channel and debits may use it.
+  it; on success the card has an agreement with that channel and debits may use it. The same for a
+  user-present PAY_IN that signs on the way (`sign_order_id` = the payment's order): the channel
+  holds that debit until the code comes, and the confirmed code pays it. A BIND with
+  `sign_order_id` asks the channel that sent that order's code to send it again.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import re
 
 from processors.order_state import SIGNING_KINDS
 from processors.orders import (
+    SIGN_AND_PAY,
     SIGN_CONFIRM,
     SIGN_REQUEST,
     NoRoute,
@@ -62,8 +66,9 @@ def validate_auth(cmd: PaymentCommand) -> NoRoute | None:
             return NoRoute("INVALID_CONFIRM", "CONFIRM needs sign_order_id: the order_id of the BIND that sent the code")
         if cmd.sms_code is None or not _SMS_CODE.fullmatch(cmd.sms_code):
             return NoRoute("INVALID_CONFIRM", "CONFIRM needs sms_code: the 4-8 digit code the customer received")
-    elif cmd.sms_code is not None or cmd.sign_order_id is not None:
-        return NoRoute("INVALID_AUTH_STEP", "sign_order_id and sms_code are only for auth_step CONFIRM")
+    elif cmd.sms_code is not None or (cmd.sign_order_id is not None and step != AuthStep.BIND):
+        return NoRoute("INVALID_AUTH_STEP", "sms_code is only for auth_step CONFIRM, sign_order_id for CONFIRM and "
+                                            "for a BIND that asks for the code again")
     return None
 
 
@@ -102,23 +107,26 @@ def plan_bind(req: RouteRequest, router: Router, stats: ChannelBankStats | None,
 
 
 def confirm_route(cmd: PaymentCommand, bind: OrderState | None, router: Router, day_of) -> list[Routed] | NoRoute:
-    """CONFIRM goes to the channel whose signing request of `bind` sent the code."""
+    """CONFIRM goes to the channel whose signing request of `bind` sent the code (and a BIND naming
+    `bind` asks that channel to send the code again)."""
     ref = cmd.sign_order_id
     # another card's order is "not found" too: never confirm across cards, never say it exists
     if bind is None or bind.command.get("card_token") != cmd.card_token:
         return NoRoute("SIGN_ORDER_NOT_FOUND", f"no BIND order {ref!r} for this card: publish a BIND first, then "
                                                f"CONFIRM with its order_id")
-    sent = [a for a in bind.attempts if a.kind == SIGN_REQUEST and a.status == AttemptStatus.SUCCESS.value]
+    sent = [a for a in bind.attempts if (a.kind == SIGN_REQUEST and a.status == AttemptStatus.SUCCESS.value)
+            or (a.kind == SIGN_AND_PAY and a.status == AttemptStatus.PENDING.value and a.channel_txn_id)]
     if not sent:
         return NoRoute("SIGN_NOT_PENDING", f"BIND order {ref} did not get an SMS code sent (its outcome: "
                                            f"{(bind.outcome or {}).get('reason_code') or 'not decided yet'})")
     att = sent[-1]
     if att.channel_id not in router.config.channels:
         return NoRoute("CHANNEL_REMOVED", f"{att.channel_id} (which sent the code) is no longer configured: BIND again")
-    explain = json.dumps({"chosen": att.channel_id, "mode": "confirm", "sign_attempt": att.attempt_id},
-                         separators=(",", ":"))
-    return [Routed(att.channel_id, att.bank_code, 0, 0, day_of(att.channel_id), explain, kind=SIGN_CONFIRM,
-                   sign_ref=att.channel_txn_id)]
+    again = cmd.auth_step == AuthStep.BIND  # the customer asks for the code again
+    explain = json.dumps({"chosen": att.channel_id, "mode": "resend" if again else "confirm",
+                          "sign_attempt": att.attempt_id}, separators=(",", ":"))
+    return [Routed(att.channel_id, att.bank_code, 0, 0, day_of(att.channel_id), explain,
+                   kind=SIGN_REQUEST if again else SIGN_CONFIRM, sign_ref=att.channel_txn_id)]
 
 
 # pay.signing carries the Attempt (Avro, the attempt schema: the journal can read it like

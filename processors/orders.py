@@ -12,7 +12,7 @@ an outcome, a dead letter; move the card's used-today amounts). Rules a payments
 * a PENDING attempt is never re-routed: the money may have moved; the order waits for its result;
 * a split order's outcome waits for every part: all succeeded → SUCCEEDED, none → FAILED, else PARTIAL;
 * protocol-payment signing (BIND's SMS request, CONFIRM, a user-present debit that signs on the
-  way) is executed by the signer role, not the executor: those attempts come out in `Step.signing`;
+  way: the channel holds it PENDING until a CONFIRM brings the SMS code) is executed by the signer role, not the executor: those attempts come out in `Step.signing`;
   a confirmed signing comes out as an agreement for the card × channel (`Step.agreements`);
 * every payment attempt's final answer is evidence about its channel-bank's success rate (a
   failover lands on another channel-bank, which answers on its own merits): those results come out
@@ -94,7 +94,7 @@ def on_command(state: OrderState | None, cmd: PaymentCommand, usage: CardUsage, 
         step = _finish(state, now_ms, origin, reject=rejection)
         step.dead_letter = DeadLetterReason(rejection.reason_code, rejection.reason)
         return step
-    if cmd.operation == Operation.AUTHENTICATE and cmd.auth_step == AuthStep.CONFIRM:
+    if cmd.operation == Operation.AUTHENTICATE and (cmd.auth_step == AuthStep.CONFIRM or cmd.sign_order_id):
         bind = lookup(cmd.sign_order_id) if lookup is not None and cmd.sign_order_id else None
         plan: list[Routed] | NoRoute | Settled = planner.confirm(cmd, bind, now_ms)
     else:
@@ -124,6 +124,8 @@ def on_result(state: OrderState | None, result: AttemptResult, usage: CardUsage,
     if result.status == AttemptStatus.PENDING:
         if att.status == IN_FLIGHT:
             att.status = AttemptStatus.PENDING.value
+        # a debit that signs on the way waits for the customer's SMS code: the CONFIRM needs its reference
+        att.channel_txn_id = att.channel_txn_id or result.channel_txn_id
         return Step(state)
     att.status = result.status.value
     att.failure_kind = result.failure_kind.value

@@ -15,6 +15,8 @@ channel answers what it already did. The SMS code travels in a header and is nev
 """
 from __future__ import annotations
 
+import dataclasses
+import os
 from dataclasses import replace
 
 from connectors.base import Channel, ChannelResponse, SigningConfirmation, SigningRequest
@@ -25,13 +27,16 @@ from streams.attempt_calls import to_request
 from streams.executor import ExecutorLoop, run_loop
 from streams.vault_lookup import VaultLookup
 
+CODE_WAIT_ENV, CODE_WAIT_DEFAULT_S = "PAYCENTER_SIGN_CODE_WAIT_S", "330"  # a code's usual 5 minutes, and a margin
+
 
 async def call(channel: Channel, task: orders.SigningTask, vault: VaultLookup) -> ChannelResponse:
     att = task.attempt
     if task.kind == orders.SIGN_REQUEST:  # the channel verifies the card's elements before it sends the SMS
         return await channel.request_signing(await vault.attach(SigningRequest(
             attempt_id=att.attempt_id, order_id=att.order_id, card_token=att.card_token, bank_code=att.bank_code,
-            card_type=att.card_type, auth_elements=orders.auth_elements(task.auth_elements, att.card_type.value))))
+            card_type=att.card_type, auth_elements=orders.auth_elements(task.auth_elements, att.card_type.value),
+            resend_ref=task.sign_ref)))
     if task.kind == orders.SIGN_CONFIRM:
         return await channel.confirm_signing(SigningConfirmation(
             attempt_id=att.attempt_id, order_id=att.order_id, card_token=att.card_token,
@@ -51,4 +56,7 @@ class SignerLoop(ExecutorLoop):
 
 
 def main(settings: Settings) -> int:
-    return run_loop(SignerLoop, settings)
+    # a debit that signs on the way is PENDING while the customer reads and types the code: it is
+    # polled for as long as a code lives, not for as long as a channel takes to process a payment
+    wait_s = max(settings.pending_poll_deadline_s, float(os.environ.get(CODE_WAIT_ENV, CODE_WAIT_DEFAULT_S)))
+    return run_loop(SignerLoop, dataclasses.replace(settings, pending_poll_deadline_s=wait_s))

@@ -113,6 +113,16 @@ class Books:
         heapq.heappush(self._unbooked, (record.resolve_at_ms, record.attempt_id))
         self.settle(now)
 
+    def resolve(self, attempt_id: str, final_code: str, now: int) -> AttemptRecord | None:
+        """A held attempt becomes final now (a debit whose SMS code was confirmed, or refused)."""
+        rec = self.attempts.get(attempt_id)
+        if rec is None or rec.booked:
+            return None
+        rec.final_code, rec.resolve_at_ms = final_code, now
+        heapq.heappush(self._unbooked, (now, attempt_id))
+        self.settle(now)
+        return rec
+
     def settle(self, now: int) -> None:
         """Book every attempt that has become final (idempotent: each attempt is booked once)."""
         while self._unbooked and self._unbooked[0][0] <= now:

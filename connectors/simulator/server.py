@@ -211,10 +211,14 @@ class SimulatorServer:
         if needs_signing and not body.sign_on_the_way:
             return self._answer(request, codes.BAD_REQUEST, "no protocol-payment agreement for this card: sign first")
         rec = self._new_record(operation, body, profile, now)
+        if needs_signing and rec.final_code == codes.SUCCESS:
+            # the customer confirms this debit with the SMS code the channel sends now: it is held
+            # (P001) until the code comes back, and fails if it does not come within its lifetime
+            self.desk.hold_debit(rec.txn_id, rec.attempt_id, rec.order_id, rec.card_token, rec.bank_code,
+                                 rec.final_code, now)
+            rec.final_code, rec.resolve_at_ms = codes.INVALID_CARD, now + profile.sms_code_ttl_ms
         # Booked before any delay, so a concurrent repeat of the same attempt sees it.
         self.books.add(rec, now)
-        if needs_signing and rec.final_code == codes.SUCCESS:
-            self.desk.sign_on_the_way(body.card_token, body.attempt_id)  # the present customer confirmed
         if rec.resolve_at_ms > now:
             self._schedule_callback(rec)
         return await self._deliver(request, rec, profile, now)
@@ -315,6 +319,11 @@ class SimulatorServer:
             raise web.HTTPBadRequest(text='body must be {"url": "http://..."} or {"url": null}')
         self.callback_url = url
         return web.json_response({"url": url})
+
+    def resolve_held(self, attempt_id: str, final_code: str, now: int) -> None:
+        rec = self.books.resolve(attempt_id, final_code, now)
+        if rec is not None:
+            self._schedule_callback(rec)
 
     def _schedule_callback(self, rec: AttemptRecord) -> None:
         if self.callback_url:

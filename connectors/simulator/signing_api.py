@@ -1,7 +1,7 @@
 """HTTP side of the simulator's protocol-payment desk (state in signing_desk.py).
 
     POST /v1/agreements/sign       signed like every /v1 call; refusals (E503/E204/E203) book nothing
-    POST /v1/agreements/confirm
+    POST /v1/agreements/confirm       a held debit's sign_ref is its txn_id: confirming pays it
     GET  /admin/sms/{card_token}          the codes "sent" to the card's phone (loopback only)
     GET  /admin/agreements/{card_token}   the card's agreements at this channel (loopback only)
     GET  /admin/cardholders               the test cards verifications are checked against (loopback only)
@@ -31,6 +31,7 @@ class SignBody(BaseModel):
     card_type: CardType
     auth_elements: StrictInt = 4
     elements: dict[str, str] | None = Field(None, repr=False)  # checked against cardholders.py when given
+    resend_ref: str | None = None  # send the code of this signing again (a new code; the old one stops working)
 
 
 class ConfirmBody(BaseModel):
@@ -72,7 +73,10 @@ def add_routes(app: web.Application, sim: SimulatorServer) -> None:
         wrong = cardholders.mismatch(body.elements) if body.elements is not None else None
         if wrong is not None:  # no code is sent to a phone the elements do not match
             return sim._answer(request, *wrong)
-        ans = sim.desk.request(body.attempt_id, body.order_id, body.card_token, body.bank_code, sim.clock())
+        if body.resend_ref is not None:
+            ans = sim.desk.resend(body.attempt_id, body.resend_ref, body.card_token, sim.clock())
+        else:
+            ans = sim.desk.request(body.attempt_id, body.order_id, body.card_token, body.bank_code, sim.clock())
         return sim._answer(request, ans.code, ans.message, txn_id=ans.txn_id)
 
     async def confirm(request: web.Request) -> web.Response:
@@ -84,8 +88,14 @@ def add_routes(app: web.Application, sim: SimulatorServer) -> None:
         refused = _refusal(sim, request, profile)
         if refused is not None:
             return refused
+        now = sim.clock()
         ans = sim.desk.confirm(body.attempt_id, body.order_id, body.card_token, body.sign_ref, body.sms_code,
-                               sim.clock(), profile.sms_code_ttl_ms)
+                               now, profile.sms_code_ttl_ms)
+        if sent is not None and sent.debit:  # the held debit is final now: paid, or refused for good
+            if ans.code == codes.SUCCESS:
+                sim.resolve_held(sent.attempt_id, sent.then_code, now)
+            elif sim.desk.locked(body.sign_ref):
+                sim.resolve_held(sent.attempt_id, codes.INVALID_CARD, now)
         return sim._answer(request, ans.code, ans.message, txn_id=ans.txn_id)
 
     async def sms(request: web.Request) -> web.Response:

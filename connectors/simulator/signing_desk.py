@@ -5,6 +5,10 @@
     POST /v1/agreements/confirm  {attempt_id, order_id, card_token, sign_ref, sms_code}
          -> 0000, txn_id = the agreement number; E103 wrong/expired code or too many tries
 
+A user-present debit on a channel the card has not signed (`sign_on_the_way`) is signed inside
+the payment: the channel sends the SMS code and holds the debit (P001) until the code comes back
+through /v1/agreements/confirm with the debit's txn_id as sign_ref; then the debit is final.
+
 The "SMS" is not sent anywhere: the code is deterministic (seed, channel, attempt) and tests read
 it from GET /admin/sms/{card_token}. Idempotent on attempt_id like every money call: a repeat gets
 the stored answer. Pure state, no HTTP (server.py does the transport).
@@ -30,6 +34,8 @@ class SignRequest:
     sent_at_ms: int
     tries: int = 0
     agreement: str | None = None
+    debit: bool = False  # the signing of a held debit (sign_on_the_way): attempt_id is the debit's
+    then_code: str = ""  # a held debit's answer once its code is confirmed
 
 
 @dataclass(frozen=True)
@@ -54,11 +60,13 @@ class SigningDesk:
     def has_agreement(self, card_token: str) -> bool:
         return bool(self.agreements.get(card_token))
 
-    def sign_on_the_way(self, card_token: str, attempt_id: str) -> str:
-        """A user-present debit signed the card inside the payment."""
-        number = f"AGR-{self.channel_id}-{self._hash('way', attempt_id)[:12]}"
-        self.agreements.setdefault(card_token, {})[number] = f"debit {attempt_id}"
-        return number
+    def hold_debit(self, sign_ref: str, attempt_id: str, order_id: str, card_token: str, bank_code: str,
+                   then_code: str, now_ms: int) -> None:
+        """A user-present debit that signs the card on the way: its SMS code is sent, the debit waits
+        for it (the code is the debit attempt's, so a repeat of the debit does not send another)."""
+        code = f"{int(self._hash('sms', attempt_id), 16) % 1_000_000:06d}"
+        self.requests[sign_ref] = SignRequest(sign_ref, attempt_id, order_id, card_token, bank_code, code, now_ms,
+                                              debit=True, then_code=then_code)
 
     def repeat(self, attempt_id: str, fingerprint: tuple) -> Answer | None:
         prior = self.answers.get(attempt_id)
@@ -78,6 +86,18 @@ class SigningDesk:
         self.requests[sign_ref] = SignRequest(sign_ref, attempt_id, order_id, card_token, bank_code, code, now_ms)
         return self._store(attempt_id, Answer(codes.SUCCESS, "SMS code sent to the customer's phone", sign_ref,
                                               fingerprint))
+
+    def resend(self, attempt_id: str, sign_ref: str, card_token: str, now_ms: int) -> Answer:
+        """A new code for a signing still waiting for one (its tries count on)."""
+        fingerprint = ("resend", sign_ref, card_token)
+        prior = self.repeat(attempt_id, fingerprint)
+        if prior is not None:
+            return prior
+        req = self.requests.get(sign_ref)
+        if req is None or req.card_token != card_token or req.agreement is not None:
+            return Answer(codes.BAD_REQUEST, f"no signing {sign_ref!r} of this card waits for a code", None, fingerprint)
+        req.code, req.sent_at_ms = f"{int(self._hash('sms', attempt_id), 16) % 1_000_000:06d}", now_ms
+        return self._store(attempt_id, Answer(codes.SUCCESS, "SMS code sent again", sign_ref, fingerprint))
 
     def confirm(self, attempt_id: str, order_id: str, card_token: str, sign_ref: str, sms_code: str,
                 now_ms: int, ttl_ms: int) -> Answer:
@@ -100,9 +120,14 @@ class SigningDesk:
             answer = Answer(codes.INVALID_CARD, "SMS code does not match", None, fingerprint)
         else:
             req.agreement = f"AGR-{self.channel_id}-{self._hash('agr', sign_ref)[:12]}"
-            self.agreements.setdefault(card_token, {})[req.agreement] = f"signing {sign_ref}"
+            how = f"debit {req.attempt_id}" if req.debit else f"signing {sign_ref}"
+            self.agreements.setdefault(card_token, {})[req.agreement] = how
             answer = Answer(codes.SUCCESS, "agreement signed", req.agreement, fingerprint)
         return self._store(attempt_id, answer)
+
+    def locked(self, sign_ref: str) -> bool:
+        req = self.requests.get(sign_ref)
+        return req is not None and req.agreement is None and req.tries >= MAX_CODE_TRIES
 
     def _store(self, attempt_id: str, answer: Answer) -> Answer:
         self.answers[attempt_id] = answer
@@ -110,5 +135,6 @@ class SigningDesk:
 
     def codes_for(self, card_token: str) -> list[dict]:
         return [{"sign_ref": r.sign_ref, "code": r.code, "attempt_id": r.attempt_id, "order_id": r.order_id,
-                 "bank_code": r.bank_code, "sent_at_ms": r.sent_at_ms, "signed": r.agreement is not None}
+                 "bank_code": r.bank_code, "sent_at_ms": r.sent_at_ms, "signed": r.agreement is not None,
+                 "for_debit": r.debit}
                 for r in self.requests.values() if r.card_token == card_token]

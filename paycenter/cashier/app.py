@@ -18,6 +18,7 @@ import logging
 import secrets
 import urllib.parse
 from pathlib import Path
+from typing import Callable
 
 from aiohttp import web
 
@@ -35,8 +36,9 @@ DEFAULT_TTL_S, MAX_TTL_S = 15 * 60, 24 * 3600
 
 
 class Cashier:
-    def __init__(self, settings: Settings, public_url: str) -> None:
+    def __init__(self, settings: Settings, public_url: str, clock: Callable[[], int] = now_ms) -> None:
         self.settings, self.public_url = settings, public_url.rstrip("/")
+        self.clock = clock  # the sessions' time (links, throttles, rate limits): tests move it
         self.secret = config.link_secret(settings.cashier_secret)
         self.store: CashierStore | None = None
         self.pipeline: Pipeline | None = None
@@ -49,7 +51,7 @@ class Cashier:
         loop = asyncio.get_running_loop()
         self.store = await asyncio.to_thread(CashierStore, self.settings)
         self.pipeline = await asyncio.to_thread(Pipeline, self.settings, loop)
-        self.flow = flow.Flow(self.settings, self.store, self.pipeline)
+        self.flow = flow.Flow(self.settings, self.store, self.pipeline, self.clock)
 
     async def stop(self, _app: web.Application) -> None:
         if self.pipeline is not None:
@@ -82,7 +84,7 @@ class Cashier:
         existing = self.store.session_of_order(line, body["order_id"])
         sess = self.store.session(existing) if existing else None
         if sess is None:
-            now = now_ms()
+            now = self.clock()
             sess = s.Session(secrets.token_urlsafe(12), body["order_id"], line, body["amount_fen"],
                              str(body["customer_id"]), body["return_url"],
                              now + 1000 * int(body.get("expires_in_s", DEFAULT_TTL_S)), now)
@@ -93,7 +95,7 @@ class Cashier:
     # ---- the page --------------------------------------------------------------------------------
     def _session(self, request: web.Request) -> tuple[s.Session | None, str | None]:
         try:
-            tok = tokens.read_token(self.secret, request.match_info["token"], now_ms())
+            tok = tokens.read_token(self.secret, request.match_info["token"], self.clock())
             sess = self.store.session(tok.session_id)
         except tokens.ExpiredToken as exc:
             sess = self.store.session(exc.session_id)
@@ -133,7 +135,7 @@ class Cashier:
             form = await request.post()
             if not tokens.csrf_ok(self.secret, sess.session_id, form.get("csrf")):
                 return self._html(page.terminal(lang, "csrf"), sess.business_line, status=403)
-            now = now_ms()
+            now = self.clock()
             if not (self.per_session.allow(sess.session_id, now) and self.per_ip.allow(request.remote or "?", now)):
                 return self._html(page.terminal(lang, "too_many"), sess.business_line, status=429)
             async with self.locks.setdefault(sess.session_id, asyncio.Lock()):  # one step at a time per session
@@ -211,10 +213,9 @@ def _session_problem(body: dict) -> str | None:
     return None
 
 
-def make_app(settings: Settings, public_url: str) -> web.Application:
-    cashier = Cashier(settings, public_url)
+def make_app(settings: Settings, public_url: str, clock: Callable[[], int] = now_ms) -> web.Application:
+    cashier = Cashier(settings, public_url, clock)
     app = web.Application(client_max_size=64 * 1024)
-    app["cashier"] = cashier
     app.on_startup.append(cashier.start)
     app.on_cleanup.append(cashier.stop)
     app.router.add_post("/v1/sessions", cashier.create_session)

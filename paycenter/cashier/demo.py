@@ -16,12 +16,8 @@ DEMO_BANK = "ICBC"
 def start(sup, settings: Settings, say) -> None:
     from connectors.simulator.cardholders import CARDS
     from paycenter.commands.cashier import create_link
-    from paycenter.ports import is_taken
 
-    port = settings.cashier_port
-    if is_taken("127.0.0.1", port):  # the rest of the demo runs on: the cashier is an addition to it
-        say(f"cashier not started: port {port} is taken (set PAYCENTER_CASHIER_PORT to a free one)")
-        return
+    port = settings.cashier_port  # free: `paycenter run` checked every port it listens on (paycenter/ports.py)
     sup.spawn("cashier", [sys.executable, "-m", "paycenter.cli", "cashier", "serve", "--port", str(port)])
     url = f"http://127.0.0.1:{port}"
 

@@ -30,12 +30,21 @@ def _advice(can: CanPay, lang: str) -> str:
         return f'<span class="advice unknown">{t("unknown", lang)}</span>'
     if can.ok and can.why == "split":
         return f'<span class="advice split">{t("split", lang, n=can.split_channels)}</span>'
+    if can.ok and can.why == "sign":
+        return f'<span class="advice ok sign">{t("can_pay_sign", lang)}</span>'
     if can.ok:
         return f'<span class="advice ok">{t("can_pay", lang)}</span>'
     if can.why == "over_limit":
         return f'<span class="advice no">{t("over_limit", lang, up_to=_yuan(can.up_to_fen))}</span>'
     why = "，".join(t(r, lang) for r in can.reasons) if lang == "zh" else ", ".join(t(r, lang) for r in can.reasons)
     return f'<span class="advice no">{t("not_now", lang)}{(": " + escape(why)) if why else ""}</span>'
+
+
+def _why_code(sess: s.Session, lang: str) -> str:
+    if sess.unavailable_channels:
+        sep = "、" if lang == "zh" else ", "
+        return t("sms_failover", lang, failed=sep.join(sess.unavailable_channels), channel=sess.sign_channel)
+    return t("sms_why", lang, channel=sess.sign_channel)
 
 
 def _card_label(card: s.Card, lang: str) -> str:
@@ -51,10 +60,12 @@ def render(sess: s.Session, lang: str, base: str, csrf: str, cards: list[tuple[s
         if cards:
             body.append(f'<h2>{t("your_cards", lang)}</h2><ul class="cards">')
             for card, can in cards:
+                # a card that cannot pay this amount is not offered: it says why and what would work
+                use = (_form(f"{base}/choose", csrf, lang, f'<input type="hidden" name="card" value="{escape(card.token)}">',
+                             t("use_card", lang), "choose") if can.ok is not False
+                       else f'<p class="pick-another">{t("pick_another", lang)}</p>')
                 body.append(f'<li class="card" data-token="{escape(card.token)}"><span>{_card_label(card, lang)}</span>'
-                            f'{_advice(can, lang)}' + _form(f"{base}/choose", csrf, lang,
-                                                            f'<input type="hidden" name="card" value="{escape(card.token)}">',
-                                                            t("use_card", lang), "choose") + '</li>')
+                            f'{_advice(can, lang)}{use}</li>')
             body.append('</ul>')
         errs = errors or {}
         fields = ('<div class="types"><label><input type="radio" name="card_type" value="DEBIT" checked> '
@@ -70,7 +81,8 @@ def render(sess: s.Session, lang: str, base: str, csrf: str, cards: list[tuple[s
     elif sess.card is not None and state in (s.CARD_CHOSEN, s.SIGNED, s.VERIFIED, s.SMS_SENT):
         body.append(f'<p class="chosen" id="chosen">{_card_label(sess.card, lang)}</p>')
         if state == s.SMS_SENT:
-            body.append(f'<p>{t("sms_sent", lang)}</p><p class="why">{t("sms_why", lang)}</p>'
+            body.append(f'<p>{t("sms_sent", lang)}</p><p class="why" id="why" data-channel="{escape(sess.sign_channel)}">'
+                        f'{escape(_why_code(sess, lang))}</p>'
                         + _form(f"{base}/code", csrf, lang, _field("code", lang, "text", 'inputmode="numeric" maxlength="8"'),
                                 t("confirm", lang), "code")
                         + _form(f"{base}/resend", csrf, lang, "", t("resend", lang), "resend"))

@@ -3,18 +3,39 @@
 Outcomes are read by a thread (assign from the end offsets at start, no group: every cashier sees
 every outcome) and handed to the event loop; `outcome(order_id, timeout)` waits for one. A payment
 decided while no page waits still reaches pay.outcomes and the business line: the page only reads it.
+
+The same thread follows the debits that sign on the way (processors/planner.py): a sign-and-pay
+task on pay.signing names the channel, its PENDING result on pay.results says that channel sent
+the customer an SMS code and holds the payment for it (`code_waits`), and the channel failures of
+the same order say why a second channel asks for a code (a failover).
 """
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
+from collections import OrderedDict
+from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
 
 from infra import kafka
 from infra.settings import Settings
-from schemas.records import Outcome, PaymentCommand
+from processors import binding
+from processors.order_state import SIGN_AND_PAY
+from schemas.records import AttemptResult, AttemptStatus, FailureKind, Operation, Outcome, PaymentCommand
+
+FOLLOWED = 10_000  # orders whose signing steps are remembered (the oldest are forgotten first)
+
+
+@dataclass(frozen=True)
+class CodeWait:
+    """A payment held at `channel_id` for the SMS code that channel sent the customer."""
+
+    order_id: str
+    attempt_id: str
+    channel_id: str
+    failed_channels: tuple[str, ...] = ()  # channels of the same payment that failed before (a failover)
 
 
 class Pipeline:
@@ -22,19 +43,32 @@ class Pipeline:
         self.settings, self.loop = settings, loop
         self.producer = kafka.producer(settings)
         self.outcomes: dict[str, Outcome] = {}
+        self.published: set[str] = set()  # order_ids this cashier sent since it started
         self._waiting: dict[str, list[asyncio.Future]] = {}
         self._stop = threading.Event()
-        topic = settings.topic("pay.outcomes")
+        self.code_waits: dict[str, CodeWait] = {}  # by order_id
+        self._signing: OrderedDict[str, str] = OrderedDict()  # sign-and-pay attempt_id -> order_id
+        self._failed: OrderedDict[str, tuple[str, ...]] = OrderedDict()  # order_id -> channels that failed
+        # the cards of the payments this cashier sent: only their signing tasks and results are read
+        self._cards: OrderedDict[bytes, None] = OrderedDict()
+        self._cards_lock = threading.Lock()  # publish runs in worker threads
+        self.topics = {name: settings.topic(name) for name in ("pay.outcomes", "pay.signing", "pay.results")}
         self.consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "paycenter-cashier",
                                   "enable.auto.commit": False})
-        parts = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = [TopicPartition(topic, p, self.consumer.get_watermark_offsets(TopicPartition(topic, p), 10)[1])
-                for p in parts]
+        ends = []
+        for topic in self.topics.values():
+            parts = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            ends += [TopicPartition(topic, p, self.consumer.get_watermark_offsets(TopicPartition(topic, p), 10)[1])
+                     for p in parts]
         self.consumer.assign(ends)
         self.thread = threading.Thread(target=self._follow, name="cashier-outcomes", daemon=True)
         self.thread.start()
 
     def publish(self, cmd: PaymentCommand) -> None:
+        self.published.add(cmd.order_id)
+        if cmd.operation == Operation.PAY_IN:
+            with self._cards_lock:
+                _remember(self._cards, cmd.card_token.encode(), None)
         errors: list = []
         self.producer.produce(self.settings.topic("pay.commands"), key=cmd.card_token.encode(), value=cmd.encode(),
                               on_delivery=lambda err, _m: err and errors.append(err))
@@ -46,9 +80,39 @@ class Pipeline:
             for msg in self.consumer.consume(500, 0.2):
                 if msg.error() or msg.value() is None:
                     continue
-                out = Outcome.decode(msg.value())
-                if not out.duplicate or out.order_id not in self.outcomes:
-                    self.loop.call_soon_threadsafe(self._arrived, out)
+                if msg.topic() != self.topics["pay.outcomes"] and msg.key() not in self._cards:
+                    continue  # (keyed by card token) another payment's step: not decoded
+                if msg.topic() == self.topics["pay.signing"]:
+                    self._signing_task(msg)
+                elif msg.topic() == self.topics["pay.results"]:
+                    self._result(AttemptResult.decode(msg.value()))
+                else:
+                    out = Outcome.decode(msg.value())
+                    if not out.duplicate or out.order_id not in self.outcomes:
+                        self.loop.call_soon_threadsafe(self._arrived, out)
+
+    def _signing_task(self, msg) -> None:
+        try:
+            task = binding.decode_task(msg.value(), msg.headers())
+        except ValueError:
+            return  # not a signing task of this paycenter's version: the router dead-letters it
+        if task.kind == SIGN_AND_PAY:
+            _remember(self._signing, task.attempt.attempt_id, task.attempt.order_id)
+
+    def _result(self, res: AttemptResult) -> None:
+        if res.status == AttemptStatus.FAILED and res.failure_kind == FailureKind.CHANNEL:
+            _remember(self._failed, res.order_id, self._failed.get(res.order_id, ()) + (res.channel_id,))
+        if res.attempt_id not in self._signing:
+            return
+        wait = CodeWait(res.order_id, res.attempt_id, res.channel_id,
+                        tuple(c for c in self._failed.get(res.order_id, ()) if c != res.channel_id))
+        self.loop.call_soon_threadsafe(self._code_wait, wait, res.status == AttemptStatus.PENDING)
+
+    def _code_wait(self, wait: CodeWait, waiting: bool) -> None:
+        if waiting:
+            self.code_waits[wait.order_id] = wait
+        elif self.code_waits.get(wait.order_id, wait).attempt_id == wait.attempt_id:
+            self.code_waits.pop(wait.order_id, None)  # that channel's answer is final
 
     def _arrived(self, out: Outcome) -> None:
         self.outcomes.setdefault(out.order_id, out)
@@ -71,6 +135,13 @@ class Pipeline:
         self.thread.join(5)
         self.consumer.close()
         self.producer.flush(10)
+
+
+def _remember(table: OrderedDict, key: str, value) -> None:
+    table[key] = value
+    table.move_to_end(key)
+    while len(table) > FOLLOWED:
+        table.popitem(last=False)
 
 
 def now_ms() -> int:

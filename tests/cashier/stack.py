@@ -1,5 +1,5 @@
-"""A paycenter for the cashier's browser tests: its own topic prefix, channels with a protocol-payment
-channel (signing by SMS) and two debit channels whose daily limits make a split, simulators,
+"""A paycenter for the cashier's browser tests: its own topic prefix, two protocol-payment channels
+(signing by SMS) and two debit channels whose daily limits make a split, simulators,
 router/executor/signer workers and the cashier page, all real processes."""
 from __future__ import annotations
 
@@ -33,9 +33,15 @@ CONFIG = {
             "ICBC": {"per_payment_limit_fen": 50_000 * CNY, "daily_limit_fen": 50_000 * CNY, "fee": {"rate_ppm": 1000}}}},
         "two": {"operations": ["PAY_IN"], "priority": 90, "banks": {
             "ICBC": {"per_payment_limit_fen": 10_000 * CNY, "daily_limit_fen": 10_000 * CNY, "fee": {"rate_ppm": 2000}}}},
-        # CCB: protocol payment only, so binding signs "proto" by SMS
+        # CCB: protocol payment only. "proto" is the best channel to authenticate (the only one) and
+        # pays up to 20,000; "proto2" pays up to 50,000 and only debits: a payment over 20,000 signs
+        # "proto2" on the way, never "proto"
         "proto": {"operations": ["PAY_IN", "AUTHENTICATE"], "requires_agreement": True, "priority": 100, "banks": {
-            "CCB": {"per_payment_limit_fen": 20_000 * CNY, "daily_limit_fen": 20_000 * CNY, "fee": {"rate_ppm": 500}}}},
+            "CCB": {"per_payment_limit_fen": 20_000 * CNY, "daily_limit_fen": 20_000 * CNY, "fee": {"rate_ppm": 500}},
+            # BOC: the same, for the HTTP tests' cards
+            "BOC": {"per_payment_limit_fen": 20_000 * CNY, "daily_limit_fen": 20_000 * CNY, "fee": {"rate_ppm": 500}}}},
+        "proto2": {"operations": ["PAY_IN"], "requires_agreement": True, "priority": 90, "banks": {
+            "CCB": {"per_payment_limit_fen": 50_000 * CNY, "daily_limit_fen": 50_000 * CNY, "fee": {"rate_ppm": 800}}}},
     },
     "scoring": {"exploration_share": 0.0},
 }
@@ -69,6 +75,22 @@ class CashierStack(Stack):
 
     def sms(self, channel: str, card_token: str) -> list[dict]:
         return self.admin(channel, f"/admin/sms/{card_token}")
+
+    def sms_channels(self, pan: str) -> dict[str, list[dict]]:
+        """The codes each channel sent the card's phone (channels that sent none left out)."""
+        token = self.token_of(pan)
+        return {cid: codes for cid in self.sim_ports if (codes := self.sms(cid, token))}
+
+    def set_bank(self, channel: str, bank: str, **changes) -> dict:
+        """Patch a bank's profile at one channel's simulator (e.g. outage=True)."""
+        return self.admin(channel, f"/admin/banks/{bank}", changes)
+
+    def restart_cashier(self) -> None:
+        """Stop the cashier process and start it again (what it held in memory is gone)."""
+        old = next(c for c in self.sup.children if c.name == "ca-cashier")
+        self.sup.retire(old)
+        self.sup.spawn("ca-cashier", old.argv, old.extra_env)
+        wait_for(lambda: _answers(self.cashier_url, self.sup), 90, "the cashier to answer again")
 
     def bookings(self, order_id: str) -> list[dict]:
         return [e for e in self.ledger() if e.get("order_id") == order_id and e.get("status") == "SUCCESS"]
@@ -107,16 +129,18 @@ def start(services: Settings, tmp: Path):
     url = f"http://127.0.0.1:{cashier_port}"
     st = CashierStack(settings, sup, config_path, ports, kafka.producer(settings), cashier_url=url, env=env)
 
-    def cashier_up():
-        try:
-            with urllib.request.urlopen(f"{url}/c/not-a-token", timeout=5):
-                return True
-        except urllib.error.HTTPError as exc:
-            return exc.code == 404
-        except OSError:
-            sup.check_alive()
-            return False
     t0 = time.monotonic()
-    wait_for(cashier_up, 90, "the cashier to answer")
+    wait_for(lambda: _answers(url, sup), 90, "the cashier to answer")
     print(f"[cashier stack] ready in {time.monotonic() - t0:.1f} s", file=sys.stderr)
     return st
+
+
+def _answers(url: str, sup: Supervisor) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/c/not-a-token", timeout=5):
+            return True
+    except urllib.error.HTTPError as exc:
+        return exc.code == 404
+    except OSError:
+        sup.check_alive()
+        return False

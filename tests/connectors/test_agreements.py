@@ -86,9 +86,31 @@ async def test_debit_on_a_protocol_channel_needs_an_agreement_or_signs_on_the_wa
     assert refused.status == AttemptStatus.FAILED and refused.channel_code == codes.BAD_REQUEST
     assert "agreement" in refused.message and sim.ledger == []  # nothing booked
     on_the_way = await channel.debit(replace(req("d2.1"), sign_on_the_way=True))
-    assert on_the_way.status == AttemptStatus.SUCCESS and sim.server.desk.has_agreement(req().card_token)
+    # held for the customer's SMS code (sent now), nothing booked yet
+    assert on_the_way.status == AttemptStatus.PENDING and sim.ledger == []
+    card = req().card_token
+    [sms] = await sms_codes(sim, card)
+    assert sms["sign_ref"] == on_the_way.channel_txn_id and sms["for_debit"]
+    again = await channel.debit(replace(req("d2.1"), sign_on_the_way=True))  # a repeat sends no other code
+    assert again.status == AttemptStatus.PENDING and len(await sms_codes(sim, card)) == 1
+    ok = await channel.confirm_signing(confirmation(on_the_way.channel_txn_id, sms["code"], card=card))
+    assert ok.status == AttemptStatus.SUCCESS and sim.server.desk.has_agreement(card)
+    paid = await channel.query_status("d2.1")  # the code paid the held debit
+    assert paid.status == AttemptStatus.SUCCESS and [e.attempt_id for e in sim.ledger] == ["d2.1"]
     after = await channel.debit(req("d3.1"))  # signed now: an ordinary debit goes through
     assert after.status == AttemptStatus.SUCCESS
+
+
+async def test_five_wrong_codes_refuse_a_debit_held_for_its_code(make_sim, req):
+    sim, channel = await make_sim(default_bank=PROTOCOL)
+    held = await channel.debit(replace(req("d4.1"), sign_on_the_way=True))
+    card = req().card_token
+    for i in range(5):
+        wrong = await channel.confirm_signing(confirmation(held.channel_txn_id, "000000"[: 6], f"w{i}.1", card))
+        assert wrong.status == AttemptStatus.FAILED
+    refused = await channel.query_status("d4.1")
+    assert (refused.status, refused.failure_kind) == (AttemptStatus.FAILED, FailureKind.CUSTOMER)
+    assert not sim.server.desk.has_agreement(card)
 
 
 async def test_signing_refused_during_outage_books_nothing(make_sim):
@@ -102,3 +124,20 @@ async def test_signing_refused_during_outage_books_nothing(make_sim):
 async def test_a_plain_channel_does_not_require_agreements(make_sim, req):
     _sim, channel = await make_sim()
     assert (await channel.debit(req("p1.1"))).status == AttemptStatus.SUCCESS
+
+
+async def test_a_code_sent_again_replaces_the_first(make_sim, req):
+    sim, channel = await make_sim(default_bank=PROTOCOL)
+    held = await channel.debit(replace(req("d5.1"), sign_on_the_way=True))
+    card = req().card_token
+    first = (await sms_codes(sim, card))[0]["code"]
+    again = await channel.request_signing(replace(sign_request("r5.1", card), resend_ref=held.channel_txn_id))
+    assert again.status == AttemptStatus.SUCCESS and again.channel_txn_id == held.channel_txn_id
+    [sms] = await sms_codes(sim, card)  # the same signing, its new code
+    assert sms["code"] != first
+    old = await channel.confirm_signing(confirmation(held.channel_txn_id, first, "c5.1", card))
+    assert old.status == AttemptStatus.FAILED
+    ok = await channel.confirm_signing(confirmation(held.channel_txn_id, sms["code"], "c6.1", card))
+    assert ok.status == AttemptStatus.SUCCESS and (await channel.query_status("d5.1")).status == AttemptStatus.SUCCESS
+    unknown = await channel.request_signing(replace(sign_request("r6.1", card), resend_ref="nope"))
+    assert unknown.channel_code == codes.BAD_REQUEST

@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from infra import _proc, kafka, topics
+from infra._proc import wait_until
 from infra.settings import REPO_ROOT, Settings
 from paycenter.supervisor import Supervisor, wait_for
 from schemas.records import Attempt, OutcomeStatus, PaymentCommand
@@ -225,10 +226,16 @@ def test_protocol_payment_debits_only_signed_channels_bind_and_confirm_sign_one(
     cap = rstack.capability(f"/v1/capability?business_line=card_repayment&bank=CCB&card_token={card}")
     assert {c["channel_id"]: c["has_agreement"] for c in cap["channels"]}["proto"] is True
 
-    # a user-present debit of an unsigned card signs proto on the way; later debits need no SMS
+    # a user-present debit of an unsigned card signs proto on the way: proto sends a code and holds
+    # the debit until a CONFIRM naming the payment brings it; later debits need no SMS
     other = f"tok_proto_way_{r}"
     present = cmd(f"pp-{r}-way", big, bank="CCB", card=other, user_present=True)
     rstack.publish([present])
+    assert wait_until(lambda: rstack.admin("proto", f"/admin/sms/{other}"), 30), "proto sent no code"
+    [held] = rstack.admin("proto", f"/admin/sms/{other}")
+    code = cmd(f"pp-{r}-way-c", 0, bank="CCB", card=other, op="AUTHENTICATE", auth_step="CONFIRM",
+               sign_order_id=present.order_id, sms_code=held["code"])
+    rstack.publish([code])
     way = one(rstack.await_outcomes({present.order_id}), present.order_id)
     assert way.status == OutcomeStatus.SUCCEEDED and way.parts[0].channel_id == "proto" and "on the way" in way.reason
     later = cmd(f"pp-{r}-later", big, bank="CCB", card=other)

@@ -65,27 +65,45 @@ def new() -> s.Session:
     return s.Session("sess0001abcd", "o1", "card_repayment", 10_000, "c1", "http://shop/return", NOW + 900_000, NOW)
 
 
-def test_new_card_signed_by_sms_then_paid():
+def paying_new_card() -> s.Session:
     x = new().choose(CARD, new=True)
-    assert x.pay("p") == s.Refusal("not_now")  # a new card is verified or signed first
-    x = x.binding("b1").bound("SMS_SENT", NOW)
-    assert x.state == s.SMS_SENT and x.sms_sends == 1
-    x = x.code_tried(True).pay("p1")
-    assert x.state == s.PAYING and x.pay("p2").pay_order_id == "p1"  # double submit: the same payment
+    assert x.pay("p") == s.Refusal("not_now")  # a new card's elements are verified first
+    return x.binding("v1").verified().pay("p1")
+
+
+def test_new_card_verified_then_the_payments_channel_asks_for_its_code():
+    x = paying_new_card().code_sent("proto2", "p1.1", (), NOW)
+    assert (x.state, x.sign_channel, x.sms_sends) == (s.SMS_SENT, "proto2", 1)
+    assert x.code_sent("proto2", "p1.1", (), NOW + 5) is x  # the same held attempt: nothing new
+    assert x.pay("p2") is x  # a double submit: the same payment
+    x = x.code_tried(True)
+    assert x.state == s.PAYING and x.history[-2:] == (s.SIGNED, s.PAYING)
     assert x.finished(True, "").history[-1] == s.SUCCEEDED
 
 
+def test_a_failover_asks_for_the_next_channels_code_and_keeps_why():
+    x = paying_new_card().code_sent("proto", "p1.1", (), NOW).code_tried(True)
+    x = x.code_sent("proto2", "p1.2", ("proto",), NOW + 1000)
+    assert (x.state, x.sign_channel, x.unavailable_channels, x.sms_sends) == (s.SMS_SENT, "proto2", ("proto",), 2)
+    assert s.Session.from_bytes(x.to_bytes()) == x
+
+
 def test_resend_is_throttled_60_s_and_5_times():
-    x = new().choose(CARD, new=True).binding("b").bound("SMS_SENT", NOW)
+    x = paying_new_card().code_sent("proto", "p1.1", (), NOW)
     assert x.may_resend(NOW + 59_000) == s.Refusal("resend_wait", "1")
     assert x.may_resend(NOW + 60_000) is None
     for i in range(4):
-        x = x.bound("SMS_SENT", NOW + (i + 1) * 60_000)
+        x = x.resent(NOW + (i + 1) * 60_000)
     assert x.sms_sends == 5 and x.may_resend(NOW + 10**7) == s.Refusal("too_many_sends")
 
 
+def test_the_code_step_of_a_payment_does_not_expire_with_the_link():
+    x = paying_new_card().code_sent("proto", "p1.1", (), NOW)
+    assert x.current(NOW + 10**9) is x  # the channel holds the payment: its outcome decides
+
+
 def test_five_wrong_codes_lock_signing():
-    x = new().choose(CARD, new=True).binding("b").bound("SMS_SENT", NOW)
+    x = paying_new_card().code_sent("proto", "p1.1", (), NOW)
     for _ in range(4):
         x = x.code_tried(False)
         assert x.state == s.SMS_SENT and x.notice == "wrong_code"
@@ -120,14 +138,32 @@ def test_can_pay_says_what_would_work():
     assert can_pay(None, 1).ok is None
 
 
-def test_each_bind_is_a_new_order_after_a_failed_one():
+def test_each_verification_is_a_new_order_after_a_failed_one():
     x = new().choose(CARD, new=True).binding("sess-b1").bind_failed("E113 phone does not match")
     assert x.state == s.CREATED and x.notice == "bind_failed" and x.binds == 1
     x = x.choose(CARD, new=True)
-    assert x.binds == 1  # the flow names the next BIND after it: sess-b2
+    assert x.binds == 1  # the flow names the next verification after it: sess-v2
 
 
 def test_a_card_that_cannot_pay_says_why():
     from processors.cashier.cards import can_pay
     cap = {"card_usable_now": False, "restrictions": ["one: MAINTENANCE", "two: DEMOTED", "one: DEMOTED"]}
     assert can_pay(cap, 1).reasons == ("DEMOTED", "MAINTENANCE")
+
+
+def test_a_card_not_signed_yet_can_pay_with_a_code_when_present():
+    """The customer is at the page: a protocol channel the card has not signed can take the payment
+    (its code is asked then), so NO_AGREEMENT alone does not make the card unable to pay."""
+    from processors.cashier.cards import can_pay
+    cap = {"card_usable_now": False, "max_payment_now_fen": 0, "split_allowed": True, "max_split_payment_now_fen": 0,
+           "restrictions": ["proto: NO_AGREEMENT", "proto2: NO_AGREEMENT"],
+           "channels": [{"usable_now": False, "restrictions": ["NO_AGREEMENT"], "per_payment_limit_fen": 2_000_000,
+                         "remaining_daily_fen": 2_000_000},
+                        {"usable_now": False, "restrictions": ["NO_AGREEMENT"], "per_payment_limit_fen": 5_000_000,
+                         "remaining_daily_fen": 4_000_000}]}
+    assert (can_pay(cap, 4_000_000).ok, can_pay(cap, 4_000_000).why) == (True, "sign")
+    over = can_pay(cap, 4_000_001)
+    assert (over.ok, over.why, over.up_to_fen) == (False, "over_limit", 4_000_000)
+    down = {**cap, "channels": [{**c, "restrictions": ["NO_AGREEMENT", "MAINTENANCE"]} for c in cap["channels"]],
+            "restrictions": [f"{c}: {r}" for c in ("proto", "proto2") for r in ("NO_AGREEMENT", "MAINTENANCE")]}
+    assert (can_pay(down, 1).ok, can_pay(down, 1).reasons) == (False, ("MAINTENANCE", "NO_AGREEMENT"))

@@ -177,6 +177,24 @@ def test_user_present_debit_signs_on_the_way_only_when_nothing_signed_can_pay(pl
     assert small.signing == [] and [a.channel_id for a in small.attempts] == ["plain"]
 
 
+def test_a_debit_that_signs_on_the_way_waits_for_the_code_a_confirm_sends_to_its_channel(planner):
+    """The channel holds the debit PENDING while the customer's SMS code is on its way; a CONFIRM
+    naming the payment's order goes to that channel with the reference the PENDING answer gave."""
+    present = orders.on_command(None, command("p1", user_present=True), EMPTY, NOW, planner)
+    [task] = present.signing
+    held = orders.on_result(present.state, result(task.attempt, "PENDING", code="P001", txn="proto-held-1"),
+                            EMPTY, NOW, planner)
+    assert held.outcomes == [] and held.state.attempts[0].channel_txn_id == "proto-held-1"
+    s = orders.on_command(None, confirm("c1", ref="p1"), EMPTY, NOW, planner, lookup={"p1": held.state}.get)
+    [sign] = s.signing
+    assert (sign.kind, sign.attempt.channel_id, sign.sign_ref) == (orders.SIGN_CONFIRM, "proto", "proto-held-1")
+    again = orders.on_command(None, bind("r1", sign_order_id="p1"), EMPTY, NOW, planner, lookup={"p1": held.state}.get)
+    [resend] = again.signing  # "send the code again" goes to the same channel, for the same held debit
+    assert (resend.kind, resend.attempt.channel_id, resend.sign_ref) == (orders.SIGN_REQUEST, "proto", "proto-held-1")
+    paid = orders.on_result(held.state, result(task.attempt, txn="proto-held-1"), EMPTY, NOW, planner)
+    assert paid.outcomes[0].status == OutcomeStatus.SUCCEEDED and [a.channel_id for a in paid.agreements] == ["proto"]
+
+
 def test_replay_of_a_signing_event_resends_the_signing_task(planner):
     s1 = orders.on_command(None, bind(), EMPTY, NOW, planner, origin="pay.commands:0:5")
     again = orders.on_command(s1.state, bind(), EMPTY, NOW, planner, origin="pay.commands:0:5")
@@ -192,7 +210,8 @@ def test_replay_of_a_signing_event_resends_the_signing_task(planner):
     (dict(op="AUTHENTICATE", amount=0, auth_step="CONFIRM", sms_code="1234"), "INVALID_CONFIRM"),
     (dict(op="AUTHENTICATE", amount=0, auth_step="CONFIRM", sign_order_id="b", sms_code="12a4"), "INVALID_CONFIRM"),
     (dict(op="AUTHENTICATE", amount=0, auth_step="CONFIRM", sign_order_id="b", sms_code="123"), "INVALID_CONFIRM"),
-    (dict(op="AUTHENTICATE", amount=0, auth_step="BIND", sign_order_id="b"), "INVALID_AUTH_STEP"),
+    (dict(op="AUTHENTICATE", amount=0, auth_step="BIND", sms_code="1234"), "INVALID_AUTH_STEP"),
+    (dict(op="AUTHENTICATE", amount=0, auth_step="VERIFY", sign_order_id="b"), "INVALID_AUTH_STEP"),
 ])
 def test_invalid_auth_fields_are_rejected_with_a_dead_letter(planner, kw, code):
     s = orders.on_command(None, command(**kw), EMPTY, NOW, planner)
