@@ -24,6 +24,7 @@ from infra.settings import Settings
 from processors import binding
 from processors.order_state import SIGN_AND_PAY
 from schemas.records import AttemptResult, AttemptStatus, FailureKind, Operation, Outcome, PaymentCommand
+from streams.runtime.kafka import IdleNaps, next_batch
 
 FOLLOWED = 10_000  # orders whose signing steps are remembered (the oldest are forgotten first)
 
@@ -53,14 +54,16 @@ class Pipeline:
         self._cards: OrderedDict[bytes, None] = OrderedDict()
         self._cards_lock = threading.Lock()  # publish runs in worker threads
         self.topics = {name: settings.topic(name) for name in ("pay.outcomes", "pay.signing", "pay.results")}
+        # a customer waits on every step: payment-path fetch waits, and naps while nothing comes
         self.consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "paycenter-cashier",
-                                  "enable.auto.commit": False})
+                                  "enable.auto.commit": False, "fetch.wait.max.ms": settings.path_fetch_max_wait_ms})
         ends = []
         for topic in self.topics.values():
             parts = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
             ends += [TopicPartition(topic, p, self.consumer.get_watermark_offsets(TopicPartition(topic, p), 10)[1])
                      for p in parts]
         self.consumer.assign(ends)
+        self.naps = IdleNaps(self.consumer, settings, settings.path_fetch_max_wait_ms, self.consumer.assignment)
         self.thread = threading.Thread(target=self._follow, name="cashier-outcomes", daemon=True)
         self.thread.start()
 
@@ -77,7 +80,9 @@ class Pipeline:
 
     def _follow(self) -> None:
         while not self._stop.is_set():
-            for msg in self.consumer.consume(500, 0.2):
+            msgs = next_batch(self.consumer, 500, self.naps.wait_s(0.2))
+            self.naps.after(len(msgs))
+            for msg in msgs:
                 if msg.error() or msg.value() is None:
                     continue
                 if msg.topic() != self.topics["pay.outcomes"] and msg.key() not in self._cards:
