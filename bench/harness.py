@@ -24,7 +24,7 @@ if str(REPO_ROOT) not in sys.path:
 from infra import _proc, clickhouse, services  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from paycenter.supervisor import Supervisor  # noqa: E402
-from processors.routing_config import load as load_config  # noqa: E402
+from processors.routing.config import load as load_config  # noqa: E402
 
 
 def log(msg: str) -> None:

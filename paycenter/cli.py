@@ -42,7 +42,7 @@ def cmd_run(args) -> int:
     from infra import services
     from paycenter import demo, ports
     from paycenter.supervisor import Supervisor
-    from processors.routing_config import load as load_config
+    from processors.routing.config import load as load_config
 
     os.environ.setdefault("PAYCENTER_ALLOW_DEV_SECRETS", "1")
     settings = load_settings()

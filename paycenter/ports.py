@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 from infra import _proc, broker, clickhouse
 from infra.settings import Settings
-from processors.routing_config import RoutingConfig
+from processors.routing.config import RoutingConfig
 from streams import callbacks, capability
 from streams.roles import ROLES
 

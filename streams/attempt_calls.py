@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from connectors.base import Channel, ChannelRequest, ChannelResponse
-from processors.order_state import auth_elements
+from processors.orders.state import auth_elements
 from schemas import codes
 from schemas.records import Attempt, AttemptResult, AttemptStatus, FailureKind, Operation
 

@@ -2,7 +2,7 @@
 
     GET /v1/capability?business_line=card_repayment&bank=ICBC[&operation=PAY_IN][&card_type=DEBIT]
                       [&card_token=tok_...]
-        -> processors.capability.Capability as JSON, plus config_digest, at_ms and "card":
+        -> processors.routing.capability.Capability as JSON, plus config_digest, at_ms and "card":
            {"token", "state": "local" | "elsewhere" | null}
     GET /v1/config   -> the configuration in force (digest, source, rejected documents, channels)
     GET /v1/stats    -> cost of the order machine + routing decision per event inside this router (µs)
@@ -30,8 +30,8 @@ from typing import Callable
 
 from aiohttp import web
 
-from processors.capability import query_capability
-from processors.limits import CardUsage
+from processors.routing.capability import query_capability
+from processors.routing.limits import CardUsage
 from schemas.records import CardType, Operation
 
 log = logging.getLogger("paycenter.capability")

@@ -9,7 +9,7 @@ document the router starts from PAYCENTER_ROUTING_CONFIG (the fallback file).
 `load_initial()` reads up to the end of the topic before the router processes anything, so a
 restarted router never routes with a stale file while a newer configuration is published. Then a
 daemon thread keeps reading; listeners are called from that thread with the new ConfigDoc (compile
-there, then swap a reference: see processors.planner.RoutingPlanner.reload).
+there, then swap a reference: see processors.routing.planner.RoutingPlanner.reload).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from typing import Callable
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from infra.settings import Settings
-from processors.config_doc import ROUTING_KEY, ConfigDoc, ConfigRejected, parse_document
+from processors.routing.config_doc import ROUTING_KEY, ConfigDoc, ConfigRejected, parse_document
 
 log = logging.getLogger("paycenter.config")
 

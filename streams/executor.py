@@ -42,8 +42,8 @@ from connectors.registry import build_channels
 from connectors.signing import MissingSecretError
 from infra import groups, kafka, metrics
 from infra.settings import Settings
-from processors.config_doc import ConfigDoc, digest
-from processors.routing_config import RoutingConfig
+from processors.routing.config import RoutingConfig
+from processors.routing.config_doc import ConfigDoc, digest
 from schemas import codes
 from schemas.codec import DecodeError
 from schemas.records import Attempt, AttemptStatus

@@ -16,8 +16,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from processors.limits import CardUsage
-from processors.order_state import OrderState, expires_at
+from processors.orders.state import OrderState, expires_at
+from processors.routing.limits import CardUsage
 from streams.runtime.table import Table
 
 log = logging.getLogger("paycenter.router.expiry")

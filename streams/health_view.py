@@ -19,8 +19,7 @@ from typing import Callable
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from infra.settings import Settings
-from processors.health import ChannelBankHealth, HealthEvent, Key
-from processors.health_model import Avoided
+from processors.health.model import Avoided, ChannelBankHealth, HealthEvent, Key
 from schemas.codec import DecodeError
 from streams.common import wall_clock_ms
 from streams.runtime.kafka import IdleNaps

@@ -5,7 +5,7 @@ A loop of the stream runtime (streams/runtime/) driven from asyncio, one consume
 * it reads pay.results + pay.notifications (both keyed card_token, co-partitioned: range assignor)
   and keeps the attempts waiting for a final answer in the table `pending`, in memory and
   changelogged (claimed and restored when a partition is taken over).
-  processors/health_pending.py decides; the first final answer wins, later ones are ignored; a
+  processors/pending/resolution.py decides; the first final answer wins, later ones are ignored; a
   final answer it accepts is published to pay.results like any result, so the order machine, the
   health monitor and the journal see it the usual way. Outputs are flushed before offsets are
   committed; a replay publishes a final answer at most once more (the router ignores a second
@@ -36,9 +36,9 @@ from connectors.base import Channel, ChannelResponse
 from connectors.registry import build_channels
 from infra import groups
 from infra.settings import Settings
-from processors import health_pending as hp
-from processors.health_alerts import backlog_alert
-from processors.health_config import HealthConfig, load as load_health_config
+from processors.health.alerts import backlog_alert
+from processors.health.config import HealthConfig, load as load_health_config
+from processors.pending import resolution as hp
 from schemas.codec import DecodeError
 from schemas.records import AttemptResult
 from streams.callbacks import DEFAULT_HOST, DEFAULT_PORT, HOST_ENV, PORT_ENV, CallbackEndpoint, serve

@@ -2,7 +2,7 @@
 
 A loop of the stream runtime (streams/runtime/loop.py), batch by batch: per-event stream machinery
 was measured at ~85 % of the router's CPU (docs/performance.md). The domain code is
-processors.orders + processors.planner; per batch the runtime:
+processors.orders.machine + processors.routing.planner; per batch the runtime:
 
 1. hands each record to the order machine; state changes go to the tables (orders, card usage,
    agreements), effects are collected by partition;
@@ -40,16 +40,17 @@ from aiokafka.partitioner import murmur2
 
 from infra import groups, metrics
 from infra.settings import Settings
-from processors import binding, orders
-from processors.agreements import CardAgreements
-from processors.capability_changes import Snapshotter, diff
-from processors.config_doc import ConfigDoc, digest
-from processors.limits import CardUsage
-from processors.order_state import apply_delta, decided
+from processors.orders import machine as orders
+from processors.orders.state import OrderState, Step, apply_delta, decided
 from processors.pan import contains_pan
-from processors.planner import Demoted, Routing, RoutingPlanner, no_demotions
-from processors.routing_config import RoutingConfig
-from processors.scoring import ChannelBankStats
+from processors.routing import binding
+from processors.routing.agreements import CardAgreements
+from processors.routing.capability_changes import Snapshotter, diff
+from processors.routing.config import RoutingConfig
+from processors.routing.config_doc import ConfigDoc, digest
+from processors.routing.limits import CardUsage
+from processors.routing.planner import Demoted, Routing, RoutingPlanner, no_demotions
+from processors.routing.scoring import ChannelBankStats
 from schemas.codec import DecodeError
 from schemas.records import AttemptResult, PaymentCommand
 from streams.capability import CapabilityService, CardView, CostWindow, port_from_env, serve_in_thread
@@ -69,7 +70,7 @@ SWEEP_EVERY_S = 10.0
 
 def tables() -> tuple[Table, Table, Table]:
     """The router's tables: orders (live, and decided ones for the window), card usage, agreements."""
-    return (Table("orders", orders.OrderState.to_dict, orders.OrderState.from_dict),
+    return (Table("orders", OrderState.to_dict, OrderState.from_dict),
             Table("usage", CardUsage.to_dict, CardUsage.from_dict),
             Table("agreements", CardAgreements.to_dict, CardAgreements.from_dict))
 
@@ -185,7 +186,7 @@ class Router:
         self.costs["result"].add(time.perf_counter_ns() - t0)
         self.apply(step, msg.partition(), msg.key() or result.card_token.encode(), result.card_token, out)
 
-    def apply(self, step: orders.Step, partition: int, key: bytes, token: str, out: Effects) -> None:
+    def apply(self, step: Step, partition: int, key: bytes, token: str, out: Effects) -> None:
         """Stage the step's state changes (memory now, changelog with the batch) and collect its
         effects under the partition whose state decided them."""
         if step.usage:

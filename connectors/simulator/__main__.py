@@ -16,7 +16,7 @@ from connectors.signing import MissingSecretError, load_secret
 from connectors.simulator.profiles import SimulatorConfig, declared_fees, load_profile_file
 from connectors.simulator.runner import run_simulator
 from infra.settings import load as load_settings
-from processors.routing_config import load as load_routing
+from processors.routing.config import load as load_routing
 
 log = logging.getLogger("connectors.simulator")
 

@@ -17,7 +17,7 @@ import yaml
 
 from infra import kafka
 from infra.settings import load as load_settings
-from processors.config_doc import ROUTING_KEY, ConfigDoc, ConfigRejected, parse_document
+from processors.routing.config_doc import ROUTING_KEY, ConfigDoc, ConfigRejected, parse_document
 
 
 def _read(path: str | Path) -> ConfigDoc:

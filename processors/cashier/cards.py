@@ -1,5 +1,5 @@
 """What the cashier says of a card before paying: its bank (from the number's prefix), and whether
-it can pay this amount now, from the router's capability answer (processors/capability.py), with
+it can pay this amount now, from the router's capability answer (processors/routing/capability.py), with
 what would work when it cannot."""
 from __future__ import annotations
 

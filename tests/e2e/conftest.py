@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from infra import _proc, kafka
 from infra.settings import REPO_ROOT, Settings
 from paycenter.supervisor import Supervisor, wait_for
-from processors.routing_config import load as load_config
+from processors.routing.config import load as load_config
 from schemas.records import DeadLetter, Outcome, PaymentCommand
 from streams.roles import ROLES
 

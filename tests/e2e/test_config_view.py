@@ -10,7 +10,7 @@ import yaml
 from infra import kafka, topics
 from infra.settings import REPO_ROOT, Settings
 from paycenter.supervisor import wait_for
-from processors.config_doc import parse_document
+from processors.routing.config_doc import parse_document
 from streams.config_view import ConfigView
 
 

@@ -6,7 +6,7 @@ import uuid
 
 from paycenter.cli import main
 from paycenter.supervisor import wait_for
-from processors.health import HealthEvent, HealthReason, HealthState
+from processors.health.model import HealthEvent, HealthReason, HealthState
 from schemas.records import HealthAction, OutcomeStatus
 from tests.e2e.test_health import _commands, hstack  # noqa: F401 (hstack is the module's stack fixture)
 

@@ -1,6 +1,6 @@
 """Probation by probes on the real broker, simulators and workers: a demoted channel-bank keeps a
 probe share of first attempts (with failover behind them); probes that succeed restore it early,
-probes still failing when the 30 minutes are up demote it again (processors/health_probes.py)."""
+probes still failing when the 30 minutes are up demote it again (processors/health/probes.py)."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, TopicPartition
 from infra import topics
 from infra.settings import Settings
 from paycenter.supervisor import wait_for
-from processors.health import HealthEvent, HealthReason, HealthState, RestoreReason
+from processors.health.model import HealthEvent, HealthReason, HealthState, RestoreReason
 from schemas.records import HealthAction, OutcomeStatus
 from tests.e2e.test_health import MIN, HealthStack, _commands, health_stack
 

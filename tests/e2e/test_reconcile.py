@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 from paycenter.commands.reconcile import reconcile_day
 from paycenter.supervisor import wait_for
-from processors.fees import channel_fee_fen
-from processors.routing_config import load as load_config
+from processors.routing.config import load as load_config
+from processors.routing.fees import channel_fee_fen
 from schemas.records import AttemptStatus, Discrepancy, Operation
 from tests.e2e.conftest import TEST_PROFILE, TopicReader, command
 

@@ -19,7 +19,7 @@ import pytest
 from infra import _proc
 from infra.settings import REPO_ROOT, Settings
 from paycenter import ports
-from processors.routing_config import load as load_config
+from processors.routing.config import load as load_config
 from streams.roles import ROLES
 from tests.e2e.conftest import write_test_config
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import itertools
 
-from processors.health import HealthEvent, HealthMonitor, HealthState
+from processors.health.model import HealthEvent, HealthState
+from processors.health.monitor import HealthMonitor
 from schemas.records import AttemptResult, AttemptStatus, FailureKind, Operation
 
 MIN = 60_000

@@ -4,9 +4,9 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from processors.limits import CardUsage
-from processors.router import RouteRequest
-from processors.routing_config import RoutingConfig, parse
+from processors.routing.config import RoutingConfig, parse
+from processors.routing.limits import CardUsage
+from processors.routing.selector import RouteRequest
 from schemas.records import CardType, Operation
 
 SH = ZoneInfo("Asia/Shanghai")

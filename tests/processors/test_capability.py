@@ -3,9 +3,9 @@ import json
 import pytest
 from proc_helpers import NOON, bank, cfg, chan, ms
 
-from processors.capability import query_capability
-from processors.limits import CardUsage
-from processors.router import Router
+from processors.routing.capability import query_capability
+from processors.routing.limits import CardUsage
+from processors.routing.selector import Router
 from schemas.records import CardType, Operation
 
 CNY = 100

@@ -3,9 +3,9 @@ import random
 
 import pytest
 
-from processors.change_point import ChangeTest
-from processors.routing_config import ScoringConfig
-from processors.scoring import ChannelBankStats
+from processors.routing.change_point import ChangeTest
+from processors.routing.config import ScoringConfig
+from processors.routing.scoring import ChannelBankStats
 
 HL = 1_800_000
 

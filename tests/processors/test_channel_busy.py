@@ -3,8 +3,9 @@ the channel-bank: the health monitor neither counts nor resets anything on it, a
 scores do not learn from it. It is still a channel-side failure for the order (safe failover)."""
 from __future__ import annotations
 
-from processors.health import HealthMonitor, HealthState
-from processors.scoring import ChannelBankStats
+from processors.health.model import HealthState
+from processors.health.monitor import HealthMonitor
+from processors.routing.scoring import ChannelBankStats
 from schemas.codes import CHANNEL_BUSY, CHANNEL_HUNG
 from schemas.records import AttemptResult, AttemptStatus, FailureKind, Operation
 

@@ -1,4 +1,4 @@
-"""The per-day cache behind channel_day/local_ms_of_day (processors/limits.py) gives exactly what
+"""The per-day cache behind channel_day/local_ms_of_day (processors/routing/limits.py) gives exactly what
 the direct datetime/zoneinfo conversion gives: at day edges, on DST change days, warm or cold."""
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from processors import limits
-from processors.limits import CardUsage, channel_day, day_minus, local_day
-from processors.maintenance import local_ms_of_day
+from processors.routing import limits
+from processors.routing.limits import CardUsage, channel_day, day_minus, local_day
+from processors.routing.maintenance import local_ms_of_day
 
 SH = ZoneInfo("Asia/Shanghai")
 ZONES = [SH, ZoneInfo("UTC"), ZoneInfo("America/New_York"), ZoneInfo("Europe/London"),

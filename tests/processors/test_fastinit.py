@@ -7,8 +7,8 @@ from dataclasses import FrozenInstanceError, InitVar, dataclass, field
 
 import pytest
 
-from processors.fastinit import fast_frozen_init
-from processors.router import Candidate, Decision, Exclusion, RouteRequest, Screened
+from processors.routing.fastinit import fast_frozen_init
+from processors.routing.selector import Candidate, Decision, Exclusion, RouteRequest, Screened
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,14 +72,14 @@ def test_router_records_use_it_and_stay_frozen() -> None:
     for obj in (c, d, Screened([], [], [])):
         with pytest.raises(FrozenInstanceError):
             object.__getattribute__(obj, "__class__").__setattr__(obj, dataclasses.fields(obj)[0].name, None)
-    assert RouteRequest.__init__.__module__ == "processors.router"
+    assert RouteRequest.__init__.__module__ == "processors.routing.selector"
 
 
 def test_orders_records_pickle_copy_and_keywords() -> None:
     import copy
     import pickle
 
-    from processors.orders import SIGN_CONFIRM, Routed, UsageDelta
+    from processors.orders.state import SIGN_CONFIRM, Routed, UsageDelta
 
     r = Routed("alpha", "ICBC", 100, 1, "2026-11-26", "{}", kind=SIGN_CONFIRM, sign_ref="ref")
     assert (r.kind, r.sign_ref) == (SIGN_CONFIRM, "ref")

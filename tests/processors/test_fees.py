@@ -1,7 +1,7 @@
 import pytest
 
-from processors.fees import channel_fee_fen, fee_fen
-from processors.routing_config import ChannelBank, Fee
+from processors.routing.config import ChannelBank, Fee
+from processors.routing.fees import channel_fee_fen, fee_fen
 from schemas.records import Operation
 
 

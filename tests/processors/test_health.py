@@ -1,10 +1,11 @@
-"""Channel-bank health monitor: every rule at its edge (processors/health.py, docs/health.md)."""
+"""Channel-bank health monitor: every rule at its edge (processors/health/monitor.py, docs/health.md)."""
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
 
-from processors.health import HealthMonitor, HealthPolicy, HealthReason, HealthState
+from processors.health.model import HealthPolicy, HealthReason, HealthState
+from processors.health.monitor import HealthMonitor
 from schemas.records import AttemptStatus, FailureKind
 from tests.processors.health_helpers import (
     BANK,

@@ -1,4 +1,4 @@
-"""Order backlog per business line (processors/health_backlog.py)."""
+"""Order backlog per business line (processors/pending/backlog.py)."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from processors.health_backlog import BacklogPolicy, BacklogTracker
+from processors.pending.backlog import BacklogPolicy, BacklogTracker
 
 MIN = 60_000
 T0 = 1_700_000_000_000

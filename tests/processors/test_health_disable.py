@@ -5,9 +5,9 @@ from __future__ import annotations
 from proc_helpers import NOON, req
 from test_scoring import NO_EXPLORE, stats_with, two
 
-from processors.health import HealthMonitor, HealthReason, HealthState
-from processors.health_model import Avoided, ChannelBankHealth, HealthEvent
-from processors.router import DEMOTED, DISABLED, Router
+from processors.health.model import Avoided, ChannelBankHealth, HealthEvent, HealthReason, HealthState
+from processors.health.monitor import HealthMonitor
+from processors.routing.selector import DEMOTED, DISABLED, Router
 from schemas.records import HealthAction, HealthCommand
 
 ALWAYS_EXPLORE = {"exploration_share": 1.0}

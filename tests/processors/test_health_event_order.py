@@ -1,11 +1,12 @@
-"""The health runs are counted in the order the channel answered (processors/health_runs.py), so a
+"""The health runs are counted in the order the channel answered (processors/health/runs.py), so a
 monitor that reads a backlog regrouped from several partitions trips exactly as one reading live."""
 from __future__ import annotations
 
 import json
 import random
 
-from processors.health import HealthMonitor, HealthReason, HealthState
+from processors.health.model import HealthReason, HealthState
+from processors.health.monitor import HealthMonitor
 from tests.processors.health_helpers import BANK, CH, T0, customer_fail, fail, feed, ok, pending
 
 

@@ -1,9 +1,9 @@
-"""Per-minute result counters (processors/health_metrics.py)."""
+"""Per-minute result counters (processors/health/minutes.py)."""
 from __future__ import annotations
 
 import pytest
 
-from processors.health_metrics import MINUTE_MS, MinuteStats, MinuteWindow, by_business_line, by_channel, minute_of
+from processors.health.minutes import MINUTE_MS, MinuteStats, MinuteWindow, by_business_line, by_channel, minute_of
 from schemas.records import AttemptResult, AttemptStatus, FailureKind, Operation
 
 T0 = 1_700_000_040_000  # a minute boundary

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from processors.health import HealthMonitor, HealthReason, HealthState
+from processors.health.model import HealthReason, HealthState
+from processors.health.monitor import HealthMonitor
 from tests.processors.health_helpers import BANK, CH, MIN, T0, trip
 
 # -- operator ----------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
-"""Probation by probes (processors/health_probes.py): early restore, re-demotion at the timer, the
+"""Probation by probes (processors/health/probes.py): early restore, re-demotion at the timer, the
 operator's demotion untouched, and why each restore happened on the event."""
 from __future__ import annotations
 
-from processors.health import ChannelBankHealth, HealthMonitor, HealthPolicy, HealthReason, HealthState, RestoreReason
+from processors.health.model import ChannelBankHealth, HealthPolicy, HealthReason, HealthState, RestoreReason
+from processors.health.monitor import HealthMonitor
 from schemas.records import AttemptStatus, FailureKind
 from tests.processors.health_helpers import BANK, CH, MIN, T0, fail, result
 

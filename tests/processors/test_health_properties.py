@@ -6,7 +6,8 @@ from collections import defaultdict
 
 from hypothesis import given, settings, strategies as st
 
-from processors.health import ChannelBankHealth, HealthMonitor, HealthPolicy, HealthReason, HealthState
+from processors.health.model import ChannelBankHealth, HealthPolicy, HealthReason, HealthState
+from processors.health.monitor import HealthMonitor
 from schemas.records import AttemptResult, AttemptStatus, FailureKind, Operation
 
 POLICY = HealthPolicy(failure_threshold=3, pending_threshold=4, demotion_ms=10, escalation_factor=2,

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from processors.health import ChannelBankHealth, HealthEvent, HealthMonitor, HealthPolicy, HealthState
+from processors.health.model import ChannelBankHealth, HealthEvent, HealthPolicy, HealthState
+from processors.health.monitor import HealthMonitor
 from tests.processors.health_helpers import BANK, CH, MIN, T0, fail, fails, feed, pending, trip
 
 # -- at-least-once ------------------------------------------------------------------------------

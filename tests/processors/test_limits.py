@@ -3,8 +3,8 @@ import json
 import pytest
 from proc_helpers import SH, UTC, ms
 
-from processors.limits import CardUsage, channel_day, remaining
-from processors.routing_config import ChannelBank
+from processors.routing.config import ChannelBank
+from processors.routing.limits import CardUsage, channel_day, remaining
 
 
 def test_shanghai_midnight_rollover_utc_instants():

@@ -3,8 +3,8 @@ from datetime import datetime, timezone
 import pytest
 from proc_helpers import SH, UTC, bank, ms
 
-from processors.maintenance import in_maintenance
-from processors.routing_config import Channel
+from processors.routing.config import Channel
+from processors.routing.maintenance import in_maintenance
 
 
 def ch(windows, tz=None):

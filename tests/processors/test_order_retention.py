@@ -5,10 +5,10 @@ import orjson
 import pytest
 
 from infra.settings import REPO_ROOT
-from processors import orders
-from processors.order_state import decided, expires_at
-from processors.planner import RoutingPlanner
-from processors.routing_config import load
+from processors.orders import machine as orders
+from processors.orders.state import OrderState, decided, expires_at
+from processors.routing.config import load
+from processors.routing.planner import RoutingPlanner
 from schemas.records import OutcomeStatus
 from tests.processors.test_orders import EMPTY, NOW, command, result, usage_after
 
@@ -27,7 +27,7 @@ def test_a_decided_order_keeps_its_outcome_and_details_but_not_its_history_or_se
     assert small.outcome == s2.state.outcome and small.outcome_origin == "r:0:7"
     assert small.attempts == [] and "metadata" not in small.command and "sms_code" not in small.command
     assert small.command["amount_fen"] == 10_000 and small.command["card_token"] == "tok_card1"
-    assert orders.OrderState.from_dict(small.to_dict()).cmd.currency == "CNY"  # defaults come back
+    assert OrderState.from_dict(small.to_dict()).cmd.currency == "CNY"  # defaults come back
     assert len(orjson.dumps(small.to_dict())) < len(orjson.dumps(s2.state.to_dict())) - 700
     # a repeat is answered with the first outcome, and the decision's replay re-sends it
     repeat = orders.on_command(small, command(), EMPTY, NOW + 20, planner, origin="c:0:9")

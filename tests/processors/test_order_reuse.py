@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from infra.settings import REPO_ROOT
-from processors import order_reuse, orders
-from processors.order_state import decided
-from processors.planner import RoutingPlanner
-from processors.routing_config import load
+from processors.orders import machine as orders, reuse as order_reuse
+from processors.orders.state import OrderState, decided
+from processors.routing.config import load
+from processors.routing.planner import RoutingPlanner
 from schemas.records import Outcome, OutcomeStatus
 from tests.processors.test_orders import EMPTY, NOW, command, result, usage_after
 
@@ -108,7 +108,7 @@ def test_a_state_stored_before_the_comparison_existed_still_loads_and_compares(p
                        "card_token": "tok_card1", "bank_code": "ICBC", "card_type": "DEBIT",
                        "requested_at_ms": NOW},
            "attempts": [], "outcome": first_decided(planner).outcome}
-    state = orders.OrderState.from_dict(old)
+    state = OrderState.from_dict(old)
     assert orders.on_command(state, command(), EMPTY, NOW + 99, planner).outcomes[0].status == OutcomeStatus.SUCCEEDED
     assert_reuse_rejected(orders.on_command(state, command(amount=1), EMPTY, NOW + 99, planner))
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 
 from infra.settings import REPO_ROOT
-from processors import orders
-from processors.limits import CardUsage
-from processors.order_state import apply_delta
-from processors.planner import RoutingPlanner
-from processors.routing_config import load
+from processors.orders import machine as orders
+from processors.orders.state import OrderState, apply_delta
+from processors.routing.config import load
+from processors.routing.limits import CardUsage
+from processors.routing.planner import RoutingPlanner
 from schemas.records import AttemptResult, OutcomeStatus, PaymentCommand
 
 NOW = 1_764_000_000_000  # 2025-11-24T16:00:00Z = 00:00 in Asia/Shanghai
@@ -156,7 +156,7 @@ def test_replay_of_the_same_event_resends_without_reserving_again(planner):
 
 def test_state_roundtrips_through_dict(planner):
     s1 = orders.on_command(None, command(), EMPTY, NOW, planner, origin="x:1:2")
-    restored = orders.OrderState.from_dict(s1.state.to_dict())
+    restored = OrderState.from_dict(s1.state.to_dict())
     assert restored == s1.state
 
 

@@ -7,11 +7,11 @@ import json
 import pytest
 from proc_helpers import bank, cfg, chan, ms
 
-from processors import orders
-from processors.limits import CardUsage
-from processors.order_state import apply_delta
-from processors.planner import RoutingPlanner
-from processors.scoring import ChannelBankStats
+from processors.orders import machine as orders
+from processors.orders.state import OrderState, apply_delta
+from processors.routing.limits import CardUsage
+from processors.routing.planner import RoutingPlanner
+from processors.routing.scoring import ChannelBankStats
 from schemas.records import AttemptResult, OutcomeStatus, PaymentCommand
 
 CNY = 100
@@ -119,7 +119,7 @@ def test_a_failed_part_fails_over_within_what_is_left_and_all_parts_failing_is_f
             state = orders.on_result(state, result(a, "FAILED", "CUSTOMER", "E101"), u, NOW, planner).state
     for a in s2.attempts:
         state = orders.on_result(state, result(a, "FAILED", "CHANNEL", "E201"), u, NOW, planner).state
-    out = orders.OrderState.from_dict(state.to_dict()).outcome
+    out = OrderState.from_dict(state.to_dict()).outcome
     assert out["status"] == "FAILED" and out["succeeded_amount_fen"] == 0
 
 

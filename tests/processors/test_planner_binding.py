@@ -7,10 +7,11 @@ import json
 import pytest
 from proc_helpers import bank, cfg, chan, ms
 
-from processors import orders
-from processors.agreements import NO_AGREEMENTS, CardAgreements
-from processors.limits import CardUsage
-from processors.planner import RoutingPlanner
+from processors.orders import machine as orders
+from processors.orders.state import SIGN_AND_PAY, SIGN_CONFIRM, SIGN_REQUEST
+from processors.routing.agreements import NO_AGREEMENTS, CardAgreements
+from processors.routing.limits import CardUsage
+from processors.routing.planner import RoutingPlanner
 from schemas.records import AttemptResult, OutcomeStatus, PaymentCommand
 
 NOW = ms(2024, 3, 1, 12)
@@ -85,7 +86,7 @@ def test_verify_attempt_tells_the_channel_how_many_elements_to_check(planner, ca
 
 def test_bind_sends_a_signing_request_to_the_best_unsigned_protocol_channel(planner):
     s = orders.on_command(None, bind(), EMPTY, NOW, planner)
-    assert s.attempts == [] and [t.kind for t in s.signing] == [orders.SIGN_REQUEST]
+    assert s.attempts == [] and [t.kind for t in s.signing] == [SIGN_REQUEST]
     task = s.signing[0]
     assert task.attempt.channel_id == "proto" and task.auth_elements == 0 and task.sms_code is None
     assert json.loads(task.attempt.decision)["bind"]["step"] == "sign"
@@ -127,7 +128,7 @@ def test_confirm_goes_to_the_channel_that_sent_the_code_and_signs_on_success(pla
     states = {"b1": _bound(planner)}
     s = orders.on_command(None, confirm(), EMPTY, NOW, planner, lookup=states.get)
     [task] = s.signing
-    assert task.kind == orders.SIGN_CONFIRM and task.attempt.channel_id == "proto"
+    assert task.kind == SIGN_CONFIRM and task.attempt.channel_id == "proto"
     assert task.sign_ref == "SIGN-42" and task.sms_code == "123456"
     done = orders.on_result(s.state, result(task.attempt, txn="AGR-1"), EMPTY, NOW + 7, planner)
     assert done.outcomes[0].reason_code == "SIGNED"
@@ -162,7 +163,7 @@ def test_confirm_of_an_unknown_foreign_or_unsent_bind_is_rejected(planner):
 def test_user_present_debit_signs_on_the_way_only_when_nothing_signed_can_pay(planner):
     present = orders.on_command(None, command(user_present=True), EMPTY, NOW, planner)
     [task] = present.signing
-    assert task.kind == orders.SIGN_AND_PAY and task.attempt.channel_id == "proto" and task.attempt.amount_fen == 5_000
+    assert task.kind == SIGN_AND_PAY and task.attempt.channel_id == "proto" and task.attempt.amount_fen == 5_000
     assert json.loads(task.attempt.decision)["mode"] == "sign_on_the_way"
     assert present.usage[0].delta_fen == 5_000  # the daily usage is reserved like any debit
     done = orders.on_result(present.state, result(task.attempt), EMPTY, NOW, planner)
@@ -216,7 +217,7 @@ def test_agreements_record_keeps_the_first_signing_and_can_be_revoked():
 
 
 def test_signing_task_travels_as_an_attempt_with_the_code_in_headers_only(planner):
-    from processors.binding import decode_task, encode_task
+    from processors.routing.binding import decode_task, encode_task
     from schemas.records import Attempt
     states = {"b1": _bound(planner)}
     [task] = orders.on_command(None, confirm(), EMPTY, NOW, planner, lookup=states.get).signing

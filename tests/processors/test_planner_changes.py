@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from proc_helpers import bank, cfg, chan, ms
 
-from processors.capability_changes import bank_summary, diff, snapshot
-from processors.router import Router
+from processors.routing.capability_changes import bank_summary, diff, snapshot
+from processors.routing.selector import Router
 
 CNY = 100
 

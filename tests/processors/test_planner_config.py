@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from infra.settings import REPO_ROOT
-from processors.config_doc import ConfigRejected, parse_document
+from processors.routing.config_doc import ConfigRejected, parse_document
 
 DEMO = (REPO_ROOT / "infra" / "routing.demo.yaml").read_text()
 

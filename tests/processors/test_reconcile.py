@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime
 
-from processors.reconcile import OurEntry, Side, Waiting, compare, reconcile
+from processors.settlement.reconcile import OurEntry, Side, Waiting, compare, reconcile
 from schemas.records import AttemptStatus, Discrepancy, DiscrepancyKind, Operation
 from schemas.statement import StatementLine
 

@@ -8,11 +8,11 @@ import itertools
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 from proc_helpers import NOON, cfg, req
 
-from processors.limits import CardUsage, channel_day
-from processors.maintenance import in_maintenance
-from processors.router import Router
-from processors.scoring import ChannelBankStats
-from processors.split import plan_split
+from processors.routing.limits import CardUsage, channel_day
+from processors.routing.maintenance import in_maintenance
+from processors.routing.scoring import ChannelBankStats
+from processors.routing.selector import Router
+from processors.routing.split import plan_split
 from schemas.records import CardType, Operation
 
 BANKS = ["B1", "B2"]

@@ -4,9 +4,9 @@ import math
 import pytest
 from proc_helpers import NOON, bank, cfg, chan, req
 
-from processors.router import DEMOTED, Router
-from processors.routing_config import BusinessLine, ScoringConfig
-from processors.scoring import ChannelBankStats, attempt_rng, success_value_fen, unit_draw
+from processors.routing.config import BusinessLine, ScoringConfig
+from processors.routing.scoring import ChannelBankStats, attempt_rng, success_value_fen, unit_draw
+from processors.routing.selector import DEMOTED, Router
 from schemas.records import AttemptResult, AttemptStatus, FailureKind, Operation
 
 HL = 1_800_000

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-from processors.settlement import PPM, FunderPlan, Share, load_funders, settlement_records, split
+from processors.settlement.records import PPM, FunderPlan, Share, load_funders, settlement_records, split
 from schemas.records import Outcome, OutcomePart, SettlementRecord
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,8 +1,8 @@
 from proc_helpers import bank, cfg, chan, ms, req
 
-from processors.limits import CardUsage
-from processors.router import Router
-from processors.split import SplitPart, max_split_amount, min_parts, plan_split
+from processors.routing.limits import CardUsage
+from processors.routing.selector import Router
+from processors.routing.split import SplitPart, max_split_amount, min_parts, plan_split
 
 CNY = 100  # fen
 

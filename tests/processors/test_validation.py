@@ -1,7 +1,7 @@
 import pytest
 from proc_helpers import bank, cfg, chan
 
-from processors.validation import MAX_AMOUNT_FEN, validate_command
+from processors.routing.validation import MAX_AMOUNT_FEN, validate_command
 from schemas.records import CardType, Operation, PaymentCommand
 
 CONFIG = cfg({"a": chan({"ICBC": bank()})})

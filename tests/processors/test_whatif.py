@@ -1,10 +1,10 @@
-"""What-if replay (processors/whatif.py): the candidate's router, the observed rates as the model."""
+"""What-if replay (processors/routing/whatif.py): the candidate's router, the observed rates as the model."""
 from __future__ import annotations
 
 import pytest
 from proc_helpers import NOON, bank, cfg, chan
 
-from processors.whatif import ActualOrder, JournalCommand, ObservedResult, replay
+from processors.routing.whatif import ActualOrder, JournalCommand, ObservedResult, replay
 
 H = NOON  # a moment inside the hour whose results are the model
 

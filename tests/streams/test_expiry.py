@@ -1,8 +1,8 @@
 """streams/expiry.py on real tables (pure: no broker)."""
 from __future__ import annotations
 
-from processors.limits import CardUsage
-from processors.order_state import OrderState, decided
+from processors.orders.state import OrderState, decided
+from processors.routing.limits import CardUsage
 from streams.expiry import sweep
 from streams.runtime.table import Table
 

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import json
 
-from processors import health_pending as hp
-from processors.health import HealthPolicy, HealthReason, HealthState
-from processors.health_alerts import backlog_alert, minute_alert, transition_alert
-from processors.health_cell import Cells, due_ms, minute_stats
-from processors.health_config import HealthConfig, MinuteAlert
-from processors.health_metrics import MinuteStats
+from processors.health.alerts import backlog_alert, minute_alert, transition_alert
+from processors.health.cell import Cells, due_ms, minute_stats
+from processors.health.config import HealthConfig, MinuteAlert
+from processors.health.minutes import MinuteStats
+from processors.health.model import HealthPolicy, HealthReason, HealthState
+from processors.pending import resolution as hp
 from schemas.records import AlertSeverity, AttemptResult
 
 MIN = 60_000
@@ -134,7 +134,7 @@ def test_query_is_due_only_past_the_age_and_backlog_counts_waiting_attempts():
     assert not hp.due_for_query(entry, T0 + 3_999, 4_000) and hp.due_for_query(entry, T0 + 4_000, 4_000)
     other = hp.on_result(None, res(2, "PENDING", at=T0 + 1_000), 0)
     done = hp.on_result(hp.on_result(None, res(3, "PENDING"), 0), res(3, "SUCCESS"), 0)
-    from processors.health_backlog import BacklogPolicy
+    from processors.pending.backlog import BacklogPolicy
     status = hp.backlog([entry, other, done], T0 + 10_000, default=BacklogPolicy(max_pending=2),
                         lines=["wealth"])
     assert status["loan"].pending == 2 and status["loan"].oldest_age_ms == 10_000 and status["loan"].alert

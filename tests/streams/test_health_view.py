@@ -8,7 +8,7 @@ import uuid
 from infra import kafka, topics
 from infra.settings import Settings
 from paycenter.supervisor import wait_for
-from processors.health import HealthEvent, HealthReason, HealthState
+from processors.health.model import HealthEvent, HealthReason, HealthState
 from streams.health_view import HealthView
 
 

@@ -1,6 +1,6 @@
 """The health monitor's vocabulary: states, reasons, per-channel policy, the transition events it
 publishes on `channel.health`, and the per-channel-bank view routers rebuild from those events.
-Split from processors/health.py (the monitor itself) so each module keeps one responsibility."""
+Split from processors/health/monitor.py (the monitor itself) so each module keeps one responsibility."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -172,7 +172,7 @@ class ChannelBankHealth:
     seq: int = 0
     probes: str = ""  # results of attempts sent while DEMOTED, oldest first: "1" success, "0" channel failure
     last_restore_reason: RestoreReason | None = None
-    # the runs in event time (processors/health_runs.py); monitor-side only, not on events
+    # the runs in event time (processors/health/runs.py); monitor-side only, not on events
     failure_times: list[int] = field(default_factory=list)
     last_success_ms: int | None = None
     last_final_ms: int | None = None

@@ -6,7 +6,7 @@ expected fee we route on must never be lower than the fee we will be charged.
 """
 from __future__ import annotations
 
-from processors.routing_config import ChannelBank, Fee
+from processors.routing.config import ChannelBank, Fee
 from schemas.records import Operation
 
 _PPM = 1_000_000

@@ -1,7 +1,7 @@
 """Probation by probes: how a demoted channel-bank's probe results are kept and judged.
 
 While a channel-bank is DEMOTED, routers still send it a small share of first attempts, each with
-failover behind it (`scoring.probe_share`, processors/router.py). Their answers are the evidence a
+failover behind it (`scoring.probe_share`, processors/routing/selector.py). Their answers are the evidence a
 blind 30-minute timer lacks: a full window of probes with (almost) no channel-side failure restores
 it early (EARLY_RESTORE_PROBES_OK); probes still failing when the demotion ends demote it again
 (PROBES_FAILING, the seed's "restored too early, still broken: demote again"). An operator's
@@ -9,7 +9,7 @@ demotion is the operator's call: probes are recorded but never end it or extend 
 """
 from __future__ import annotations
 
-from processors.health_model import ChannelBankHealth, HealthPolicy, HealthReason, HealthState
+from processors.health.model import ChannelBankHealth, HealthPolicy, HealthReason, HealthState
 
 OPERATOR_CODES = frozenset({HealthReason.OPERATOR_DEMOTE, HealthReason.OPERATOR_DISABLE})
 

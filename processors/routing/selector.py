@@ -5,14 +5,14 @@ Pure and deterministic: time comes in as `now_ms`, randomness only from the atte
 looks at the channel-banks that reach the card's bank for that operation.
 
 Optimality: without statistics (v1), lowest fee, then higher priority, then channel id. With
-`stats` (v2, processors/scoring.py), highest expected value p_success * value - fee, same
+`stats` (v2, processors/routing/scoring.py), highest expected value p_success * value - fee, same
 tie-breaks, and a configured share of decisions explores by Thompson sampling.
 
 Health: channel-banks an operator disabled (`RouteRequest.demoted.disabled`) are always excluded
 (DISABLED). The other channel-banks in `RouteRequest.demoted` are excluded (DEMOTED), except (a) in a
 probing decision (`scoring.probe_share` of first attempts that have failover behind them, mode
 "probe"), whose answers tell the health monitor whether the channel-bank recovered
-(processors/health_probes.py), and (b) as a last resort when nothing else is available
+(processors/health/probes.py), and (b) as a last resort when nothing else is available
 (`scoring.demoted_last_resort`): a demotion lowers a channel's priority, it does not switch
 it off, and a payment that may succeed beats one that is sure to be refused. Exploration does not
 reach demoted channel-banks: their share is the probe share, bounded.
@@ -27,13 +27,13 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from processors.fastinit import fast_frozen_init
-from processors.fees import fee_fen, fee_schedule
-from processors.health_model import Avoided
-from processors.limits import CardUsage, local_day
-from processors.maintenance import CompiledWindow, any_active, compile_windows
-from processors.routing_config import Fee, RoutingConfig
-from processors.scoring import ChannelBankStats, attempt_rng, expected_value, success_value_fen, unit_draw
+from processors.health.model import Avoided
+from processors.routing.config import Fee, RoutingConfig
+from processors.routing.fastinit import fast_frozen_init
+from processors.routing.fees import fee_fen, fee_schedule
+from processors.routing.limits import CardUsage, local_day
+from processors.routing.maintenance import CompiledWindow, any_active, compile_windows
+from processors.routing.scoring import ChannelBankStats, attempt_rng, expected_value, success_value_fen, unit_draw
 from schemas.records import CardType, Operation
 
 # Exclusion reason codes, in the order the rules are checked. A channel is reported with the first
@@ -53,7 +53,7 @@ _RANK = {code: i for i, code in enumerate(CHECK_ORDER)}
 NO_ROUTE = "NO_ROUTE"
 
 
-@fast_frozen_init  # built per decision: see processors/fastinit.py
+@fast_frozen_init  # built per decision: see processors/routing/fastinit.py
 @dataclass(frozen=True, slots=True)
 class RouteRequest:
     order_id: str
@@ -72,7 +72,7 @@ class RouteRequest:
     demoted: frozenset[tuple[str, str]] = frozenset()
 
 
-@fast_frozen_init  # built per decision: see processors/fastinit.py
+@fast_frozen_init  # built per decision: see processors/routing/fastinit.py
 @dataclass(frozen=True, slots=True)
 class Candidate:
     channel_id: str
@@ -85,7 +85,7 @@ class Candidate:
     demoted: bool = False  # only in exploring or last-resort decisions
 
 
-@fast_frozen_init  # built per decision: see processors/fastinit.py
+@fast_frozen_init  # built per decision: see processors/routing/fastinit.py
 @dataclass(frozen=True, slots=True)
 class Exclusion:
     channel_id: str
@@ -93,7 +93,7 @@ class Exclusion:
     detail: str
 
 
-@fast_frozen_init  # built per decision: see processors/fastinit.py
+@fast_frozen_init  # built per decision: see processors/routing/fastinit.py
 @dataclass(frozen=True, slots=True)
 class Decision:
     chosen: Candidate | None
@@ -190,7 +190,7 @@ class RouteEntry:
     already_tried: Exclusion
 
 
-@fast_frozen_init  # built per decision: see processors/fastinit.py
+@fast_frozen_init  # built per decision: see processors/routing/fastinit.py
 @dataclass(frozen=True, slots=True)
 class Screened:
     ok: list[tuple[RouteEntry, int]]  # available, with the card's remaining daily amount
@@ -322,7 +322,7 @@ class Router:
         customer's only chance. `scoring.probe_share` of such decisions, fixed by the attempt id."""
         share = self.config.scoring.probe_share
         if share <= 0 or req.attempt_no != 1 or not others or req.operation == Operation.AUTHENTICATE:
-            return False  # (an authentication's steps are planned by processors/binding.py, not failed over)
+            return False  # (an authentication's steps are planned by processors/routing/binding.py, not failed over)
         line = self.config.business_lines.get(req.business_line)
         return line is not None and line.max_attempts > 1 and unit_draw(req.order_id, 1, req.seed, "/probe") < share
 
@@ -360,7 +360,7 @@ class Router:
                                   req.amount_fen)
         scoring = self.config.scoring
         cap = scoring.exploration_max_fee_share
-        # the most an exploring decision may pay above the best choice's fee (see processors/scoring.py)
+        # the most an exploring decision may pay above the best choice's fee (see processors/routing/scoring.py)
         max_fee = math.inf if cap is None else cands[0].fee_fen * (1 + cap / scoring.exploration_share)
         best, best_score = cands[0], -math.inf
         for c in cands:  # in ranked order, so ties keep the ranked order

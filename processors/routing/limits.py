@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Mapping
 from zoneinfo import ZoneInfo
 
-from processors.routing_config import ChannelBank
+from processors.routing.config import ChannelBank
 
 # Time zones are at most 26 h apart (UTC-12 .. UTC+14): a channel in another zone can still be on a
 # day up to two days behind the one being written, so other channels' days are kept this long.

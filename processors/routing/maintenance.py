@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from processors.limits import local_day
-from processors.routing_config import Channel, MaintenanceWindow
+from processors.routing.config import Channel, MaintenanceWindow
+from processors.routing.limits import local_day
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _ONE_MS = timedelta(milliseconds=1)
@@ -63,7 +63,7 @@ def compile_windows(channel: Channel, tz: ZoneInfo, bank_code: str | None = None
 
 def local_ms_of_day(ts_ms: int, tz: ZoneInfo) -> int:
     """Milliseconds since local midnight (wall clock) in `tz`."""
-    return local_day(ts_ms, tz)[1]  # cached per local day (processors/limits.py)
+    return local_day(ts_ms, tz)[1]  # cached per local day (processors/routing/limits.py)
 
 
 def any_active(windows: tuple[CompiledWindow, ...], ts_ms: int, local_ms: int) -> bool:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from processors.limits import CardUsage, channel_day
-from processors.maintenance import any_active, local_ms_of_day
-from processors.router import DEMOTED, MAINTENANCE, NO_AGREEMENT, UNSUPPORTED_CARD_TYPE, Router
-from processors.split import max_split_amount
+from processors.routing.limits import CardUsage, channel_day
+from processors.routing.maintenance import any_active, local_ms_of_day
+from processors.routing.selector import DEMOTED, MAINTENANCE, NO_AGREEMENT, UNSUPPORTED_CARD_TYPE, Router
+from processors.routing.split import max_split_amount
 from schemas.records import CardType, Operation
 
 DAILY_LIMIT_USED_UP = "DAILY_LIMIT_USED_UP"

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from enum import Enum
 
-from processors.order_state import DeadLetterReason, OrderState, Step
-from processors.validation import clear_card_number_field, without_card_numbers
+from processors.orders.state import DeadLetterReason, OrderState, Step
+from processors.routing.validation import clear_card_number_field, without_card_numbers
 from schemas.records import Outcome, OutcomeStatus, PaymentCommand
 
 ORDER_ID_REUSED = "ORDER_ID_REUSED"

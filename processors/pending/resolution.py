@@ -23,7 +23,7 @@ from typing import Iterable, Mapping
 
 from pydantic import BaseModel, ConfigDict
 
-from processors.health_backlog import BacklogPolicy, BacklogStatus, BacklogTracker
+from processors.pending.backlog import BacklogPolicy, BacklogStatus, BacklogTracker
 from schemas.records import AttemptResult, AttemptStatus, FailureKind
 
 CALLBACK, QUERY = "callback", "query"

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import bisect
 
-from processors.health_model import ChannelBankHealth
+from processors.health.model import ChannelBankHealth
 
 
 def count_failure(health: ChannelBankHealth, at_ms: int, keep: int) -> bool:

@@ -8,7 +8,7 @@ Routing v2 as the stream runs it: every decision sees
   result), which turn the fee ranking into the expected-value ranking with a little exploration.
 
 When no single channel can take a payment:
-1. split it over several channels (`processors.split.plan_split`) if the business line allows it;
+1. split it over several channels (`processors.routing.split.plan_split`) if the business line allows it;
 2. else, for a user-present debit only, "sign on the way": a protocol channel the card has not
    signed yet may take it (the customer, who is there, confirms the channel's SMS inside the
    payment; the signer role executes it, and a success leaves an agreement for the card).
@@ -25,14 +25,14 @@ from typing import Callable
 
 import orjson
 
-from processors import binding
-from processors.limits import CardUsage, channel_day
-from processors.orders import SIGN_AND_PAY, NoRoute, OrderState, Routed, Settled
-from processors.router import Decision, Router, RouteRequest
-from processors.routing_config import RoutingConfig
-from processors.scoring import ChannelBankStats
-from processors.split import plan_split
-from processors.validation import validate_command
+from processors.orders.state import SIGN_AND_PAY, NoRoute, OrderState, Routed, Settled
+from processors.routing import binding
+from processors.routing.config import RoutingConfig
+from processors.routing.limits import CardUsage, channel_day
+from processors.routing.scoring import ChannelBankStats
+from processors.routing.selector import Decision, Router, RouteRequest
+from processors.routing.split import plan_split
+from processors.routing.validation import validate_command
 from schemas.records import AuthStep, Operation, PaymentCommand
 
 Demoted = Callable[[int], frozenset[tuple[str, str]]]

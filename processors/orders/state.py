@@ -1,7 +1,7 @@
 """The order machine's records: order and attempt state (what the orders table keeps), the
 planner's answers (Routed, NoRoute, Settled) and a step's effects (Step and what it carries).
 
-Split from processors/orders.py, which holds the machine itself and re-exports these names
+Split from processors/orders/machine.py, which holds the machine itself and re-exports these names
 (`orders.OrderState` and the like stay the public spelling).
 """
 from __future__ import annotations
@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
 
-from processors.fastinit import fast_frozen_init
-from processors.limits import CardUsage
+from processors.routing.fastinit import fast_frozen_init
+from processors.routing.limits import CardUsage
 from schemas.records import Attempt, AttemptResult, CardType, FailureKind, Outcome, PaymentCommand
 
 IN_FLIGHT = "IN_FLIGHT"
@@ -25,7 +25,7 @@ SIGN_AND_PAY = "sign_and_pay"  # user-present debit on a channel the card has no
 SIGNING_KINDS = frozenset({SIGN_REQUEST, SIGN_CONFIRM, SIGN_AND_PAY})
 
 
-@fast_frozen_init  # one or more per routed command: see processors/fastinit.py
+@fast_frozen_init  # one or more per routed command: see processors/routing/fastinit.py
 @dataclass(frozen=True, slots=True)
 class Routed:
     """One part routed to one channel-bank."""
@@ -57,7 +57,7 @@ class Settled:
 
 
 class Planner(Protocol):
-    """Routing as the order machine needs it (processors.planner adapts the router)."""
+    """Routing as the order machine needs it (processors.routing.planner adapts the router)."""
 
     def validate(self, cmd: PaymentCommand) -> NoRoute | None: ...
 
@@ -125,7 +125,7 @@ class OrderState:
         return next((a for a in self.attempts if a.attempt_id == attempt_id), None)
 
 
-@fast_frozen_init  # one or more per routed command: see processors/fastinit.py
+@fast_frozen_init  # one or more per routed command: see processors/routing/fastinit.py
 @dataclass(frozen=True, slots=True)
 class UsageDelta:
     channel_id: str

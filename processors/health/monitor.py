@@ -10,13 +10,13 @@ alone with `ChannelBankHealth.apply_event`.
 The state machine (docs/health.md has the full description):
 
     NORMAL --(20 consecutive channel failures | 800 consecutive pending)--> DEMOTED (level 1, 30 min)
-    DEMOTED --(a full window of probes succeeds)--> PROBATION early (processors/health_probes.py)
+    DEMOTED --(a full window of probes succeeds)--> PROBATION early (processors/health/probes.py)
     DEMOTED --(demoted_until reached: probes still failing)--> DEMOTED (level + 1) | else PROBATION
     PROBATION --(probation_ms without a trip | enough successes)--> NORMAL (level back to 0)
     PROBATION --(trip again)--> DEMOTED (level + 1, 30 min x 2^(level-1), capped at 4 h)
     any --(operator demote)--> DEMOTED ; DEMOTED/PROBATION --(operator restore)--> NORMAL (level 0)
 
-Counting rules (per channel-bank, in the order the channel answered: processors/health_runs.py):
+Counting rules (per channel-bank, in the order the channel answered: processors/health/runs.py):
 * SUCCESS resets both runs (consecutive failures and consecutive pending);
 * FAILED with a channel-side failure counts one failure and resets the pending run;
 * FAILED with FailureKind.CUSTOMER (e.g. insufficient balance) neither counts nor resets the failure
@@ -36,8 +36,8 @@ from collections import deque
 from dataclasses import replace
 from typing import Any, Iterable, Mapping
 
-from processors import health_probes as probes, health_runs as runs
-from processors.health_model import (
+from processors.health import probes, runs
+from processors.health.model import (
     STATE_VERSION,
     ChannelBankHealth,
     HealthEvent,
@@ -391,5 +391,4 @@ class HealthMonitor:
             heapq.heappush(self._timers, (due, health.seq, health.channel_id, health.bank_code))
 
 
-__all__ = ["ChannelBankHealth", "HealthEvent", "HealthMonitor", "HealthPolicy", "HealthReason", "HealthState",
-           "RestoreReason"]
+__all__ = ["HealthMonitor"]

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from processors.health import HealthEvent, HealthMonitor, HealthPolicy, HealthReason, HealthState
-from processors.health_metrics import MinuteStats, MinuteWindow
+from processors.health.minutes import MinuteStats, MinuteWindow
+from processors.health.model import HealthEvent, HealthPolicy, HealthReason, HealthState
+from processors.health.monitor import HealthMonitor
 
 KEEP_MINUTES = 2  # the open minute and the one before (late results of the previous minute still count)
 

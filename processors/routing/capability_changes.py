@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 from typing import Mapping
 from zoneinfo import ZoneInfo
 
-from processors.maintenance import any_active, local_ms_of_day
-from processors.router import Router
+from processors.routing.maintenance import any_active, local_ms_of_day
+from processors.routing.selector import Router
 from schemas.records import Operation
 
 Key = tuple[str, str, str]  # channel_id, bank_code, operation

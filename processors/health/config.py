@@ -20,8 +20,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from processors.health import HealthPolicy
-from processors.health_backlog import BacklogPolicy
+from processors.health.model import HealthPolicy
+from processors.pending.backlog import BacklogPolicy
 
 CONFIG_ENV = "PAYCENTER_HEALTH_CONFIG"
 

@@ -2,10 +2,10 @@
 back under) its threshold. Pure; alert ids are deterministic, so a replay publishes the same id."""
 from __future__ import annotations
 
-from processors.health import HealthEvent, HealthReason, HealthState
-from processors.health_backlog import BacklogStatus
-from processors.health_config import MinuteAlert
-from processors.health_metrics import MinuteStats
+from processors.health.config import MinuteAlert
+from processors.health.minutes import MinuteStats
+from processors.health.model import HealthEvent, HealthReason, HealthState
+from processors.pending.backlog import BacklogStatus
 from schemas.records import Alert, AlertSeverity
 
 TRANSITION = "HEALTH_TRANSITION"

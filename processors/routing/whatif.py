@@ -30,11 +30,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from processors.limits import CardUsage, channel_day
-from processors.order_state import apply_delta
-from processors.router import Router, RouteRequest
-from processors.routing_config import RoutingConfig
-from processors.split import plan_split
+from processors.orders.state import apply_delta
+from processors.routing.config import RoutingConfig
+from processors.routing.limits import CardUsage, channel_day
+from processors.routing.selector import Router, RouteRequest
+from processors.routing.split import plan_split
 from schemas.records import CardType, Operation
 
 HOUR_MS = 3_600_000

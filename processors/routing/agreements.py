@@ -5,7 +5,7 @@ step (the customer confirms an SMS code); afterwards that channel may debit the 
 asking again. Signing is per channel, so a card has an agreement per card × channel. The router keeps
 the record in a changelogged table keyed by card_token, next to the card's daily usage.
 
-Immutable and JSON-friendly, like processors.limits.CardUsage.
+Immutable and JSON-friendly, like processors.routing.limits.CardUsage.
 """
 from __future__ import annotations
 

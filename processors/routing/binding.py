@@ -18,10 +18,10 @@ from __future__ import annotations
 import json
 import re
 
-from processors.order_state import SIGNING_KINDS
-from processors.orders import (
+from processors.orders.state import (
     SIGN_CONFIRM,
     SIGN_REQUEST,
+    SIGNING_KINDS,
     NoRoute,
     OrderState,
     Routed,
@@ -29,8 +29,8 @@ from processors.orders import (
     SigningTask,
     auth_elements,
 )
-from processors.router import Router, RouteRequest
-from processors.scoring import ChannelBankStats
+from processors.routing.scoring import ChannelBankStats
+from processors.routing.selector import Router, RouteRequest
 from schemas.records import Attempt, AttemptStatus, AuthStep, CardType, Operation, PaymentCommand
 
 _SMS_CODE = re.compile(r"[0-9]{4,8}")

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from processors.fees import fee_fen
-from processors.router import RouteEntry, Router, RouteRequest
+from processors.routing.fees import fee_fen
+from processors.routing.selector import RouteEntry, Router, RouteRequest
 
 # Caps the branch-and-bound so a pathological configuration cannot stall a decision; the first
 # plan found (cheapest channels filled first) is already a good one.

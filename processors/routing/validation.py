@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from processors.pan import contains_pan, redact
-from processors.routing_config import RoutingConfig
+from processors.routing.config import RoutingConfig
 from schemas.records import Operation, PaymentCommand
 
 SUPPORTED_CURRENCIES = frozenset({"CNY"})

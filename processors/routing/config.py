@@ -84,14 +84,14 @@ class BusinessLine(Strict):
     max_attempts: int = Field(3, ge=1)
     deadline_ms: int = Field(60_000, gt=0)
     max_split_parts: int = Field(4, ge=2, le=10, description="most parts one payment may be split into")
-    # Value of a successful payment for the expected-value score (see processors/scoring.py);
+    # Value of a successful payment for the expected-value score (see processors/routing/scoring.py);
     # None = the routing-wide default in `scoring`.
     success_value_fen: int | None = Field(None, ge=0)
     success_value_ppm: int | None = Field(None, ge=0)
 
 
 class ScoringConfig(Strict):
-    """Optimality v2 (processors/scoring.py): score = p_success * value - fee."""
+    """Optimality v2 (processors/routing/scoring.py): score = p_success * value - fee."""
 
     half_life_ms: int = Field(1_800_000, gt=0, description="outcome weight halves every half-life (30 min)")
     prior_successes: float = Field(19.0, gt=0, description="Beta prior: a new channel-bank starts at 95%")

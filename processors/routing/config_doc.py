@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import yaml
 from pydantic import ValidationError
 
-from processors.routing_config import RoutingConfig, parse
+from processors.routing.config import RoutingConfig, parse
 
 ROUTING_KEY = b"routing"  # the message key of routing documents on pay.config
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024  # far above any real routing table; a bigger one is a mistake

@@ -11,7 +11,7 @@ the channel-banks that mostly take failovers unobserved). PENDING results and cu
 failures (insufficient funds, frozen card...) are not evidence about the channel and are ignored,
 as are refusals by our own executor (CHANNEL_BUSY, CHANNEL_HUNG: never sent).
 
-Change detection (processors/change_point.py). A long half-life keeps the estimate steady but
+Change detection (processors/routing/change_point.py). A long half-life keeps the estimate steady but
 would take tens of minutes to notice that a channel-bank went from 0.97 to 0.80; a short one chases
 noise. So the estimate keeps its long memory and a two-sided Bernoulli CUSUM watches every
 observation against it: when the evidence that the failure odds moved by `change_ratio` (either
@@ -49,8 +49,8 @@ import math
 import random
 from dataclasses import dataclass
 
-from processors.change_point import ChangeTest
-from processors.routing_config import BusinessLine, ScoringConfig
+from processors.routing.change_point import ChangeTest
+from processors.routing.config import BusinessLine, ScoringConfig
 from schemas.codes import CHANNEL_BUSY, CHANNEL_HUNG
 from schemas.records import AttemptResult, AttemptStatus, FailureKind
 

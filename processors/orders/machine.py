@@ -5,7 +5,7 @@ changelog-backed table keyed by order_id, and carries out the returned effects (
 an outcome, a dead letter; move the card's used-today amounts). Rules a payments engineer expects:
 
 * a repeated order_id is answered with the first outcome (duplicate=True), never executed again;
-  the order_id reused for another payment is refused, ORDER_ID_REUSED (processors/order_reuse.py);
+  the order_id reused for another payment is refused, ORDER_ID_REUSED (processors/orders/reuse.py);
 * a result for an attempt the order is not waiting for (a replay) changes nothing;
 * a CHANNEL failure is retried on another channel within the business line's attempts and deadline;
   a CUSTOMER failure ends the part (another channel would fail too, or charge twice);
@@ -22,9 +22,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from processors import order_reuse
-from processors.limits import CardUsage
-from processors.order_state import (
+from processors.orders import reuse as order_reuse
+from processors.orders.state import (
     IN_FLIGHT,
     PAY,
     SIGN_AND_PAY,
@@ -45,7 +44,8 @@ from processors.order_state import (
     attempt_id,
     auth_elements,
 )
-from processors.validation import clear_card_number_field, without_card_numbers
+from processors.routing.limits import CardUsage
+from processors.routing.validation import clear_card_number_field, without_card_numbers
 from schemas.records import (
     Attempt,
     AttemptResult,
