@@ -37,7 +37,7 @@ from processors.routing.selector import Router, RouteRequest  # noqa: E402
 from schemas.records import AttemptResult, HealthAction  # noqa: E402
 from streams.common import wall_clock_ms  # noqa: E402
 from streams.health import command, partition_of  # noqa: E402
-from streams.health_view import HealthView  # noqa: E402
+from streams.views.health import HealthView  # noqa: E402
 
 KEY = ("beta", "ICBC")
 

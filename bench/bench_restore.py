@@ -4,7 +4,7 @@
                                               [--model compacted|every-write]
 
 A day of `--orders-per-day` orders leaves in the router's changelog (streams/router.py):
-* per decided order, its compact state (order_state.decided, built here by the real order machine
+* per decided order, its compact state (orders/state.py `decided`, built here by the real order machine
   and varied per order), kept for the duplicate-detection window;
 * per card, its usage of the day;
 * under `--model every-write` also each order's state when its attempt was launched and a usage

@@ -17,7 +17,7 @@ A loop of the stream runtime (streams/runtime/) driven from asyncio, one consume
   it also releases held callbacks and forgets old final entries, and reports the order backlog
   per business line (attempts waiting, oldest age) to health.metrics and, over its threshold
   (PAYCENTER_HEALTH_CONFIG `backlog`), to pay.alerts;
-* an HTTP endpoint (streams/callbacks.py, PAYCENTER_CALLBACK_HOST/PORT, default 127.0.0.1:18610)
+* an HTTP endpoint (streams/http/callbacks.py, PAYCENTER_CALLBACK_HOST/PORT, default 127.0.0.1:18610)
   accepts signed channel notifications and hands them on the same way; a notification is
   acknowledged to the channel once it is on the broker.
 """
@@ -41,8 +41,8 @@ from processors.health.config import HealthConfig, load as load_health_config
 from processors.pending import resolution as hp
 from schemas.codec import DecodeError
 from schemas.records import AttemptResult
-from streams.callbacks import DEFAULT_HOST, DEFAULT_PORT, HOST_ENV, PORT_ENV, CallbackEndpoint, serve
 from streams.common import Clock, load_routing_config, wall_clock_ms
+from streams.http.callbacks import DEFAULT_HOST, DEFAULT_PORT, HOST_ENV, PORT_ENV, CallbackEndpoint, serve
 from streams.runtime.effects import Effects
 from streams.runtime.loop import Options, StreamLoop
 from streams.runtime.table import Store, Table

@@ -22,9 +22,9 @@ from infra.settings import Settings
 from processors.orders.state import SIGN_CONFIRM, SIGN_REQUEST, SigningTask, auth_elements
 from processors.routing import binding
 from schemas.records import Attempt
-from streams.attempt_calls import to_request
+from streams.calls.attempt import to_request
+from streams.calls.vault import VaultLookup
 from streams.executor import ExecutorLoop, run_loop
-from streams.vault_lookup import VaultLookup
 
 
 async def call(channel: Channel, task: SigningTask, vault: VaultLookup) -> ChannelResponse:

@@ -25,7 +25,7 @@ Counting rules (per channel-bank, in the order the channel answered: processors/
 * FAILED CHANNEL_BUSY (schemas/codes.py) and PENDING MAYBE_SENT are ignored: our executor's own
   bulkhead refused the attempt, which says nothing about the channel-bank;
 * FAILED CHANNEL_HUNG counts as PENDING: the executor holds calls of a hung channel-bank back
-  (streams/bulkhead.py), and each would have timed out into PENDING.
+  (streams/calls/bulkhead.py), and each would have timed out into PENDING.
 A result seen again (same attempt_id and status, within the last `dedupe_window` results of that
 channel-bank) is ignored: delivery is at-least-once and a replay must not count twice.
 """

@@ -11,7 +11,7 @@ for AUTHENTICATE the step, the elements and the BIND it confirms. Not compared: 
 retry that stamps a new time is still the same payment), metadata (free text), user_present (how the
 customer can confirm, not what is paid) and the SMS code (a secret, not kept once decided).
 
-Decided orders keep their command without default-valued fields (order_state.decided), so missing
+Decided orders keep their command without default-valued fields (orders/state.py `decided`), so missing
 fields are read as PaymentCommand's defaults: states stored by any version compare the same way.
 """
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A document is the YAML text of a routing configuration (the same format as infra/routing.demo.yaml),
 keyed "routing". It is validated as a whole before it is published (`paycenter config apply`) and
 again by every router that reads it: an invalid document is rejected with every error listed, and
-the configuration in force stays. Pure: no Kafka here (streams/config_view.py reads the topic).
+the configuration in force stays. Pure: no Kafka here (streams/views/config.py reads the topic).
 """
 from __future__ import annotations
 

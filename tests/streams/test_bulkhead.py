@@ -1,4 +1,4 @@
-"""streams/bulkhead.py: compartments per key, FIFO waiting, back-pressure, refusal of a stalled
+"""streams/calls/bulkhead.py: compartments per key, FIFO waiting, back-pressure, refusal of a stalled
 compartment only, and no slot leaked whichever way an attempt's task ends."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from streams.bulkhead import DONE, RUNNING, WAITING, Bulkhead, Refused
+from streams.calls.bulkhead import DONE, RUNNING, WAITING, Bulkhead, Refused
 
 A, B = ("beta", "ICBC"), ("beta", "CCB")
 STALL = 0.05

@@ -14,7 +14,7 @@ from connectors.http import HttpChannel
 from connectors.simulator import BankProfile, SimulatorConfig, run_simulator
 from infra import _proc
 from schemas.records import AttemptStatus, CardType, Operation
-from streams.callbacks import CallbackEndpoint, serve
+from streams.http.callbacks import CallbackEndpoint, serve
 
 SECRET = "cb-secret-beta"
 

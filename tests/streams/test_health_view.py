@@ -9,7 +9,7 @@ from infra import kafka, topics
 from infra.settings import Settings
 from paycenter.supervisor import wait_for
 from processors.health.model import HealthEvent, HealthReason, HealthState
-from streams.health_view import HealthView
+from streams.views.health import HealthView
 
 
 def event(seq: int, to: HealthState, at: int, until: int | None = None, bank: str = "ICBC",

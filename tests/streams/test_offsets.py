@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from confluent_kafka import TopicPartition
 
-from streams.offsets import OffsetTracker
+from streams.runtime.offsets import OffsetTracker
 
 
 def test_a_hung_record_holds_its_partition_back_but_not_the_others():

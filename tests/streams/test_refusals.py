@@ -1,8 +1,8 @@
-"""Which attempts an executor may answer "not sent" (streams/refusals.py): only those created after it
+"""Which attempts an executor may answer "not sent" (streams/calls/refusals.py): only those created after it
 got their partition; the executor before it may have sent the others."""
 from __future__ import annotations
 
-from streams.refusals import CLOCK_SKEW_MS, RefusalLog
+from streams.calls.refusals import CLOCK_SKEW_MS, RefusalLog
 
 
 def log_assigned_at(ms: int, partitions: list[int]) -> RefusalLog:

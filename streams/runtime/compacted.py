@@ -1,13 +1,14 @@
 """A compacted topic read as a table: the last value of every key, caught up on demand.
 
 Reads with `assign` (no consumer group): every reader sees every partition, from the start. Used
-by the card vault (streams/vault_store.py) and the cashier's sessions.
+by the card vault (streams/views/vault.py) and the cashier's sessions.
 """
 from __future__ import annotations
 
 import threading
 import uuid
 from dataclasses import dataclass, field
+from typing import cast
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
@@ -56,7 +57,10 @@ class CompactedTable:
                 for msg in self._consumer.consume(1000, 0.2):
                     if msg.error():
                         continue
-                    entry = Entry(msg.key().decode(), msg.value(), msg.partition(), msg.offset())
+                    # a compacted topic refuses records without a key; partition and offset are set
+                    # on every record without an error
+                    entry = Entry(cast(bytes, msg.key()).decode(), msg.value(), cast(int, msg.partition()),
+                                  cast(int, msg.offset()))
                     self._next[entry.partition] = entry.offset + 1
                     self.latest[entry.key] = entry
                     read.append(entry)

@@ -3,7 +3,7 @@ token (processors/vault/ seals and opens them; nothing here sees a key or clear 
 through it).
 
 Writers: the cashier, when a customer enters a card. Readers: the executor and the signer, which
-open a card's elements at call time to send them to the channel (streams/vault_lookup.py).
+open a card's elements at call time to send them to the channel (streams/calls/vault.py).
 `rotate` re-wraps every record's data key under the current master key.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from infra import kafka
 from infra.settings import DEV_SECRETS_FLAG, Settings
 from processors.vault import keys as vault_keys, records
 from processors.vault.elements import CardElements
-from streams.compacted import CompactedTable
+from streams.runtime.compacted import CompactedTable
 
 TOPIC = "card.vault"
 

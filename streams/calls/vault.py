@@ -41,7 +41,7 @@ class VaultLookup:
 
     def _open(self, card_token: str) -> dict[str, str] | None:
         if self._store is None and time.monotonic() >= self._retry_at:
-            from streams.vault_store import VaultStore
+            from streams.views.vault import VaultStore
             try:
                 self._store = VaultStore(self.settings)
             except Exception as exc:  # no keys configured, topic missing, broker unreachable: asked again later
