@@ -38,9 +38,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.quality_world import BASE_MS, MINUTE, Order, Scenario, load_all, orders  # noqa: E402
+from infra.routing_config import load as load_config  # noqa: E402
 from processors.health.monitor import HealthMonitor  # noqa: E402
 from processors.orders.state import apply_delta  # noqa: E402
-from processors.routing.config import RoutingConfig, load as load_config  # noqa: E402
+from processors.routing.config import RoutingConfig  # noqa: E402
 from processors.routing.fees import fee_fen, fee_schedule  # noqa: E402
 from processors.routing.limits import CardUsage, channel_day  # noqa: E402
 from processors.routing.planner import seed_of  # noqa: E402

@@ -28,10 +28,10 @@ sys.path.insert(0, str(ROOT))
 from confluent_kafka import Producer  # noqa: E402
 
 from infra import _proc, broker, objectstore, topics  # noqa: E402
+from infra.routing_config import load as load_config  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from paycenter.commands.health import send  # noqa: E402
 from paycenter.supervisor import wait_for  # noqa: E402
-from processors.routing.config import load as load_config  # noqa: E402
 from processors.routing.limits import CardUsage  # noqa: E402
 from processors.routing.selector import Router, RouteRequest  # noqa: E402
 from schemas.records import AttemptResult, HealthAction  # noqa: E402

@@ -33,13 +33,13 @@ from confluent_kafka import Producer  # noqa: E402
 from bench.harness import log, private_platform  # noqa: E402
 from bench.workload import with_prefix  # noqa: E402
 from infra import kafka  # noqa: E402
+from infra.routing_config import load  # noqa: E402
 from infra.settings import REPO_ROOT  # noqa: E402
 from processors.orders import machine as orders  # noqa: E402
 from processors.orders.state import (
     apply_delta,  # noqa: E402
     decided,  # noqa: E402
 )
-from processors.routing.config import load  # noqa: E402
 from processors.routing.limits import CardUsage  # noqa: E402
 from processors.routing.planner import RoutingPlanner  # noqa: E402
 from schemas.records import AttemptResult, AttemptStatus, FailureKind, PaymentCommand  # noqa: E402

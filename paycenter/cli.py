@@ -40,9 +40,9 @@ def say(text: str, file: TextIO | None = None) -> None:
 
 def cmd_run(args) -> int:
     from infra import services
+    from infra.routing_config import load as load_config
     from paycenter import demo, ports
     from paycenter.supervisor import Supervisor
-    from processors.routing.config import load as load_config
 
     os.environ.setdefault("PAYCENTER_ALLOW_DEV_SECRETS", "1")
     settings = load_settings()

@@ -32,10 +32,11 @@ import zlib
 import orjson
 
 from infra import groups, metrics, topics
+from infra.health_config import load as load_health_config
 from infra.settings import Settings
 from processors.health.alerts import minute_alert, transition_alert
 from processors.health.cell import Cells, CellStep, due_ms, key_of, minute_stats, split_key
-from processors.health.config import HealthConfig, load as load_health_config
+from processors.health.config import HealthConfig
 from processors.health.model import HealthReason, HealthState
 from schemas.codec import DecodeError
 from schemas.records import AttemptResult, HealthAction, HealthCommand

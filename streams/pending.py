@@ -35,9 +35,10 @@ from confluent_kafka import KafkaException
 from connectors.base import Channel, ChannelResponse
 from connectors.registry import build_channels
 from infra import groups
+from infra.health_config import load as load_health_config
 from infra.settings import Settings
 from processors.health.alerts import backlog_alert
-from processors.health.config import HealthConfig, load as load_health_config
+from processors.health.config import HealthConfig
 from processors.pending import resolution as hp
 from schemas.codec import DecodeError
 from schemas.records import AttemptResult

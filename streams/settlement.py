@@ -22,8 +22,9 @@ from typing import Callable
 from clickhouse_driver import Client
 
 from infra import clickhouse, groups
+from infra.funders import load_funders
 from infra.settings import REPO_ROOT, Settings
-from processors.settlement.records import FunderConfig, load_funders, settlement_records
+from processors.settlement.records import FunderConfig, settlement_records
 from schemas.codec import DecodeError
 from schemas.records import Outcome, SettlementRecord
 from streams.runtime.effects import Effects

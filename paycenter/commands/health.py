@@ -78,7 +78,7 @@ def _target(p: argparse.ArgumentParser) -> None:
 def _check_target(args) -> str | None:
     if args.no_check:
         return None
-    from processors.routing.config import load as load_config
+    from infra.routing_config import load as load_config
     settings = load_settings()
     try:
         config = load_config(settings.routing_config)
@@ -212,7 +212,7 @@ def _line(e) -> str:
 
 def configured_pairs(settings) -> list[tuple[str, str]]:
     """Every channel-bank of the routing configuration (none when it cannot be read)."""
-    from processors.routing.config import load as load_config
+    from infra.routing_config import load as load_config
     try:
         config = load_config(settings.routing_config)
     except (OSError, ValueError) as exc:

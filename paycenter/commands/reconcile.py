@@ -74,7 +74,7 @@ def reconcile_day(settings, day: datetime.date, only: list[str] | None = None, p
     from connectors.base import ChannelError
     from connectors.registry import build_channels
     from infra import clickhouse
-    from processors.routing.config import load as load_config
+    from infra.routing_config import load as load_config
     from processors.settlement.reconcile import reconcile
     from sinks.reconcile_store import ReconcileStore
 
@@ -141,8 +141,8 @@ def reconcile_day(settings, day: datetime.date, only: list[str] | None = None, p
 
 
 def run(args) -> int:
+    from infra.routing_config import load as load_config
     from infra.settings import load
-    from processors.routing.config import load as load_config
 
     settings = load()
     # the driver logs each failed connection; explain() says it once, with what to do

@@ -68,8 +68,8 @@ def render(w: WhatIf, since: str, config: Path) -> str:
 
 def run(args) -> int:
     from infra import clickhouse
+    from infra.routing_config import load as load_config
     from infra.settings import load
-    from processors.routing.config import load as load_config
     from sinks.reports import parse_since
 
     try:

@@ -1,7 +1,8 @@
 """Configuration of the health monitor and the pending resolver: thresholds per channel, backlog
 thresholds per business line, the per-minute failure-rate alert.
 
-YAML (the file named by PAYCENTER_HEALTH_CONFIG; every section optional; the defaults below):
+YAML (the file named by PAYCENTER_HEALTH_CONFIG, read by infra/health_config.py; every section optional;
+the defaults below):
 
     default: {failure_threshold: 20, pending_threshold: 800, demotion_ms: 1800000}
     channels:
@@ -14,16 +15,10 @@ YAML (the file named by PAYCENTER_HEALTH_CONFIG; every section optional; the def
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from processors.health.model import HealthPolicy
 from processors.pending.backlog import BacklogPolicy
-
-CONFIG_ENV = "PAYCENTER_HEALTH_CONFIG"
 
 
 class BacklogConfig(BaseModel):
@@ -68,15 +63,4 @@ class HealthConfig(BaseModel):
         return dict(self.channels)
 
 
-def load(path: str | Path | None = None) -> HealthConfig:
-    """The file at `path`, else at $PAYCENTER_HEALTH_CONFIG, else the defaults."""
-    path = path or os.environ.get(CONFIG_ENV)
-    if not path:
-        return HealthConfig()
-    data = yaml.safe_load(Path(path).read_text()) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level")
-    return HealthConfig.model_validate(data)
-
-
-__all__ = ["BacklogConfig", "CONFIG_ENV", "HealthConfig", "MinuteAlert", "load"]
+__all__ = ["BacklogConfig", "HealthConfig", "MinuteAlert"]

@@ -1,15 +1,14 @@
 """Routing configuration as typed data: channels, the banks each reaches, fees, limits, windows.
 
-Loaded from YAML (infra/routing.demo.yaml is the demo's); validated as a whole, so an invalid file
-is rejected with every error listed and the configuration in force stays as it was.
+Read from YAML by infra/routing_config.py (infra/routing.demo.yaml is the demo's); validated as a
+whole, so an invalid file is rejected with every error listed and the configuration in force stays
+as it was.
 """
 from __future__ import annotations
 
 from datetime import datetime, time
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.records import CardType, Operation
@@ -144,7 +143,3 @@ class RoutingConfig(Strict):
 
 def parse(data: dict) -> RoutingConfig:
     return RoutingConfig.model_validate(data)
-
-
-def load(path: str | Path) -> RoutingConfig:
-    return parse(yaml.safe_load(Path(path).read_text()))

@@ -10,13 +10,10 @@ whole fen: each party gets floor(amount * share), and the fen left over go one b
 parties with the largest remainders (ties: the order of the config), so the splits add up to the
 amount exactly and the same input always gives the same split. The fee is the company's: not split.
 A funder missing from the config gets 100 % (the safe default: the money is the funder's).
-See docs/accounting.md for the config file.
+See docs/accounting.md for the config file (read by infra/funders.py).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.records import AttemptStatus, Operation, Outcome, SettlementRecord, SettlementSplit, SettlementStatus
@@ -51,16 +48,6 @@ class FunderConfig(BaseModel):
 
     def plan(self, funder: str) -> FunderPlan:
         return self.funders.get(funder) or FunderPlan(shares=[Share(party=funder, share_ppm=PPM)])
-
-
-def load_funders(path: str | Path | None) -> FunderConfig:
-    """The funder share config; no path or a missing file: no funder has a split configured."""
-    if path is None or not Path(path).exists():
-        return FunderConfig()
-    try:
-        return FunderConfig.model_validate(yaml.safe_load(Path(path).read_text()) or {})
-    except ValueError as exc:
-        raise ValueError(f"funder config {path}: {exc}") from None
 
 
 def split(amount_fen: int, plan: FunderPlan) -> list[SettlementSplit]:

@@ -19,9 +19,9 @@ from clickhouse_driver import Client
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from infra import _proc, kafka
+from infra.routing_config import load as load_config
 from infra.settings import REPO_ROOT, Settings
 from paycenter.supervisor import Supervisor, wait_for
-from processors.routing.config import load as load_config
 from schemas.records import DeadLetter, Outcome, PaymentCommand
 from streams.roles import ROLES
 

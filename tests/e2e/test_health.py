@@ -22,11 +22,11 @@ from confluent_kafka import Consumer, TopicPartition
 
 from connectors import signing
 from infra import _proc, kafka, topics
+from infra.routing_config import load as load_config
 from infra.settings import Settings
 from paycenter.commands.health import send as send_command
 from paycenter.supervisor import Supervisor, wait_for
 from processors.health.model import HealthEvent, HealthReason, HealthState
-from processors.routing.config import load as load_config
 from schemas.records import Alert, AttemptResult, HealthAction, OutcomeStatus
 from streams.health import command, partition_of
 from tests.e2e.conftest import Stack, TopicReader, command as pay_command, write_test_config

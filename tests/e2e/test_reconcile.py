@@ -6,9 +6,9 @@ import datetime
 import uuid
 from zoneinfo import ZoneInfo
 
+from infra.routing_config import load as load_config
 from paycenter.commands.reconcile import reconcile_day
 from paycenter.supervisor import wait_for
-from processors.routing.config import load as load_config
 from processors.routing.fees import channel_fee_fen
 from schemas.records import AttemptStatus, Discrepancy, Operation
 from tests.e2e.conftest import TEST_PROFILE, TopicReader, command

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from infra.funders import load_funders
 from paycenter.supervisor import wait_for
-from processors.settlement.records import load_funders
 from schemas.records import Operation, Outcome, SettlementRecord
 from streams.settlement import SettlementStore, funders_path, settle_batch
 from tests.e2e.conftest import TopicReader, command

@@ -29,9 +29,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from infra import _proc, clickhouse as _ch, kafka, services as platform
+from infra.routing_config import load as load_config
 from infra.settings import Settings
 from paycenter.supervisor import Child, Supervisor
-from processors.routing.config import load as load_config
 from streams.roles import ROLES
 from tests.e2e.conftest import TEST_PROFILE, Stack, command, write_test_config
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from infra import _proc
+from infra.routing_config import load as load_config
 from infra.settings import REPO_ROOT, Settings
 from paycenter import ports
-from processors.routing.config import load as load_config
 from streams.roles import ROLES
 from tests.e2e.conftest import write_test_config
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from infra.routing_config import load
 from infra.settings import REPO_ROOT
 from processors.orders import machine as orders
 from processors.orders.state import OrderState, decided, expires_at
-from processors.routing.config import load
 from processors.routing.planner import RoutingPlanner
 from schemas.records import OutcomeStatus
 from tests.processors.test_orders import EMPTY, NOW, command, result, usage_after

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
+from infra.routing_config import load
 from infra.settings import REPO_ROOT
 from processors.orders import machine as orders
 from processors.orders.state import OrderState, apply_delta
-from processors.routing.config import load
 from processors.routing.limits import CardUsage
 from processors.routing.planner import RoutingPlanner
 from schemas.records import AttemptResult, OutcomeStatus, PaymentCommand

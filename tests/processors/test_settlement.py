@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-from processors.settlement.records import PPM, FunderPlan, Share, load_funders, settlement_records, split
+from infra.funders import load_funders
+from processors.settlement.records import PPM, FunderPlan, Share, settlement_records, split
 from schemas.records import Outcome, OutcomePart, SettlementRecord
 
 ROOT = Path(__file__).resolve().parents[2]
