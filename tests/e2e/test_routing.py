@@ -25,7 +25,7 @@ from infra import _proc, kafka, topics
 from infra.settings import REPO_ROOT, Settings
 from paycenter.supervisor import Supervisor, wait_for
 from schemas.records import Attempt, OutcomeStatus, PaymentCommand
-from tests.e2e.conftest import Stack, TopicReader
+from tests.support.stack import Stack, TopicReader
 
 CNY = 100
 PREFIX = "rt."

@@ -8,7 +8,7 @@ from infra.funders import load_funders
 from paycenter.supervisor import wait_for
 from schemas.records import Operation, Outcome, SettlementRecord
 from streams.settlement import SettlementStore, funders_path, settle_batch
-from tests.e2e.conftest import TopicReader, command
+from tests.support.stack import TopicReader, command
 
 
 def test_one_record_per_money_movement_with_funder_splits(stack, clickhouse):

@@ -15,9 +15,8 @@ import pytest
 from infra._proc import wait_until
 from schemas.codes import CHANNEL_BUSY, CHANNEL_HUNG, MAYBE_SENT
 from schemas.records import Attempt, AttemptResult, AttemptStatus
-from tests.e2e.conftest import command
-from tests.faults.checks import await_census, check_books, decoded
-from tests.faults.conftest import CHANNEL_TIMEOUT_MS, EXECUTOR_CONCURRENCY, metrics_port_for
+from tests.support.checks import await_census, check_books, decoded
+from tests.support.stack import CHANNEL_TIMEOUT_MS, EXECUTOR_CONCURRENCY, command, metrics_port_for
 
 OTHER_BANKS = ("CCB", "CMB", "ABC", "BOC")
 REFUSALS = (CHANNEL_HUNG, CHANNEL_BUSY)  # the executor's answers for attempts it did not send

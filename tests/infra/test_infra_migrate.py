@@ -2,19 +2,17 @@
 session (Debian 18.16 here) AND on a current ClickHouse embedded by chdb; both idempotent."""
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import shutil
 import uuid
 from pathlib import Path
-from typing import Sequence
 
 import pytest
 
 from infra import clickhouse as ch, migrate
 from infra.settings import Settings
 from sinks.rows import JOURNAL_COLUMNS
+from tests.support.chdb import ChdbRunner
 
 
 def test_split_statements_on_line_ending_semicolons() -> None:
@@ -31,26 +29,6 @@ def test_discover_orders_files_and_rejects_bad_names(tmp_path: Path) -> None:
     (tmp_path / "1_bad.sql").write_text("SELECT 1;")
     with pytest.raises(migrate.ServiceError, match="NNNN_lowercase_name.sql"):
         migrate.discover(tmp_path)
-
-
-class ChdbRunner:
-    """migrate.Runner over chdb (a current ClickHouse in-process)."""
-
-    def __init__(self, path: Path, database: str) -> None:
-        from chdb import session
-        self.s = session.Session(str(path))
-        self.s.query(f"CREATE DATABASE IF NOT EXISTS {database}")
-        self.s.query(f"USE {database}")
-        self.statements: list[str] = []
-
-    def query(self, sql: str) -> list[tuple]:
-        self.statements.append(sql)
-        return [tuple(r) for r in csv.reader(io.StringIO(str(self.s.query(sql, "CSV"))))]
-
-    def insert(self, table: str, columns: Sequence[str], rows: list[tuple]) -> None:
-        lit = lambda v: str(v) if isinstance(v, int) else "'" + str(v).replace("\\", "\\\\").replace("'", "\\'") + "'"
-        values = ", ".join("(" + ", ".join(lit(v) for v in r) + ")" for r in rows)
-        self.s.query(f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}")
 
 
 def test_every_migration_runs_on_current_clickhouse_via_chdb(tmp_path: Path) -> None:

@@ -1,12 +1,12 @@
 import json
 
 import pytest
-from proc_helpers import NOON, bank, cfg, chan, ms
 
 from processors.routing.capability import query_capability
 from processors.routing.limits import CardUsage
 from processors.routing.selector import Router
 from schemas.records import CardType, Operation
+from tests.support.routing import NOON, bank, cfg, chan, ms
 
 CNY = 100
 

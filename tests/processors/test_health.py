@@ -7,7 +7,7 @@ from pydantic import ValidationError
 from processors.health.model import HealthPolicy, HealthReason, HealthState
 from processors.health.monitor import HealthMonitor
 from schemas.records import AttemptStatus, FailureKind
-from tests.processors.health_helpers import (
+from tests.support.health import (
     BANK,
     CH,
     MIN,

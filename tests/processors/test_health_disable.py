@@ -2,13 +2,11 @@
 probes or last-resort payments, until it is enabled again (a demotion only lowers its priority)."""
 from __future__ import annotations
 
-from proc_helpers import NOON, req
-from test_scoring import NO_EXPLORE, stats_with, two
-
 from processors.health.model import Avoided, ChannelBankHealth, HealthEvent, HealthReason, HealthState
 from processors.health.monitor import HealthMonitor
 from processors.routing.selector import DEMOTED, DISABLED, Router
 from schemas.records import HealthAction, HealthCommand
+from tests.support.routing import NO_EXPLORE, NOON, req, stats_with, two
 
 ALWAYS_EXPLORE = {"exploration_share": 1.0}
 A = ("a", "ICBC")

@@ -7,7 +7,7 @@ import random
 
 from processors.health.model import HealthReason, HealthState
 from processors.health.monitor import HealthMonitor
-from tests.processors.health_helpers import BANK, CH, T0, customer_fail, fail, feed, ok, pending
+from tests.support.health import BANK, CH, T0, customer_fail, fail, feed, ok, pending
 
 
 def _state(m: HealthMonitor):

@@ -5,7 +5,7 @@ import pytest
 
 from processors.health.model import HealthReason, HealthState
 from processors.health.monitor import HealthMonitor
-from tests.processors.health_helpers import BANK, CH, MIN, T0, trip
+from tests.support.health import BANK, CH, MIN, T0, trip
 
 # -- operator ----------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from processors.health.model import ChannelBankHealth, HealthPolicy, HealthReason, HealthState, RestoreReason
 from processors.health.monitor import HealthMonitor
 from schemas.records import AttemptStatus, FailureKind
-from tests.processors.health_helpers import BANK, CH, MIN, T0, fail, result
+from tests.support.health import BANK, CH, MIN, T0, fail, result
 
 KEY = (CH, BANK)
 

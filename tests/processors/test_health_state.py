@@ -8,7 +8,7 @@ import pytest
 
 from processors.health.model import ChannelBankHealth, HealthEvent, HealthPolicy, HealthState
 from processors.health.monitor import HealthMonitor
-from tests.processors.health_helpers import BANK, CH, MIN, T0, fail, fails, feed, pending, trip
+from tests.support.health import BANK, CH, MIN, T0, fail, fails, feed, pending, trip
 
 # -- at-least-once ------------------------------------------------------------------------------
 

@@ -1,10 +1,10 @@
 import json
 
 import pytest
-from proc_helpers import SH, UTC, ms
 
 from processors.routing.config import ChannelBank
 from processors.routing.limits import CardUsage, channel_day, remaining
+from tests.support.routing import SH, UTC, ms
 
 
 def test_shanghai_midnight_rollover_utc_instants():

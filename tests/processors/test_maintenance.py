@@ -1,10 +1,10 @@
 from datetime import datetime, timezone
 
 import pytest
-from proc_helpers import SH, UTC, bank, ms
 
 from processors.routing.config import Channel
 from processors.routing.maintenance import in_maintenance
+from tests.support.routing import SH, UTC, bank, ms
 
 
 def ch(windows, tz=None):

@@ -10,7 +10,7 @@ from processors.orders import machine as orders
 from processors.orders.state import OrderState, decided, expires_at
 from processors.routing.planner import RoutingPlanner
 from schemas.records import OutcomeStatus
-from tests.processors.test_orders import EMPTY, NOW, command, result, usage_after
+from tests.support.orders import EMPTY, NOW, command, result, usage_after
 
 DAY_MS = 86_400_000
 

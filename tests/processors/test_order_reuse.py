@@ -10,7 +10,7 @@ from processors.orders import machine as orders, reuse as order_reuse
 from processors.orders.state import OrderState, decided
 from processors.routing.planner import RoutingPlanner
 from schemas.records import Outcome, OutcomeStatus
-from tests.processors.test_orders import EMPTY, NOW, command, result, usage_after
+from tests.support.orders import EMPTY, NOW, command, result, usage_after
 
 
 @pytest.fixture(scope="module")

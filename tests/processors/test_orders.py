@@ -9,36 +9,13 @@ from processors.orders import machine as orders
 from processors.orders.state import OrderState, apply_delta
 from processors.routing.limits import CardUsage
 from processors.routing.planner import RoutingPlanner
-from schemas.records import AttemptResult, OutcomeStatus, PaymentCommand
-
-NOW = 1_764_000_000_000  # 2025-11-24T16:00:00Z = 00:00 in Asia/Shanghai
-EMPTY = CardUsage()
+from schemas.records import OutcomeStatus
+from tests.support.orders import EMPTY, NOW, command, result, usage_after
 
 
 @pytest.fixture(scope="module")
 def planner() -> RoutingPlanner:
     return RoutingPlanner(load(REPO_ROOT / "infra" / "routing.demo.yaml"))
-
-
-def command(order_id="o-1", amount=10_000, bank="ICBC", business="wealth", **kw) -> PaymentCommand:
-    return PaymentCommand(order_id=order_id, business_line=business, operation=kw.pop("operation", "PAY_IN"),
-                          amount_fen=amount, card_token="tok_card1", bank_code=bank,
-                          card_type=kw.pop("card_type", "DEBIT"), requested_at_ms=kw.pop("requested_at_ms", NOW), **kw)
-
-
-def result(att, status="SUCCESS", kind="NONE", code="0000", fee=25) -> AttemptResult:
-    return AttemptResult(attempt_id=att.attempt_id, order_id=att.order_id, attempt_no=att.attempt_no,
-                         business_line=att.business_line, operation=att.operation, card_token=att.card_token,
-                         bank_code=att.bank_code, channel_id=att.channel_id, amount_fen=att.amount_fen,
-                         status=status, failure_kind=kind, channel_code=code, channel_txn_id="tx-" + att.attempt_id,
-                         fee_fen=fee if status == "SUCCESS" else 0, latency_ms=5, started_at_ms=NOW,
-                         finished_at_ms=NOW + 5)
-
-
-def usage_after(step, usage=EMPTY) -> CardUsage:
-    for d in step.usage:
-        usage = apply_delta(usage, d.channel_id, d.day, d.delta_fen)
-    return usage
 
 
 def test_command_routes_to_cheapest_channel_and_reserves_usage(planner):

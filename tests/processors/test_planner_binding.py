@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from proc_helpers import bank, cfg, chan, ms
 
 from processors.orders import machine as orders
 from processors.orders.state import SIGN_AND_PAY, SIGN_CONFIRM, SIGN_REQUEST
@@ -13,6 +12,7 @@ from processors.routing.agreements import NO_AGREEMENTS, CardAgreements
 from processors.routing.limits import CardUsage
 from processors.routing.planner import RoutingPlanner
 from schemas.records import AttemptResult, OutcomeStatus, PaymentCommand
+from tests.support.routing import bank, cfg, chan, ms
 
 NOW = ms(2024, 3, 1, 12)
 EMPTY = CardUsage()

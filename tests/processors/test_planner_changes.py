@@ -2,10 +2,9 @@
 demotion and restore, configuration adds/removes/changes, and the bank summary after the change."""
 from __future__ import annotations
 
-from proc_helpers import bank, cfg, chan, ms
-
 from processors.routing.capability_changes import bank_summary, diff, snapshot
 from processors.routing.selector import Router
+from tests.support.routing import bank, cfg, chan, ms
 
 CNY = 100
 

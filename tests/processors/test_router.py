@@ -1,7 +1,5 @@
 import json
 
-from proc_helpers import bank, cfg, chan, ms, req
-
 from processors.routing.limits import CardUsage
 from processors.routing.selector import (
     ALREADY_TRIED,
@@ -13,6 +11,7 @@ from processors.routing.selector import (
     Router,
 )
 from schemas.records import CardType, Operation
+from tests.support.routing import bank, cfg, chan, ms, req
 
 
 def route(config, **kw):

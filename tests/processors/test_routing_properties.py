@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 
 from hypothesis import HealthCheck, example, given, settings, strategies as st
-from proc_helpers import NOON, cfg, req
 
 from processors.routing.limits import CardUsage, channel_day
 from processors.routing.maintenance import in_maintenance
@@ -14,6 +13,7 @@ from processors.routing.scoring import ChannelBankStats
 from processors.routing.selector import Router
 from processors.routing.split import plan_split
 from schemas.records import CardType, Operation
+from tests.support.routing import NOON, cfg, req
 
 BANKS = ["B1", "B2"]
 # database=None: no example database written into the working tree

@@ -2,14 +2,12 @@ import json
 import math
 
 import pytest
-from proc_helpers import NOON, bank, cfg, chan, req
 
 from processors.routing.config import BusinessLine, ScoringConfig
 from processors.routing.scoring import ChannelBankStats, attempt_rng, success_value_fen, unit_draw
 from processors.routing.selector import DEMOTED, Router
 from schemas.records import AttemptResult, AttemptStatus, FailureKind, Operation
-
-HL = 1_800_000
+from tests.support.routing import HL, NO_EXPLORE, NOON, bank, cfg, chan, req, stats_with, two
 
 
 def test_prior_for_unknown_channel_bank():
@@ -93,22 +91,6 @@ def test_unit_draw_is_deterministic_and_uniform_enough():
     share = sum(d < 0.03 for d in draws) / len(draws)
     assert 0.025 < share < 0.035
     assert attempt_rng("o", 1, 0).random() == attempt_rng("o", 1, 0).random()
-
-
-def two(scoring=None, a_fee=100, b_fee=200):
-    extra = {"scoring": scoring} if scoring else {}
-    return cfg({"a": chan({"ICBC": bank(fixed=a_fee)}), "b": chan({"ICBC": bank(fixed=b_fee)})}, **extra)
-
-
-NO_EXPLORE = {"exploration_share": 0}
-
-
-def stats_with(p_fail_a=0, p_fail_b=0, n=100):
-    s = ChannelBankStats(HL, 19, 1)
-    for i in range(n):
-        s.observe("a", "ICBC", i >= p_fail_a * n / 100, NOON)
-        s.observe("b", "ICBC", i >= p_fail_b * n / 100, NOON)
-    return s
 
 
 def test_without_evidence_v2_ranks_like_v1():

@@ -1,8 +1,7 @@
-from proc_helpers import bank, cfg, chan, ms, req
-
 from processors.routing.limits import CardUsage
 from processors.routing.selector import Router
 from processors.routing.split import SplitPart, max_split_amount, min_parts, plan_split
+from tests.support.routing import bank, cfg, chan, ms, req
 
 CNY = 100  # fen
 

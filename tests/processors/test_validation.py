@@ -1,8 +1,8 @@
 import pytest
-from proc_helpers import bank, cfg, chan
 
 from processors.routing.validation import MAX_AMOUNT_FEN, validate_command
 from schemas.records import CardType, Operation, PaymentCommand
+from tests.support.routing import bank, cfg, chan
 
 CONFIG = cfg({"a": chan({"ICBC": bank()})})
 

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import pytest
-from proc_helpers import NOON, bank, cfg, chan
 
 from processors.routing.whatif import ActualOrder, JournalCommand, ObservedResult, replay
+from tests.support.routing import NOON, bank, cfg, chan
 
 H = NOON  # a moment inside the hour whose results are the model
 

@@ -15,7 +15,7 @@ from paycenter.supervisor import wait_for
 from streams.runtime.effects import Effects
 from streams.runtime.loop import Options, StreamLoop
 from streams.runtime.table import Store, Table
-from tests.streams.runtime_helpers import PARTITIONS, outputs, private, publish
+from tests.support.runtime import PARTITIONS, outputs, private, publish
 
 FETCH_WAIT_MS = 10  # the payment path's: the most fetches when idle
 NAP_MAX_MS = 200

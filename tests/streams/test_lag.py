@@ -16,7 +16,7 @@ from infra import groups, kafka
 from infra.settings import Settings
 from paycenter.supervisor import wait_for
 from streams.runtime.lag import LagReporter
-from tests.streams.runtime_helpers import private
+from tests.support.runtime import private
 
 N = 20
 

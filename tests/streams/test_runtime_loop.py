@@ -1,5 +1,5 @@
 """The stream runtime's loop on the real broker: assign, revoke, re-assign, a deposed owner, a
-stalled owner that loses its partitions. A tiny counting role (runtime_helpers.Counter) makes
+stalled owner that loses its partitions. A tiny counting role (tests/support/runtime.py Counter) makes
 every mistake visible: a record counted twice or lost shows in the `key=count` outputs."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from infra.settings import Settings
 from paycenter.supervisor import wait_for
 from streams.runtime.changelog import StateWriter, headers
-from tests.streams.runtime_helpers import PARTITIONS, Counter, outputs, private, publish
+from tests.support.runtime import PARTITIONS, Counter, outputs, private, publish
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -150,7 +150,7 @@ STALLED = """
 import sys, time
 sys.path.insert(0, {repo!r})
 from infra.settings import Settings
-from tests.streams.runtime_helpers import Counter
+from tests.support.runtime import Counter
 s = Settings(kafka_bootstrap={boot!r}, topic_prefix={prefix!r}, session_timeout_s=3.0)
 c = Counter(s)
 c.loop.start()

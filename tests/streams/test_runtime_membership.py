@@ -12,7 +12,7 @@ from infra.settings import Settings
 from paycenter.supervisor import wait_for
 from schemas.records import Alert
 from streams.runtime.loop import Options, StreamLoop
-from tests.streams.runtime_helpers import private, read_all
+from tests.support.runtime import private, read_all
 
 
 class Holder:

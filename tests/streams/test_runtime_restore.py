@@ -9,7 +9,7 @@ from infra.settings import Settings
 from streams.runtime.changelog import StateWriter, headers, record_key
 from streams.runtime.restore import Restorer
 from streams.runtime.table import Store, Table
-from tests.streams.runtime_helpers import private
+from tests.support.runtime import private
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 
 from processors.routing.config import RoutingConfig, parse
 from processors.routing.limits import CardUsage
+from processors.routing.scoring import ChannelBankStats
 from processors.routing.selector import RouteRequest
 from schemas.records import CardType, Operation
 
@@ -42,3 +43,22 @@ def req(amount=10_000, now=NOON, op=Operation.PAY_IN, bank_code="ICBC", card=Car
     return RouteRequest(order_id=order_id, attempt_no=attempt_no, business_line=line, operation=op,
                         bank_code=bank_code, card_type=card, amount_fen=amount, now_ms=now,
                         usage=usage or CardUsage(), **kw)
+
+
+HL = 1_800_000
+
+
+def two(scoring=None, a_fee=100, b_fee=200):
+    extra = {"scoring": scoring} if scoring else {}
+    return cfg({"a": chan({"ICBC": bank(fixed=a_fee)}), "b": chan({"ICBC": bank(fixed=b_fee)})}, **extra)
+
+
+NO_EXPLORE = {"exploration_share": 0}
+
+
+def stats_with(p_fail_a=0, p_fail_b=0, n=100):
+    s = ChannelBankStats(HL, 19, 1)
+    for i in range(n):
+        s.observe("a", "ICBC", i >= p_fail_a * n / 100, NOON)
+        s.observe("b", "ICBC", i >= p_fail_b * n / 100, NOON)
+    return s
