@@ -58,7 +58,7 @@ class HealthStack(Stack):
 
     def produce_results(self, results: list[AttemptResult]) -> None:
         # in multi-record batches, as an executor produces them (the monitor restores its table up
-        # to a marker, not to the broker's under-reported high watermark: streams/changelog.py)
+        # to a marker, not to the broker's under-reported high watermark: streams/runtime/changelog.py)
         for r in results:
             self.producer.produce(self.settings.topic("pay.results"), key=r.card_token.encode(), value=r.encode())
         self.producer.flush(30)

@@ -17,7 +17,7 @@ from paycenter.supervisor import wait_for
 from streams.runtime.changelog import StateWriter, headers
 from tests.support.runtime import PARTITIONS, Counter, outputs, private, publish
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 @pytest.fixture

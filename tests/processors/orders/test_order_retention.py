@@ -2,22 +2,13 @@
 from __future__ import annotations
 
 import orjson
-import pytest
 
-from infra.routing_config import load
-from infra.settings import REPO_ROOT
 from processors.orders import machine as orders
 from processors.orders.state import OrderState, decided, expires_at
-from processors.routing.planner import RoutingPlanner
 from schemas.records import OutcomeStatus
 from tests.support.orders import EMPTY, NOW, command, result, usage_after
 
 DAY_MS = 86_400_000
-
-
-@pytest.fixture(scope="module")
-def planner() -> RoutingPlanner:
-    return RoutingPlanner(load(REPO_ROOT / "infra" / "routing.demo.yaml"))
 
 
 def test_a_decided_order_keeps_its_outcome_and_details_but_not_its_history_or_secrets(planner):

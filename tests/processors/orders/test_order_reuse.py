@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from infra.routing_config import load
-from infra.settings import REPO_ROOT
 from processors.orders import machine as orders, reuse as order_reuse
 from processors.orders.state import OrderState, decided
-from processors.routing.planner import RoutingPlanner
 from schemas.records import Outcome, OutcomeStatus
 from tests.support.orders import EMPTY, NOW, command, result, usage_after
-
-
-@pytest.fixture(scope="module")
-def planner() -> RoutingPlanner:
-    return RoutingPlanner(load(REPO_ROOT / "infra" / "routing.demo.yaml"))
 
 
 def first_decided(planner, **kw):

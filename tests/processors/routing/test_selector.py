@@ -165,7 +165,7 @@ def test_explain_is_compact_json():
 
 def test_demo_config_routes():
     from infra.routing_config import load
-    r = Router(load(__import__("pathlib").Path(__file__).resolve().parents[2] / "infra/routing.demo.yaml"))
+    r = Router(load(__import__("pathlib").Path(__file__).resolve().parents[3] / "infra/routing.demo.yaml"))
     d = r.route(req(amount=1_000_000, bank_code="CMB", card=CardType.CREDIT))
     # beta is cheapest for CMB but DEBIT only
     assert d.chosen.channel_id == "alpha"

@@ -10,7 +10,7 @@ from infra.funders import load_funders
 from processors.settlement.records import PPM, FunderPlan, Share, settlement_records, split
 from schemas.records import Outcome, OutcomePart, SettlementRecord
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PLAN = FunderPlan(shares=[Share(party="bank", share_ppm=700_000), Share(party="own", share_ppm=300_000)])
 
 

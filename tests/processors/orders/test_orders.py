@@ -1,21 +1,11 @@
 """The order state machine with the real router on the demo routing config."""
 from __future__ import annotations
 
-import pytest
-
-from infra.routing_config import load
-from infra.settings import REPO_ROOT
 from processors.orders import machine as orders
 from processors.orders.state import OrderState, apply_delta
 from processors.routing.limits import CardUsage
-from processors.routing.planner import RoutingPlanner
 from schemas.records import OutcomeStatus
 from tests.support.orders import EMPTY, NOW, command, result, usage_after
-
-
-@pytest.fixture(scope="module")
-def planner() -> RoutingPlanner:
-    return RoutingPlanner(load(REPO_ROOT / "infra" / "routing.demo.yaml"))
 
 
 def test_command_routes_to_cheapest_channel_and_reserves_usage(planner):
