@@ -57,7 +57,7 @@ from streams.runtime.kafka import IdleNaps, consumer as group_consumer, instance
 from streams.runtime.lag import LagReporter
 from streams.runtime.membership import MembershipWatch
 from streams.runtime.offsets import OffsetTracker, Partition
-from streams.runtime.run import run_until_signalled
+from streams.runtime.run import run_role
 from streams.views.config import ConfigView
 
 log = logging.getLogger("paycenter.executor")
@@ -391,7 +391,7 @@ class ExecutorLoop:
 
 
 def run_loop(cls: type[ExecutorLoop], settings: Settings) -> int:
-    return run_until_signalled(lambda: cls(settings, load_routing_config(settings)))
+    return run_role(cls(settings, load_routing_config(settings)))
 
 
 def main(settings: Settings) -> int:

@@ -268,5 +268,5 @@ def _note(channel_id: str, attempt_id: str, card_token: str, resp: ChannelRespon
 
 
 def main(settings: Settings) -> int:
-    from streams.runtime.run import run_until_signalled
-    return run_until_signalled(lambda: PendingLoop(settings))
+    from streams.runtime.run import run_role
+    return run_role(PendingLoop(settings))
