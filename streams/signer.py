@@ -1,6 +1,6 @@
 """Signer role: pay.signing → the channel's protocol-payment API (HTTP, signed) → pay.results.
 
-The executor's twin for attempts that need more than the plain payment call (processors/orders/machine.py
+The executor's twin for attempts that need more than the plain payment call (processors/orders/state.py
 SIGNING_KINDS): a BIND's signing request (the channel sends the customer an SMS code), a CONFIRM
 with the customer's code, and a user-present debit that signs a channel on the way. Results go
 back to pay.results like any attempt's, so the router's order machine handles them the same way
