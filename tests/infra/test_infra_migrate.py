@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from infra import clickhouse as ch, migrate
+from infra._proc import ServiceError
 from infra.settings import Settings
 from sinks.rows import JOURNAL_COLUMNS
 from tests.support.chdb import ChdbRunner
@@ -27,7 +28,7 @@ def test_discover_orders_files_and_rejects_bad_names(tmp_path: Path) -> None:
     assert [m.version for m in found] == sorted(m.version for m in found)
     assert found[0].name == "0001_journal" and len(found[0].statements) == 1
     (tmp_path / "1_bad.sql").write_text("SELECT 1;")
-    with pytest.raises(migrate.ServiceError, match="NNNN_lowercase_name.sql"):
+    with pytest.raises(ServiceError, match="NNNN_lowercase_name.sql"):
         migrate.discover(tmp_path)
 
 
@@ -90,7 +91,7 @@ def test_an_edited_applied_migration_is_reported_not_rerun(fresh_db: Settings, t
 def test_unreachable_server_says_what_to_do(tmp_path: Path) -> None:
     from infra._proc import free_port
     s = dataclasses.replace(Settings(), clickhouse_port=free_port())
-    with pytest.raises(migrate.ServiceError, match="paycenter infra up"):
+    with pytest.raises(ServiceError, match="paycenter infra up"):
         migrate.migrate(s, progress=lambda _m: None)
 
 
@@ -100,7 +101,7 @@ def test_a_failing_statement_is_named_without_a_stack_trace(fresh_db: Settings, 
     c.execute(f"CREATE DATABASE IF NOT EXISTS {fresh_db.clickhouse_database}")
     c.execute(f"USE {fresh_db.clickhouse_database}")
     try:
-        with pytest.raises(migrate.ServiceError) as err:
+        with pytest.raises(ServiceError) as err:
             migrate.apply(migrate.DriverRunner(c), lambda _m: None, directory=tmp_path)
         assert migrate.pending(migrate.DriverRunner(c), directory=tmp_path)[0].name == "0001_bad"
     finally:
