@@ -2,13 +2,14 @@
 the dashboard, the channel simulators) with no traffic and at a light paced load, the requests each
 process sends the broker, and command -> outcome latency by slice of the load (does it creep?).
 
-    .venv/bin/python bench/bench_idle.py [--idle-s 30] [--rate 50] [--load-s 60] [--slice-s 20]
+    .venv/bin/python bench/bench_idle.py [--idle-s 30] [--rest-s 40] [--rate 50] [--load-s 60] [--slice-s 20]
 
 Phases, on one stack started as `paycenter run` starts it (zero-latency simulators):
-  idle      nothing published for `idle_s` (after the warm-up has settled): % of one core per
-            process and broker requests/s per client process;
+  idle      nothing published for `idle_s`, after `rest_s` of silence (past the workers' deep-nap
+            threshold, infra/settings.py idle_nap_deep_after_s): % of one core per process and
+            broker requests/s per client process;
   load      `rate` commands/s for `load_s`, in slices of `slice_s`: per slice p50 / p99 latency and
-            % of one core per process;
+            % of one core per process (the first slice's max is the first commands after the rest);
   idle after  the idle window again after the load: what the data now in the broker costs at rest.
 A soak (`--load-s 600 --slice-s 60`) shows whether the latency grows with time at that rate.
 """
@@ -31,8 +32,6 @@ from bench.workload import with_prefix  # noqa: E402
 from infra import _proc  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from paycenter.supervisor import wait_for  # noqa: E402
-
-SETTLE_S = 10  # after the warm-up: the journal's and the rollups' last inserts, the groups settled
 
 
 def window(sup, s: Settings, seconds: float) -> dict:
@@ -78,7 +77,7 @@ def load(sup, s: Settings, clock: OutcomeClock, rate: float, seconds: float, sli
 
 
 def run(settings: Settings, idle_s: float = 30, rate: float = 50, load_s: float = 60, slice_s: float = 20,
-        prefix: str = "bench-idle.") -> dict:
+        rest_s: float = 40, prefix: str = "bench-idle.") -> dict:
     s = with_prefix(with_routing_config(settings), prefix)
     sup = supervisor(s)
     out: dict = {"rate": rate}
@@ -94,7 +93,7 @@ def run(settings: Settings, idle_s: float = 30, rate: float = 50, load_s: float 
                 raise RuntimeError(f"stack not ready: {warm}; see {sup.log_dir}")
         finally:
             clock.stop()  # its fetches are not the stack's: none during the idle window
-        time.sleep(SETTLE_S)  # let the sinks' last batches go out before measuring rest
+        time.sleep(rest_s)  # a stack at rest: the sinks' last batches out, the workers in deep naps
         sup.check_alive()
         out["idle"] = window(sup, s, idle_s)
         log(f"idle: {out['idle']['cpu_percent']['total']} % of a core")
@@ -105,7 +104,7 @@ def run(settings: Settings, idle_s: float = 30, rate: float = 50, load_s: float 
             clock.stop()
         log(f"at {rate:g}/s: {out['load']['whole']['cpu_percent']['total']} % of a core, "
             f"p50 {out['load']['whole']['p50_ms']} ms")
-        time.sleep(SETTLE_S)
+        time.sleep(rest_s)
         out["idle_after"] = window(sup, s, idle_s)
         sup.check_alive()
     finally:
@@ -117,12 +116,14 @@ def run(settings: Settings, idle_s: float = 30, rate: float = 50, load_s: float 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--idle-s", type=float, default=30, help="length of each idle window, seconds")
+    ap.add_argument("--rest-s", type=float, default=40,
+                    help="silence before each idle window, seconds (the deep naps start after 30 s)")
     ap.add_argument("--rate", type=float, default=50, help="light load, commands/s")
     ap.add_argument("--load-s", type=float, default=60, help="length of the light load, seconds")
     ap.add_argument("--slice-s", type=float, default=20, help="latency and CPU per slice of this many seconds")
     args = ap.parse_args()
     with private_platform() as settings:
-        result = run(settings, args.idle_s, args.rate, args.load_s, args.slice_s)
+        result = run(settings, args.idle_s, args.rate, args.load_s, args.slice_s, args.rest_s)
     print(json.dumps(result, indent=1))
 
 

@@ -92,6 +92,11 @@ class Settings:
     # instead (a long wait costs no latency there).
     idle_nap_after_s: float = field(default_factory=lambda: float(_env("PAYCENTER_IDLE_NAP_AFTER_S", "2")))
     idle_nap_max_ms: int = field(default_factory=lambda: int(_env("PAYCENTER_IDLE_NAP_MAX_MS", "500")))
+    # A stack at rest: after `idle_nap_deep_after_s` of silence the naps grow up to
+    # `idle_nap_deep_max_ms`. The first command after such a rest waits up to that long at each
+    # napping hop; any record brings its loop back to short naps.
+    idle_nap_deep_after_s: float = field(default_factory=lambda: float(_env("PAYCENTER_IDLE_NAP_DEEP_AFTER_S", "30")))
+    idle_nap_deep_max_ms: int = field(default_factory=lambda: int(_env("PAYCENTER_IDLE_NAP_DEEP_MAX_MS", "1500")))
     # Longest a stream worker waits for the broker to take what it produced before it exits non-zero
     # (its supervisor restarts it, with a new producer, and the batch is replayed): a broker restart
     # is ridden through, a broker gone for good does not leave a worker spinning.

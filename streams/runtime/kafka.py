@@ -82,7 +82,8 @@ def next_batch(c: Consumer, size: int, wait_s: float = 0.1) -> list:
 
 class IdleNaps:
     """Fewer fetches while nothing comes (infra/settings.py idle_nap_*). After `after_s` without a
-    record the loop's partitions are paused for a nap (20 ms, doubling up to `max_s`); each nap ends
+    record the loop's partitions are paused for a nap (20 ms, doubling up to `max_s`, and up to
+    `deep_max_s` once the silence has lasted `deep_after_s`: a stack at rest); each nap ends
     with a probe: the partitions resumed for one fetch (`probe_s`), then paused again unless it
     brought records. Any record ends the naps. A loop whose fetches are held LONG_WAIT_MS or more
     does not nap.
@@ -103,12 +104,14 @@ class IdleNaps:
                  readable: Callable[[], list[TopicPartition]]):
         self.consumer, self.readable = consumer, readable
         self.after_s, self.max_s = settings.idle_nap_after_s, settings.idle_nap_max_ms / 1000
+        self.deep_after_s = settings.idle_nap_deep_after_s
+        self.deep_max_s = max(self.max_s, settings.idle_nap_deep_max_ms / 1000)
         # A fetch that finds records answers at once; one that finds none is held fetch_wait_ms, and
         # is dropped by the pause that ends the probe before its answer: one fetch per probe.
         self.probe_s = max(0.005, fetch_wait_ms / 2000)
         self.long_s = 2 * fetch_wait_ms / 1000 + 0.03
         if fetch_wait_ms >= self.LONG_WAIT_MS:
-            self.max_s = 0.0  # a fetch held that long is a nap already (the sinks)
+            self.max_s = self.deep_max_s = 0.0  # a fetch held that long is a nap already (the sinks)
         self.last = time.monotonic()
         self.nap_s = self.FIRST_S
         self.napped: list[TopicPartition] = []  # paused by a nap, resumed when it ends
@@ -152,7 +155,8 @@ class IdleNaps:
             return
         self.consumer.pause(tps)
         self.napped, self.until = tps, now + self.nap_s
-        self.nap_s = min(2 * self.nap_s, self.max_s)
+        longest = self.deep_max_s if now - self.last >= self.deep_after_s else self.max_s
+        self.nap_s = min(2 * self.nap_s, longest)
         self.naps += 1
 
     def _wake(self) -> None:

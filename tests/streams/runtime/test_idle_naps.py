@@ -19,6 +19,8 @@ from tests.support.runtime import PARTITIONS, outputs, private, publish
 
 FETCH_WAIT_MS = 10  # the payment path's: the most fetches when idle
 NAP_MAX_MS = 200
+DEEP_AFTER_S = 3.0
+DEEP_MAX_MS = 800
 
 
 class Fetches:
@@ -55,13 +57,54 @@ class Counter:
 @pytest.fixture
 def s(services: Settings) -> Settings:
     return dataclasses.replace(private(services), group_membership="dynamic-leave", session_timeout_s=3.0,
-                               idle_nap_after_s=0.5, idle_nap_max_ms=NAP_MAX_MS)
+                               idle_nap_after_s=0.5, idle_nap_max_ms=NAP_MAX_MS,
+                               idle_nap_deep_after_s=DEEP_AFTER_S, idle_nap_deep_max_ms=DEEP_MAX_MS)
 
 
 def pump_for(c: Counter, seconds: float) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         c.loop.poll_once(0.05)
+
+
+def fetch_rate(c: Counter, fetches: Fetches, seconds: float) -> float:
+    before, t0 = fetches.total, time.monotonic()
+    pump_for(c, seconds)
+    return (fetches.total - before) / (time.monotonic() - t0)
+
+
+def handled_after(s: Settings, c: Counter, key: str, partition: int) -> float:
+    """Seconds from `key` being on the broker to the loop handling it."""
+    publish(s, [(key, partition)])
+    sent = time.monotonic()
+    wait_for(lambda: c.loop.poll_once(0.05) is not None and key in c.handled, 10,
+             f"record {key} to be handled", interval_s=0)
+    return c.handled[key] - sent
+
+
+def test_a_loop_at_rest_naps_longer_and_the_first_record_wakes_it(s):
+    fetches = Fetches()
+    c = Counter(s, fetches)
+    c.loop.start()
+    try:
+        publish(s, [(f"warm{p}", p) for p in range(PARTITIONS)])
+        wait_for(lambda: c.loop.poll_once(0.05) is not None and len(c.handled) == PARTITIONS, 60,
+                 "the loop to hold its partitions and handle the first records", interval_s=0)
+        pump_for(c, 1.0)  # short naps by now
+        short = fetch_rate(c, fetches, 1.5)
+        pump_for(c, DEEP_AFTER_S)  # silent past idle_nap_deep_after_s: the naps grow
+        deep = fetch_rate(c, fetches, 4.0)
+        print(f"idle: {short:.1f} fetch requests/s in short naps, {deep:.1f} at rest")
+        assert deep < short / 2, f"at rest the loop still sent {deep:.1f} fetch requests/s ({short:.1f} before)"
+
+        woke = handled_after(s, c, "rest", 0)
+        assert woke < DEEP_MAX_MS / 1000 + 0.5, f"the first record after a rest waited {woke:.2f} s"
+        pump_for(c, 1.0)  # a silence under the deep threshold: short naps again
+        again = handled_after(s, c, "again", 1)
+        assert again < NAP_MAX_MS / 1000 + 0.5, f"a record after a short silence waited {again:.2f} s"
+    finally:
+        c.loop.close()
+    assert sorted(outputs(s)) == sorted([f"warm{p}=1" for p in range(PARTITIONS)] + ["rest=1", "again=1"])
 
 
 def test_an_idle_loop_fetches_little_and_misses_nothing(s):
