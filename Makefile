@@ -70,7 +70,7 @@ run: deps
 	$(BIN)/paycenter run
 
 # ruff (pyflakes, bugbear, isort), mypy (processors, schemas, streams/runtime) and import-linter's layer
-# contract: no import against paycenter > streams > sinks > connectors > processors | infra > schemas.
+# contract: no import against paycenter > streams > sinks > connectors > infra > processors > schemas.
 # All configured in pyproject.toml; PYTHONPATH=. so the checkout is checked, not an installed copy.
 lint: venv
 	$(BIN)/ruff check .

@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_router import BASE_MS, build_config, build_requests, build_stats, percentile  # noqa: E402
 
-from processors import orders  # noqa: E402
-from processors.planner import RoutingPlanner  # noqa: E402
+from processors.orders import machine as orders  # noqa: E402
+from processors.routing.planner import RoutingPlanner  # noqa: E402
 from schemas.records import PaymentCommand  # noqa: E402
 
 

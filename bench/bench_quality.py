@@ -1,7 +1,7 @@
 """Routing quality as a scenario suite: success rate and fees while channel-banks' true rates change.
 
 Pure simulation in simulated time (no Kafka): the project's own routing code decides
-(processors.router + processors.scoring statistics + processors.health demotions and probes, fed
+(processors.routing.selector + processors.routing.scoring statistics + processors.health.monitor demotions and probes, fed
 the way streams/router.py and streams/health.py feed them), a hidden truth answers
 (bench/quality_world.py, scenarios in bench/scenarios/*.yaml). The demo configuration
 (infra/routing.demo.yaml: 3 channels x 5 banks = 12 channel-banks, fees, per-card daily limits).
@@ -38,14 +38,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.quality_world import BASE_MS, MINUTE, Order, Scenario, load_all, orders  # noqa: E402
-from processors.fees import fee_fen, fee_schedule  # noqa: E402
-from processors.health import HealthMonitor  # noqa: E402
-from processors.limits import CardUsage, channel_day  # noqa: E402
-from processors.order_state import apply_delta  # noqa: E402
-from processors.planner import seed_of  # noqa: E402
-from processors.router import Router, RouteRequest  # noqa: E402
-from processors.routing_config import RoutingConfig, load as load_config  # noqa: E402
-from processors.scoring import ChannelBankStats, success_value_fen  # noqa: E402
+from infra.routing_config import load as load_config  # noqa: E402
+from processors.health.monitor import HealthMonitor  # noqa: E402
+from processors.orders.state import apply_delta  # noqa: E402
+from processors.routing.config import RoutingConfig  # noqa: E402
+from processors.routing.fees import fee_fen, fee_schedule  # noqa: E402
+from processors.routing.limits import CardUsage, channel_day  # noqa: E402
+from processors.routing.planner import seed_of  # noqa: E402
+from processors.routing.scoring import ChannelBankStats, success_value_fen  # noqa: E402
+from processors.routing.selector import Router, RouteRequest  # noqa: E402
 from schemas.records import AttemptResult, AttemptStatus, CardType, FailureKind, Operation  # noqa: E402
 
 LINE = "card_repayment"

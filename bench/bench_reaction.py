@@ -28,16 +28,16 @@ sys.path.insert(0, str(ROOT))
 from confluent_kafka import Producer  # noqa: E402
 
 from infra import _proc, broker, objectstore, topics  # noqa: E402
+from infra.routing_config import load as load_config  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from paycenter.commands.health import send  # noqa: E402
 from paycenter.supervisor import wait_for  # noqa: E402
-from processors.limits import CardUsage  # noqa: E402
-from processors.router import Router, RouteRequest  # noqa: E402
-from processors.routing_config import load as load_config  # noqa: E402
+from processors.routing.limits import CardUsage  # noqa: E402
+from processors.routing.selector import Router, RouteRequest  # noqa: E402
 from schemas.records import AttemptResult, HealthAction  # noqa: E402
 from streams.common import wall_clock_ms  # noqa: E402
 from streams.health import command, partition_of  # noqa: E402
-from streams.health_view import HealthView  # noqa: E402
+from streams.views.health import HealthView  # noqa: E402
 
 KEY = ("beta", "ICBC")
 

@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import log, private_platform, supervisor  # noqa: E402
 
 from infra import _proc, clickhouse  # noqa: E402
+from infra.routing_config import load as load_config  # noqa: E402
 from paycenter.commands.reconcile import reconcile_day  # noqa: E402
-from processors.routing_config import load as load_config  # noqa: E402
 from sinks.rows import JOURNAL_COLUMNS, JournalRow  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")

@@ -4,7 +4,7 @@
                                               [--model compacted|every-write]
 
 A day of `--orders-per-day` orders leaves in the router's changelog (streams/router.py):
-* per decided order, its compact state (order_state.decided, built here by the real order machine
+* per decided order, its compact state (orders/state.py `decided`, built here by the real order machine
   and varied per order), kept for the duplicate-detection window;
 * per card, its usage of the day;
 * under `--model every-write` also each order's state when its attempt was launched and a usage
@@ -33,15 +33,15 @@ from confluent_kafka import Producer  # noqa: E402
 from bench.harness import log, private_platform  # noqa: E402
 from bench.workload import with_prefix  # noqa: E402
 from infra import kafka  # noqa: E402
+from infra.routing_config import load  # noqa: E402
 from infra.settings import REPO_ROOT  # noqa: E402
-from processors import orders  # noqa: E402
-from processors.limits import CardUsage  # noqa: E402
-from processors.order_state import (
+from processors.orders import machine as orders  # noqa: E402
+from processors.orders.state import (
     apply_delta,  # noqa: E402
     decided,  # noqa: E402
 )
-from processors.planner import RoutingPlanner  # noqa: E402
-from processors.routing_config import load  # noqa: E402
+from processors.routing.limits import CardUsage  # noqa: E402
+from processors.routing.planner import RoutingPlanner  # noqa: E402
 from schemas.records import AttemptResult, AttemptStatus, FailureKind, PaymentCommand  # noqa: E402
 from streams.router import CHANGELOG, tables as router_tables  # noqa: E402
 from streams.runtime.changelog import StateWriter, headers  # noqa: E402

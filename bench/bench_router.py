@@ -16,10 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from processors.limits import CardUsage, channel_day  # noqa: E402
-from processors.router import Router, RouteRequest  # noqa: E402
-from processors.routing_config import RoutingConfig, parse  # noqa: E402
-from processors.scoring import ChannelBankStats  # noqa: E402
+from processors.routing.config import RoutingConfig, parse  # noqa: E402
+from processors.routing.limits import CardUsage, channel_day  # noqa: E402
+from processors.routing.scoring import ChannelBankStats  # noqa: E402
+from processors.routing.selector import Router, RouteRequest  # noqa: E402
 from schemas.records import CardType, Operation  # noqa: E402
 
 N_CHANNELS, N_BANKS = 30, 50

@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import log, private_platform, start_simulators, supervisor, with_routing_config  # noqa: E402
 from bench.workload import commands, drain, produce_all, reader, with_prefix  # noqa: E402
+from infra.routing_config import load as load_config  # noqa: E402
 from infra.settings import Settings  # noqa: E402
-from processors.fees import fee_fen, fee_schedule  # noqa: E402
-from processors.routing_config import load as load_config  # noqa: E402
+from processors.routing.fees import fee_fen, fee_schedule  # noqa: E402
 from schemas.records import Attempt, AttemptResult, Operation, Outcome  # noqa: E402
 
 

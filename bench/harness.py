@@ -22,9 +22,9 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from infra import _proc, clickhouse, services  # noqa: E402
+from infra.routing_config import load as load_config  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from paycenter.supervisor import Supervisor  # noqa: E402
-from processors.routing_config import load as load_config  # noqa: E402
 
 
 def log(msg: str) -> None:

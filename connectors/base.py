@@ -31,7 +31,7 @@ class ChannelRequest:
     card_type: CardType
     amount_fen: int
     # Protocol payment, user present: the channel has the customer confirm its SMS inside this
-    # debit and signs the card on the way (only the signer role sets it; see processors/planner.py).
+    # debit and signs the card on the way (only the signer role sets it; see processors/routing/planner.py).
     sign_on_the_way: bool = False
     auth_elements: int = 0  # AUTHENTICATE: 4 or 6 card elements to verify; 0 for money movements
     # AUTHENTICATE: the elements from the card vault, opened by the executor at call time; None when

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from connectors.http import HttpChannel
 from connectors.signing import MissingSecretError, load_secret
 from infra.settings import DEV_SECRETS_FLAG
-from processors.routing_config import RoutingConfig
+from processors.routing.config import RoutingConfig
 
 
 def build_channels(config: RoutingConfig, env: Mapping[str, str] = os.environ) -> dict[str, HttpChannel]:

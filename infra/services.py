@@ -16,7 +16,7 @@ from infra.settings import Settings
 
 T = TypeVar("T")
 
-__all__ = ["ServiceError", "UpReport", "start_all", "start_broker", "stop_all", "status", "step"]
+__all__ = ["UpReport", "start_all", "start_broker", "stop_all", "status", "step"]
 
 
 @dataclass

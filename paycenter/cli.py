@@ -13,6 +13,7 @@ import time
 from typing import TextIO
 
 from infra import kafka
+from infra._proc import ServiceError
 from infra.settings import load as load_settings
 from paycenter import commands as commands_pkg
 from streams.roles import ROLES
@@ -40,9 +41,9 @@ def say(text: str, file: TextIO | None = None) -> None:
 
 def cmd_run(args) -> int:
     from infra import services
+    from infra.routing_config import load as load_config
     from paycenter import demo, ports
     from paycenter.supervisor import Supervisor
-    from processors.routing_config import load as load_config
 
     os.environ.setdefault("PAYCENTER_ALLOW_DEV_SECRETS", "1")
     settings = load_settings()
@@ -77,7 +78,7 @@ def cmd_run(args) -> int:
         sup.check_alive()
     except (KeyboardInterrupt, BrokenPipeError):  # Ctrl-C, or the reader of our output went away
         say("\nstopping ...")
-    except (services.ServiceError, RuntimeError) as exc:  # the message says what to do
+    except (ServiceError, RuntimeError) as exc:  # the message says what to do
         say(f"paycenter run: {exc}", file=sys.stderr)
         code = 1
     finally:
@@ -103,7 +104,7 @@ def stop(settings, sup, keep_services: bool) -> int:
     if not keep_services:
         try:
             services.stop_all(settings, progress=say)
-        except services.ServiceError as exc:
+        except ServiceError as exc:
             say(f"{exc}", file=sys.stderr)
             return 1
     say("stopped: no paycenter process left running" if not keep_services

@@ -17,8 +17,8 @@ from urllib.parse import urlparse
 
 from infra import _proc, broker, clickhouse
 from infra.settings import Settings
-from processors.routing_config import RoutingConfig
-from streams import callbacks, capability
+from processors.routing.config import RoutingConfig
+from streams.http import callbacks, capability
 from streams.roles import ROLES
 
 METRICS_BASE_ENV, METRICS_BASE_DEFAULT = "PAYCENTER_METRICS_BASE_PORT", 19100

@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from infra.settings import Settings
-from processors.routing_config import RoutingConfig
+from processors.routing.config import RoutingConfig
 from streams.roles import ROLES
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h

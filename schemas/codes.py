@@ -96,13 +96,13 @@ CODES: dict[str, CodeMeaning] = {
 
 
 # Local code, never sent by a channel: the executor's bulkhead for the channel-bank was full
-# (streams/bulkhead.py), so the request was NOT sent. FAILED/CHANNEL: the router may fail over at
+# (streams/calls/bulkhead.py), so the request was NOT sent. FAILED/CHANNEL: the router may fail over at
 # no risk. Not evidence about the channel (our capacity, not its health): the health monitor and
 # the routing scores skip it.
 CHANNEL_BUSY = "CHANNEL_BUSY"
 
 # Local code, never sent by a channel: calls of this channel-bank timed out (3 in a row) and the executor lets
-# one probe call at a time through until a call is answered in time (streams/bulkhead.py); the
+# one probe call at a time through until a call is answered in time (streams/calls/bulkhead.py); the
 # request was NOT sent. FAILED/CHANNEL: the router fails over at no risk. Unlike CHANNEL_BUSY it is
 # about the channel-bank: the health monitor counts it as the PENDING result the call would have
 # become (so a hung channel-bank still trips the pending rule); the routing scores skip it.
@@ -118,7 +118,7 @@ NO_CONNECTOR = "NO_CONNECTOR"
 # evidence about the channel-bank: the health monitor skips it.
 MAYBE_SENT = "MAYBE_SENT"
 
-# "Not sent" is final only if no later executor sends the attempt: streams/refusals.py keeps them.
+# "Not sent" is final only if no later executor sends the attempt: streams/calls/refusals.py keeps them.
 NOT_SENT = frozenset({CHANNEL_BUSY, CHANNEL_HUNG, NO_CONNECTOR})
 
 # Local codes of the transport (connectors/http.py), never sent by a channel: no answer in the

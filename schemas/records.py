@@ -200,7 +200,7 @@ class DeadLetter(Record):
         return self.model_dump(mode="python")
 
 
-# -- health: pay.alerts and health.commands; channel.health carries processors.health.HealthEvent --
+# -- health: pay.alerts and health.commands; channel.health carries processors.health.monitor.HealthEvent --
 
 
 class AlertSeverity(StrEnum):

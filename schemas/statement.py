@@ -1,6 +1,6 @@
 """One line of a channel's daily statement: what the channel booked for an attempt.
 
-A record of its own because the connectors fetch it and the reconciliation (processors/reconcile.py)
+A record of its own because the connectors fetch it and the reconciliation (processors/settlement/reconcile.py)
 compares it with our journal.
 """
 from __future__ import annotations

@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 
 from clickhouse_driver import Client
 
-from processors.reconcile import OurEntry, Side, Waiting
+from processors.settlement.reconcile import OurEntry, Side, Waiting
 from schemas.records import AttemptStatus, Discrepancy, Operation
 from schemas.statement import StatementLine
 

@@ -14,12 +14,10 @@ just after a refresh read the journal is picked up by the next one. Copies of on
 `copy_window_s` apart in event time are not recognised as copies (the journal itself collapses them
 only within a UTC day); an executor re-publishing a result after a crash does so within seconds.
 
-`python -m sinks.rollups` refreshes once; the `rollups` role (`main`) refreshes every few seconds.
+`python -m sinks.rollups` refreshes once; the `rollups` role (streams/rollups.py) refreshes every few seconds.
 """
 from __future__ import annotations
 
-import logging
-import signal
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -29,7 +27,6 @@ from clickhouse_driver import Client
 from infra import clickhouse
 from infra.settings import Settings
 
-log = logging.getLogger("paycenter.rollups")
 GRAINS = {"minute": 60, "hour": 3600, "day": 86400}
 _RESULT_COLS = ("business_line", "operation", "channel_id", "bank_code", "attempt_no", "status", "failure_kind",
                 "amount_fen", "succeeded_fen", "fee_fen", "latency_ms", "reason_code", "reason")
@@ -222,37 +219,6 @@ def refresh_once(settings: Settings, progress: Callable[[str], None] = lambda _m
         return RollupRefresher(driver_query(c), progress=progress).refresh()
     finally:
         c.disconnect()
-
-
-def main(settings: Settings, interval_s: float = 5.0) -> int:
-    """The `rollups` role: refresh every `interval_s` until SIGTERM/SIGINT; ClickHouse errors are retried."""
-    running = [True]
-
-    def stop(*_args: object) -> None:
-        running[0] = False
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    client: Client | None = None
-    while running[0]:
-        try:
-            client = client or clickhouse.client(settings, database=settings.clickhouse_database,
-                                                 send_receive_timeout=300)
-            rep = RollupRefresher(driver_query(client)).refresh()
-            if rep.minutes:
-                log.info("rollups: %d minute(s), %d hour(s), %d day(s) in %.2f s", rep.minutes, rep.hours,
-                         rep.days, rep.seconds)
-        except Exception as exc:  # ClickHouse down: keep trying, the minutes stay marked
-            log.warning("rollups: refresh failed (%s); retrying in %.0f s", exc, interval_s)
-            if client is not None:
-                client.disconnect()
-            client = None
-        deadline = time.monotonic() + interval_s
-        while running[0] and time.monotonic() < deadline:
-            time.sleep(0.2)
-    if client is not None:
-        client.disconnect()
-    return 0
 
 
 if __name__ == "__main__":

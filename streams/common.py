@@ -28,5 +28,5 @@ def message_dead_letter(msg, reason_code: str, reason: str, order_id: str | None
 
 
 def load_routing_config(settings: Settings):
-    from processors.routing_config import load
+    from infra.routing_config import load
     return load(settings.routing_config)

@@ -1,7 +1,7 @@
 """Executor role: pay.attempts -> the channel (HTTP, signed) -> pay.results.
 
 A confluent-kafka consumer driven from an asyncio loop (docs/performance.md). The loop hands
-each attempt to its own task, through a bulkhead per channel-bank (streams/bulkhead.py):
+each attempt to its own task, through a bulkhead per channel-bank (streams/calls/bulkhead.py):
 PAYCENTER_CHANNEL_CONCURRENCY calls in flight per channel-bank and as many waiting,
 PAYCENTER_EXECUTOR_CONCURRENCY calls in flight per worker and as many waiting. A channel-bank that
 hangs fills its own compartment; the loop goes on with the others. When its compartment is full and
@@ -17,7 +17,7 @@ of waiting a timeout each.
 
 At-least-once: an attempt's offset counts as finished when the broker has acknowledged its result
 (the producer's delivery report), and only the finished prefix of each partition is committed
-(streams/offsets.py), whatever order the calls end in. A PENDING answer is published at once (the
+(streams/runtime/offsets.py), whatever order the calls end in. A PENDING answer is published at once (the
 health monitor counts pending runs) and finishes the offset; the attempt is then polled at the
 channel with backoff until final or the poll deadline passes. Polling holds no call slot: a status
 query is cheap, and a PENDING attempt holding a slot for the poll deadline would starve its
@@ -25,7 +25,7 @@ channel-bank. Pollers are capped at PAYCENTER_EXECUTOR_CONCURRENCY; beyond that,
 poll did not settle, the pending resolver (streams/pending.py) queries later. A crash before the
 result is delivered means the attempt is consumed again and sent again with the same attempt_id:
 the channel answers with what it already did, it does not charge twice. An attempt answered without
-a call is the exception (the channel never saw it): streams/refusals.py keeps it unsent.
+a call is the exception (the channel never saw it): streams/calls/refusals.py keeps it unsent.
 """
 from __future__ import annotations
 
@@ -42,23 +42,23 @@ from connectors.registry import build_channels
 from connectors.signing import MissingSecretError
 from infra import groups, kafka, metrics
 from infra.settings import Settings
-from processors.config_doc import ConfigDoc, digest
-from processors.routing_config import RoutingConfig
+from processors.routing.config import RoutingConfig
+from processors.routing.config_doc import ConfigDoc, digest
 from schemas import codes
 from schemas.codec import DecodeError
 from schemas.records import Attempt, AttemptStatus
-from streams import attempt_calls as calls
-from streams.bulkhead import Bulkhead, Refused, Ticket
+from streams.calls import attempt as calls
+from streams.calls.bulkhead import Bulkhead, Refused, Ticket
+from streams.calls.refusals import RefusalLog, topic_for
+from streams.calls.vault import VaultLookup
 from streams.common import Clock, load_routing_config, message_dead_letter, wall_clock_ms
-from streams.config_view import ConfigView
-from streams.offsets import OffsetTracker, Partition
-from streams.refusals import RefusalLog, topic_for
 from streams.runtime import commit as commits
 from streams.runtime.kafka import IdleNaps, consumer as group_consumer, instance_id, produce, stop_consuming
 from streams.runtime.lag import LagReporter
 from streams.runtime.membership import MembershipWatch
-from streams.runtime.run import run_until_signalled
-from streams.vault_lookup import VaultLookup
+from streams.runtime.offsets import OffsetTracker, Partition
+from streams.runtime.run import run_role
+from streams.views.config import ConfigView
 
 log = logging.getLogger("paycenter.executor")
 
@@ -263,7 +263,7 @@ class ExecutorLoop:
             resp = ChannelResponse.pending("EXECUTOR_ERROR", f"outcome unknown: connector failed: {exc!r}")
         finally:
             # the call is over: the slot goes to the next attempt waiting; after a timeout the
-            # channel-bank gets one call at a time until one is answered in time (streams/bulkhead.py)
+            # channel-bank gets one call at a time until one is answered in time (streams/calls/bulkhead.py)
             ticket.release(timed_out)
         self.publish(att, resp, started, done)
         if resp.status == AttemptStatus.PENDING:
@@ -391,7 +391,7 @@ class ExecutorLoop:
 
 
 def run_loop(cls: type[ExecutorLoop], settings: Settings) -> int:
-    return run_until_signalled(lambda: cls(settings, load_routing_config(settings)))
+    return run_role(cls(settings, load_routing_config(settings)))
 
 
 def main(settings: Settings) -> int:

@@ -7,7 +7,7 @@ one channel-bank's results must meet in one place:
      `channel_id:bank_code`, on partition `partition_of(key)` (an explicit partition function, so the
      CLI addresses the same partition with operator commands on health.commands);
   2. health.results + health.commands (co-partitioned) feed one cell per channel-bank
-     (processors/health_cell.py) in the table `health`, in memory and changelogged by the stream
+     (processors/health/cell.py) in the table `health`, in memory and changelogged by the stream
      runtime (streams/runtime/): runs, state, timers, dedupe memory and the open minutes' counters
      survive a restart; a worker taking over a partition claims and restores it.
 A loop of the stream runtime (one consumer group, all three inputs): per batch the cells' changes
@@ -32,11 +32,12 @@ import zlib
 import orjson
 
 from infra import groups, metrics, topics
+from infra.health_config import load as load_health_config
 from infra.settings import Settings
-from processors.health import HealthReason, HealthState
-from processors.health_alerts import minute_alert, transition_alert
-from processors.health_cell import Cells, CellStep, due_ms, key_of, minute_stats, split_key
-from processors.health_config import HealthConfig, load as load_health_config
+from processors.health.alerts import minute_alert, transition_alert
+from processors.health.cell import Cells, CellStep, due_ms, key_of, minute_stats, split_key
+from processors.health.config import HealthConfig
+from processors.health.model import HealthReason, HealthState
 from schemas.codec import DecodeError
 from schemas.records import AttemptResult, HealthAction, HealthCommand
 from streams.common import wall_clock_ms

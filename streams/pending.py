@@ -5,7 +5,7 @@ A loop of the stream runtime (streams/runtime/) driven from asyncio, one consume
 * it reads pay.results + pay.notifications (both keyed card_token, co-partitioned: range assignor)
   and keeps the attempts waiting for a final answer in the table `pending`, in memory and
   changelogged (claimed and restored when a partition is taken over).
-  processors/health_pending.py decides; the first final answer wins, later ones are ignored; a
+  processors/pending/resolution.py decides; the first final answer wins, later ones are ignored; a
   final answer it accepts is published to pay.results like any result, so the order machine, the
   health monitor and the journal see it the usual way. Outputs are flushed before offsets are
   committed; a replay publishes a final answer at most once more (the router ignores a second
@@ -17,7 +17,7 @@ A loop of the stream runtime (streams/runtime/) driven from asyncio, one consume
   it also releases held callbacks and forgets old final entries, and reports the order backlog
   per business line (attempts waiting, oldest age) to health.metrics and, over its threshold
   (PAYCENTER_HEALTH_CONFIG `backlog`), to pay.alerts;
-* an HTTP endpoint (streams/callbacks.py, PAYCENTER_CALLBACK_HOST/PORT, default 127.0.0.1:18610)
+* an HTTP endpoint (streams/http/callbacks.py, PAYCENTER_CALLBACK_HOST/PORT, default 127.0.0.1:18610)
   accepts signed channel notifications and hands them on the same way; a notification is
   acknowledged to the channel once it is on the broker.
 """
@@ -35,14 +35,15 @@ from confluent_kafka import KafkaException
 from connectors.base import Channel, ChannelResponse
 from connectors.registry import build_channels
 from infra import groups
+from infra.health_config import load as load_health_config
 from infra.settings import Settings
-from processors import health_pending as hp
-from processors.health_alerts import backlog_alert
-from processors.health_config import HealthConfig, load as load_health_config
+from processors.health.alerts import backlog_alert
+from processors.health.config import HealthConfig
+from processors.pending import resolution as hp
 from schemas.codec import DecodeError
 from schemas.records import AttemptResult
-from streams.callbacks import DEFAULT_HOST, DEFAULT_PORT, HOST_ENV, PORT_ENV, CallbackEndpoint, serve
 from streams.common import Clock, load_routing_config, wall_clock_ms
+from streams.http.callbacks import DEFAULT_HOST, DEFAULT_PORT, HOST_ENV, PORT_ENV, CallbackEndpoint, serve
 from streams.runtime.effects import Effects
 from streams.runtime.loop import Options, StreamLoop
 from streams.runtime.table import Store, Table
@@ -267,5 +268,5 @@ def _note(channel_id: str, attempt_id: str, card_token: str, resp: ChannelRespon
 
 
 def main(settings: Settings) -> int:
-    from streams.runtime.run import run_until_signalled
-    return run_until_signalled(lambda: PendingLoop(settings))
+    from streams.runtime.run import run_role
+    return run_role(PendingLoop(settings))

@@ -18,7 +18,7 @@ ROLES: dict[str, str] = {
     "health": "streams.health",
     "pending": "streams.pending",
     "settlement": "streams.settlement",
-    "rollups": "sinks.rollups",
+    "rollups": "streams.rollups",
 }
 
 

@@ -2,7 +2,7 @@
 
 A loop of the stream runtime (streams/runtime/loop.py), batch by batch: per-event stream machinery
 was measured at ~85 % of the router's CPU (docs/performance.md). The domain code is
-processors.orders + processors.planner; per batch the runtime:
+processors.orders.machine + processors.routing.planner; per batch the runtime:
 
 1. hands each record to the order machine; state changes go to the tables (orders, card usage,
    agreements), effects are collected by partition;
@@ -17,19 +17,20 @@ Both inputs are keyed by card token with the same partition count, and the group
 assignor, so a worker owns the same partition numbers of both: an order's command and its results
 reach the same worker, and its tables are split by that partition number.
 
-State is bounded (streams/expiry.py): a decided order shrinks to what a repeat needs
-(order_state.decided) and leaves the table a duplicate-detection window after its decision
+State is bounded (`sweep` below): a decided order shrinks to what a repeat needs
+(`decided`) and leaves the table a duplicate-detection window after its decision
 (PAYCENTER_DEDUP_WINDOW_S, 24 h); commands requested longer ago are refused as stale. A card's
 usage leaves once all its days are past, or at once when nothing is reserved any more.
 
 Live state beside the tables, per router instance: the routing configuration (hot-reloaded from
-pay.config, streams/config_view.py), success-rate statistics fed by the payment attempts' results this
+pay.config, streams/views/config.py), success-rate statistics fed by the payment attempts' results this
 instance sees (a hash-sample of cards: an unbiased sample of every channel-bank's traffic), the
-health monitor's demotions (streams/health_view.py), the capability endpoint (streams/capability.py)
+health monitor's demotions (streams/views/health.py), the capability endpoint (streams/http/capability.py)
 and the capability.changes announcer.
 """
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import gc
 import json
@@ -40,26 +41,26 @@ from aiokafka.partitioner import murmur2
 
 from infra import groups, metrics
 from infra.settings import Settings
-from processors import binding, orders
-from processors.agreements import CardAgreements
-from processors.capability_changes import Snapshotter, diff
-from processors.config_doc import ConfigDoc, digest
-from processors.limits import CardUsage
-from processors.order_state import apply_delta, decided
+from processors.orders import machine as orders
+from processors.orders.state import OrderState, Step, apply_delta, decided, expires_at
 from processors.pan import contains_pan
-from processors.planner import Demoted, Routing, RoutingPlanner, no_demotions
-from processors.routing_config import RoutingConfig
-from processors.scoring import ChannelBankStats
+from processors.routing import binding
+from processors.routing.agreements import CardAgreements
+from processors.routing.capability_changes import Snapshotter, diff
+from processors.routing.config import RoutingConfig
+from processors.routing.config_doc import ConfigDoc, digest
+from processors.routing.limits import CardUsage
+from processors.routing.planner import Demoted, Routing, RoutingPlanner, no_demotions
+from processors.routing.scoring import ChannelBankStats
 from schemas.codec import DecodeError
 from schemas.records import AttemptResult, PaymentCommand
-from streams.capability import CapabilityService, CardView, CostWindow, port_from_env, serve_in_thread
 from streams.common import PARTITIONS, Clock, load_routing_config, message_dead_letter, wall_clock_ms
-from streams.config_view import ConfigView
-from streams.expiry import sweep
+from streams.http.capability import CapabilityService, CardView, CostWindow, port_from_env, serve_in_thread
 from streams.runtime.effects import Effects
 from streams.runtime.loop import Options, StreamLoop
 from streams.runtime.run import run_role
 from streams.runtime.table import Store, Table
+from streams.views.config import ConfigView
 
 log = logging.getLogger("paycenter.router")
 
@@ -67,9 +68,53 @@ CHANGELOG = "paycenter-router-changelog"
 SWEEP_EVERY_S = 10.0
 
 
+# Bounded router state: what leaves the tables, and when.
+#
+# * A decided order (already shrunk to what a repeat needs: `decided`) leaves a window
+#   after its decision (`expires_at`); a repeat within the window is answered with the first
+#   outcome, a command requested longer ago is refused as stale (orders.on_command), so forgetting
+#   it never lets it run twice.
+# * A card's usage leaves once every day in it is older than USAGE_KEEP_MS: no channel's calendar
+#   (zones are at most 26 h apart) can still be on one of them.
+#
+# Keys are visited least recently written first (streams/runtime/table.py keeps that order), so a
+# sweep stops at the first key that must stay; a live order met on the way is moved to the recent
+# end. Each removal is a tombstone in the changelog, written and fenced with the batch.
+expiry_log = logging.getLogger("paycenter.router.expiry")
+
+SWEEP_LIMIT = 20_000  # keys looked at per partition per sweep: a batch of tombstones, not a stall
+USAGE_KEEP_MS = 3 * 86_400_000
+
+
+def sweep(orders: Table[OrderState], usage: Table[CardUsage], partitions: set[int], now_ms: int,
+          window_ms: int, limit: int = SWEEP_LIMIT) -> int:
+    """Tombstone what has expired in `partitions`; the number of keys removed."""
+    removed = 0
+    floor = dt.datetime.fromtimestamp((now_ms - USAGE_KEEP_MS) / 1000, dt.timezone.utc).date().isoformat()
+    for p in sorted(partitions):
+        for key in orders.oldest(p, limit):
+            until = expires_at(orders.get(key), window_ms)
+            if until is None:
+                orders.touch(p, key)  # not decided yet
+            elif until <= now_ms:
+                orders.delete(p, key)
+                removed += 1
+            else:
+                break
+        for key in usage.oldest(p, limit):
+            if max((day for _channel, day in usage.get(key).entries), default="") >= floor:
+                break
+            usage.delete(p, key)
+            removed += 1
+    if removed:
+        expiry_log.info("%d expired keys removed (decided orders past the %d h window, past card usage)", removed,
+                        window_ms // 3_600_000)
+    return removed
+
+
 def tables() -> tuple[Table, Table, Table]:
     """The router's tables: orders (live, and decided ones for the window), card usage, agreements."""
-    return (Table("orders", orders.OrderState.to_dict, orders.OrderState.from_dict),
+    return (Table("orders", OrderState.to_dict, OrderState.from_dict),
             Table("usage", CardUsage.to_dict, CardUsage.from_dict),
             Table("agreements", CardAgreements.to_dict, CardAgreements.from_dict))
 
@@ -185,7 +230,7 @@ class Router:
         self.costs["result"].add(time.perf_counter_ns() - t0)
         self.apply(step, msg.partition(), msg.key() or result.card_token.encode(), result.card_token, out)
 
-    def apply(self, step: orders.Step, partition: int, key: bytes, token: str, out: Effects) -> None:
+    def apply(self, step: Step, partition: int, key: bytes, token: str, out: Effects) -> None:
         """Stage the step's state changes (memory now, changelog with the batch) and collect its
         effects under the partition whose state decided them."""
         if step.usage:
@@ -279,7 +324,7 @@ def _origin(msg) -> str:
 
 
 def main(settings: Settings) -> int:
-    from streams.health_view import HealthView
+    from streams.views.health import HealthView
     view = HealthView(settings).start()  # every channel-bank's health, from channel.health
     view.wait_ready(30)  # route with the demotions already in force
     router = Router(settings, load_routing_config(settings), demoted=view.demoted)

@@ -3,7 +3,7 @@
 A sink of the stream runtime, like the journal role, because its argument is about offsets. For each
 batch of outcomes: look up the orders' funders in the journal's command rows (the outcome does not
 carry the funder; the command does, and the journal is the durable record of it), build the records
-(processors/settlement.py), drop those already in `settlements` (a replay after a crash), publish the
+(processors/settlement/records.py), drop those already in `settlements` (a replay after a crash), publish the
 rest, wait for the broker's acks, insert them into `settlements`, and only then commit the offsets.
 
 So a crash replays the batch: records already inserted are not published again; records published
@@ -22,8 +22,9 @@ from typing import Callable
 from clickhouse_driver import Client
 
 from infra import clickhouse, groups
+from infra.funders import load_funders
 from infra.settings import REPO_ROOT, Settings
-from processors.settlement import FunderConfig, load_funders, settlement_records
+from processors.settlement.records import FunderConfig, settlement_records
 from schemas.codec import DecodeError
 from schemas.records import Outcome, SettlementRecord
 from streams.runtime.effects import Effects

@@ -1,6 +1,6 @@
 """Signer role: pay.signing → the channel's protocol-payment API (HTTP, signed) → pay.results.
 
-The executor's twin for attempts that need more than the plain payment call (processors/orders.py
+The executor's twin for attempts that need more than the plain payment call (processors/orders/state.py
 SIGNING_KINDS): a BIND's signing request (the channel sends the customer an SMS code), a CONFIRM
 with the customer's code, and a user-present debit that signs a channel on the way. Results go
 back to pay.results like any attempt's, so the router's order machine handles them the same way
@@ -21,23 +21,24 @@ from dataclasses import replace
 
 from connectors.base import Channel, ChannelResponse, SigningConfirmation, SigningRequest
 from infra.settings import Settings
-from processors import binding, orders
+from processors.orders.state import SIGN_CONFIRM, SIGN_REQUEST, SigningTask, auth_elements
+from processors.routing import binding
 from schemas.records import Attempt
-from streams.attempt_calls import to_request
+from streams.calls.attempt import to_request
+from streams.calls.vault import VaultLookup
 from streams.executor import ExecutorLoop, run_loop
-from streams.vault_lookup import VaultLookup
 
 CODE_WAIT_ENV, CODE_WAIT_DEFAULT_S = "PAYCENTER_SIGN_CODE_WAIT_S", "330"  # a code's usual 5 minutes, and a margin
 
 
-async def call(channel: Channel, task: orders.SigningTask, vault: VaultLookup) -> ChannelResponse:
+async def call(channel: Channel, task: SigningTask, vault: VaultLookup) -> ChannelResponse:
     att = task.attempt
-    if task.kind == orders.SIGN_REQUEST:  # the channel verifies the card's elements before it sends the SMS
+    if task.kind == SIGN_REQUEST:  # the channel verifies the card's elements before it sends the SMS
         return await channel.request_signing(await vault.attach(SigningRequest(
             attempt_id=att.attempt_id, order_id=att.order_id, card_token=att.card_token, bank_code=att.bank_code,
-            card_type=att.card_type, auth_elements=orders.auth_elements(task.auth_elements, att.card_type.value),
+            card_type=att.card_type, auth_elements=auth_elements(task.auth_elements, att.card_type.value),
             resend_ref=task.sign_ref)))
-    if task.kind == orders.SIGN_CONFIRM:
+    if task.kind == SIGN_CONFIRM:
         return await channel.confirm_signing(SigningConfirmation(
             attempt_id=att.attempt_id, order_id=att.order_id, card_token=att.card_token,
             sign_ref=task.sign_ref or "", sms_code=task.sms_code or ""))
@@ -47,11 +48,11 @@ async def call(channel: Channel, task: orders.SigningTask, vault: VaultLookup) -
 class SignerLoop(ExecutorLoop):
     ROLE, INPUT = "signer", "pay.signing"
 
-    def decode(self, msg) -> tuple[Attempt, orders.SigningTask]:
+    def decode(self, msg) -> tuple[Attempt, SigningTask]:
         task = binding.decode_task(msg.value(), msg.headers())
         return task.attempt, task
 
-    async def send(self, channel: Channel, job: orders.SigningTask) -> ChannelResponse:
+    async def send(self, channel: Channel, job: SigningTask) -> ChannelResponse:
         return await call(channel, job, self.vault)
 
 

@@ -89,5 +89,5 @@ def stack(services: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
     """The e2e stack (broker, ClickHouse, simulators, every role), one per session for every folder
     that uses it: a fixture imported into another conftest is a second instance, whose workers
     would share the consumer groups of the first and execute half of its attempts elsewhere."""
-    from tests.e2e.conftest import e2e_stack
+    from tests.support.stack import e2e_stack
     yield from e2e_stack(services, tmp_path_factory)

@@ -15,8 +15,8 @@ from pathlib import Path
 from connectors.signing import MissingSecretError, load_secret
 from connectors.simulator.profiles import SimulatorConfig, declared_fees, load_profile_file
 from connectors.simulator.runner import run_simulator
+from infra.routing_config import load as load_routing
 from infra.settings import load as load_settings
-from processors.routing_config import load as load_routing
 
 log = logging.getLogger("connectors.simulator")
 

@@ -14,8 +14,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from processors.fees import channel_fee_fen, fee_fen
-from processors.routing_config import ChannelBank, Fee, RoutingConfig
+from processors.routing.config import ChannelBank, Fee, RoutingConfig
+from processors.routing.fees import channel_fee_fen, fee_fen
 from schemas.records import Operation
 
 Fen = int
@@ -87,7 +87,7 @@ class SimulatorConfig(BaseModel):
 
     def fee_fen(self, bank_code: str, operation: Operation, amount_fen: Fen) -> Fen:
         """What a success of `amount_fen` costs: the profile's fee, else the declared one, else nothing.
-        The same arithmetic as paycenter's expected fee (processors/fees.py), so both agree to the fen."""
+        The same arithmetic as paycenter's expected fee (processors/routing/fees.py), so both agree to the fen."""
         profile = self.profile(bank_code)
         if profile.fee is not None:
             schedule = profile.payout_fee if operation is Operation.PAYOUT and profile.payout_fee else profile.fee

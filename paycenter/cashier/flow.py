@@ -26,8 +26,8 @@ from processors.pan import tokenize
 from processors.vault import elements as el
 from processors.vault.onetime import OneTimeCvv2
 from schemas.records import AuthStep, OutcomeStatus, PaymentCommand
-from streams import capability
-from streams.vault_store import VaultStore
+from streams.http import capability
+from streams.views.vault import VaultStore
 
 log = logging.getLogger("paycenter.cashier")
 STEP_WAIT_S = 30.0

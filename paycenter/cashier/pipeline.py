@@ -4,7 +4,7 @@ Outcomes are read by a thread (assign from the end offsets at start, no group: e
 every outcome) and handed to the event loop; `outcome(order_id, timeout)` waits for one. A payment
 decided while no page waits still reaches pay.outcomes and the business line: the page only reads it.
 
-The same thread follows the debits that sign on the way (processors/planner.py): a sign-and-pay
+The same thread follows the debits that sign on the way (processors/routing/planner.py): a sign-and-pay
 task on pay.signing names the channel, its PENDING result on pay.results says that channel sent
 the customer an SMS code and holds the payment for it (`code_waits`), and the channel failures of
 the same order say why a second channel asks for a code (a failover).
@@ -21,8 +21,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from infra import kafka
 from infra.settings import Settings
-from processors import binding
-from processors.order_state import SIGN_AND_PAY
+from processors.orders.state import SIGN_AND_PAY
+from processors.routing import binding
 from schemas.records import AttemptResult, AttemptStatus, FailureKind, Operation, Outcome, PaymentCommand
 from streams.runtime.kafka import IdleNaps, next_batch
 

@@ -13,7 +13,7 @@ import json
 from infra import kafka
 from infra.settings import Settings
 from processors.cashier.session import Card, Session
-from streams.compacted import CompactedTable
+from streams.runtime.compacted import CompactedTable
 
 TOPIC = "cashier.sessions"
 

@@ -3,7 +3,7 @@
     paycenter capability --business-line card_repayment --bank ICBC [--card-token T]
                          [--operation PAY_IN] [--card-type DEBIT] [--url http://127.0.0.1:18600]
 
-Prints the router's JSON answer (streams/capability.py): supported banks' limits (single payment =
+Prints the router's JSON answer (streams/http/capability.py): supported banks' limits (single payment =
 max over channels, daily = sum of what remains), whether the card can be used now, restrictions.
 """
 from __future__ import annotations

@@ -17,7 +17,7 @@ import yaml
 
 from infra import kafka
 from infra.settings import load as load_settings
-from processors.config_doc import ROUTING_KEY, ConfigDoc, ConfigRejected, parse_document
+from processors.routing.config_doc import ROUTING_KEY, ConfigDoc, ConfigRejected, parse_document
 
 
 def _read(path: str | Path) -> ConfigDoc:
@@ -50,7 +50,7 @@ def cmd_show(args) -> int:
     if args.file:
         _print(_read(args.file), args.format)
         return 0
-    from streams.config_view import ConfigView
+    from streams.views.config import ConfigView
 
     settings = load_settings()
     view = ConfigView(settings, fallback=_read(settings.routing_config))

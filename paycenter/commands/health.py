@@ -78,7 +78,7 @@ def _target(p: argparse.ArgumentParser) -> None:
 def _check_target(args) -> str | None:
     if args.no_check:
         return None
-    from processors.routing_config import load as load_config
+    from infra.routing_config import load as load_config
     settings = load_settings()
     try:
         config = load_config(settings.routing_config)
@@ -161,7 +161,7 @@ def read_states(settings, timeout_s: float) -> dict:
     """The latest HealthEvent per channel-bank in channel.health (read to its end, no group)."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-    from processors.health import HealthEvent
+    from processors.health.model import HealthEvent
     topic = settings.topic("channel.health")
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"health-cli-{uuid.uuid4().hex}",
                          "enable.auto.commit": False, "fetch.wait.max.ms": 50})
@@ -212,7 +212,7 @@ def _line(e) -> str:
 
 def configured_pairs(settings) -> list[tuple[str, str]]:
     """Every channel-bank of the routing configuration (none when it cannot be read)."""
-    from processors.routing_config import load as load_config
+    from infra.routing_config import load as load_config
     try:
         config = load_config(settings.routing_config)
     except (OSError, ValueError) as exc:

@@ -2,7 +2,7 @@
 
 For each channel: fetch its statements for the day and the day before (Channel.fetch_statement),
 read our entries of the day (its calendar) from the journal plus those the statement and the buffer
-name, match them (processors/reconcile.py), record what is still unmatched in the buffer for the
+name, match them (processors/settlement/reconcile.py), record what is still unmatched in the buffer for the
 next day's run, and write the discrepancies to ClickHouse `reconcile_discrepancies` and the topic
 `reconcile.discrepancies` (a discrepancy already recorded by an earlier run is not published again).
 
@@ -74,8 +74,8 @@ def reconcile_day(settings, day: datetime.date, only: list[str] | None = None, p
     from connectors.base import ChannelError
     from connectors.registry import build_channels
     from infra import clickhouse
-    from processors.reconcile import reconcile
-    from processors.routing_config import load as load_config
+    from infra.routing_config import load as load_config
+    from processors.settlement.reconcile import reconcile
     from sinks.reconcile_store import ReconcileStore
 
     config = load_config(settings.routing_config)
@@ -141,8 +141,8 @@ def reconcile_day(settings, day: datetime.date, only: list[str] | None = None, p
 
 
 def run(args) -> int:
+    from infra.routing_config import load as load_config
     from infra.settings import load
-    from processors.routing_config import load as load_config
 
     settings = load()
     # the driver logs each failed connection; explain() says it once, with what to do

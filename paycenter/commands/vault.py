@@ -17,7 +17,7 @@ def cmd_rotate(args) -> int:
     from infra.settings import load
     from processors.vault.envelope import TamperedRecord
     from processors.vault.keys import VaultKeyError
-    from streams.vault_store import VaultStore
+    from streams.views.vault import VaultStore
 
     try:
         store = VaultStore(load())

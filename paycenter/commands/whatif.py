@@ -1,5 +1,5 @@
 """`paycenter whatif --config candidate.yaml --since 24h`: replay the journal's payment commands of a
-period against a candidate routing configuration, before `paycenter config apply` (processors/whatif.py
+period against a candidate routing configuration, before `paycenter config apply` (processors/routing/whatif.py
 says how it estimates, docs/routing.md what it cannot know)."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from processors.whatif import ActualOrder, JournalCommand, ObservedResult, WhatIf, replay
+from processors.routing.whatif import ActualOrder, JournalCommand, ObservedResult, WhatIf, replay
 
 
 def register(sub) -> None:
@@ -68,8 +68,8 @@ def render(w: WhatIf, since: str, config: Path) -> str:
 
 def run(args) -> int:
     from infra import clickhouse
+    from infra.routing_config import load as load_config
     from infra.settings import load
-    from processors.routing_config import load as load_config
     from sinks.reports import parse_since
 
     try:

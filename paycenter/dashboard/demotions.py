@@ -6,8 +6,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import Iterable
 
-from processors.health import HealthEvent
-from processors.health_model import HealthState
+from processors.health.model import HealthEvent, HealthState
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from infra.settings import Settings
 from paycenter.dashboard import queries
 from paycenter.dashboard.demotions import demotions
 from paycenter.dashboard.feeds import TopicFeed
-from processors.health import HealthEvent
+from processors.health.model import HealthEvent
 from schemas.records import Alert
 
 log = logging.getLogger("paycenter.dashboard")

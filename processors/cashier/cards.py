@@ -1,11 +1,11 @@
 """What the cashier says of a card before paying: its bank (from the number's prefix), and whether
-it can pay this amount now, from the router's capability answer (processors/capability.py), with
+it can pay this amount now, from the router's capability answer (processors/routing/capability.py), with
 what would work when it cannot."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-NO_AGREEMENT = "NO_AGREEMENT"  # processors/router.py's restriction code
+NO_AGREEMENT = "NO_AGREEMENT"  # processors/routing/selector.py's restriction code
 # Issuer prefixes (BIN) of the banks the demo's channels reach; a real deployment loads its BIN table.
 BINS = {"622202": "ICBC", "621700": "CCB", "621661": "BOC", "622848": "ABC", "622588": "CMB"}
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.e2e.test_dashboard import CHROMIUM_FLAGS
+from tests.support.chromium import CHROMIUM_FLAGS
 
 PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True}
 

@@ -20,7 +20,7 @@ from infra.settings import Settings
 from paycenter.commands.cashier import create_link
 from paycenter.supervisor import Supervisor, wait_for
 from processors.pan import tokenize
-from tests.e2e.conftest import Stack
+from tests.support.stack import Stack
 
 CNY = 100
 PREFIX = "ca."

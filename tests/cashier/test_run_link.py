@@ -13,7 +13,7 @@ import pytest
 
 from infra import _proc
 from infra.settings import REPO_ROOT
-from tests.paycenter.test_run import isolated_env, processes_of, read_until
+from tests.support.processes import isolated_env, processes_of, read_until
 
 
 @pytest.mark.timeout(400)

@@ -17,7 +17,7 @@ from processors.pan import tokenize
 from processors.vault import envelope
 from processors.vault.elements import CardElements
 from processors.vault.keys import MasterKeys
-from streams.vault_store import VaultStore
+from streams.views.vault import VaultStore
 
 K1, K2, K3 = os.urandom(32), os.urandom(32), os.urandom(32)
 

@@ -9,8 +9,8 @@ from processors.pan import tokenize
 from processors.vault.elements import CardElements
 from schemas import codes
 from schemas.records import OutcomeStatus
-from streams.vault_store import VaultStore
-from tests.e2e.conftest import command
+from streams.views.vault import VaultStore
+from tests.support.stack import command
 
 HOLDER = next(c for c in CARDS if c.card_type == "DEBIT" and c.bank_code == "ICBC")
 

@@ -10,7 +10,7 @@ from connectors.base import SigningRequest
 from connectors.simulator.cardholders import CARDS
 from schemas import codes
 from schemas.records import AttemptStatus, CardType, FailureKind, Operation
-from tests.connectors.conftest import make_request
+from tests.support.channels import make_request
 
 DEBIT = next(c for c in CARDS if c.card_type == "DEBIT")
 CREDIT = next(c for c in CARDS if c.card_type == "CREDIT")

@@ -5,7 +5,7 @@ import pytest
 from connectors.http import HttpChannel
 from connectors.registry import build_channels, close_channels
 from connectors.signing import MissingSecretError
-from processors.routing_config import parse
+from processors.routing.config import parse
 
 BANK = {"ICBC": {"per_payment_limit_fen": 100, "daily_limit_fen": 100}}
 CONFIG = parse({

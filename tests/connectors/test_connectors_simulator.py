@@ -15,7 +15,7 @@ import pytest
 from connectors.base import ChannelError
 from connectors.http import HttpChannel
 from connectors.simulator import BankProfile, SimulatorConfig, load_profile_file
-from processors.routing_config import Fee
+from processors.routing.config import Fee
 from schemas.records import AttemptStatus, Operation
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,10 +17,11 @@ from connectors.http import HttpChannel
 from connectors.simulator import BankProfile
 from connectors.simulator.profiles import SimulatorConfig, load_profile_file
 from infra import _proc
+from infra.routing_config import load as load_config
 from infra.settings import REPO_ROOT, Settings
 from paycenter.supervisor import Supervisor
-from processors.fees import channel_fee_fen
-from processors.routing_config import ChannelBank, Fee, load as load_config
+from processors.routing.config import ChannelBank, Fee
+from processors.routing.fees import channel_fee_fen
 from schemas.records import AttemptStatus, Operation
 
 DEMO = REPO_ROOT / "infra" / "routing.demo.yaml"

@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from paycenter.demo import Traffic
 from paycenter.supervisor import wait_for
 from schemas.records import OutcomeStatus
-from tests.e2e.conftest import command, journal_count
+from tests.support.stack import command, journal_count
 
 
 def test_thousand_mixed_commands_get_exactly_one_outcome_each_and_nothing_is_charged_twice(stack, clickhouse):

@@ -10,8 +10,8 @@ import yaml
 from infra import kafka, topics
 from infra.settings import REPO_ROOT, Settings
 from paycenter.supervisor import wait_for
-from processors.config_doc import parse_document
-from streams.config_view import ConfigView
+from processors.routing.config_doc import parse_document
+from streams.views.config import ConfigView
 
 
 def test_config_view_newest_valid_document_wins_and_invalid_ones_are_kept_out(services: Settings):

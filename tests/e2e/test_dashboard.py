@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import re
-import shutil
 import subprocess
 import sys
 import urllib.request
@@ -18,10 +17,8 @@ from infra import _proc
 from paycenter.supervisor import wait_for
 from schemas.records import OutcomeStatus
 from sinks import reports
-from tests.e2e.conftest import command
-
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from tests.support.chromium import CHROMIUM_FLAGS, chromium_exe
+from tests.support.stack import command
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +36,6 @@ def dashboard(stack):
     wait_for(up, 30, "the dashboard to answer")
     yield url
     stack.sup.retire(child)
-
-
-def chromium_exe() -> str:
-    exe = shutil.which("chromium")
-    assert exe, "Debian's chromium is missing: `make deps` installs it"
-    return exe
 
 
 def chromium(*args: str, timeout: float = 60) -> str:

@@ -6,122 +6,20 @@ without touching the shared `stack` other tests use. Start-up is paid once for t
 """
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import json
-import os
 import urllib.error
 import urllib.request
 import uuid
-from pathlib import Path
-from typing import Iterator
 
-import pytest
-import yaml
 from confluent_kafka import Consumer, TopicPartition
 
 from connectors import signing
-from infra import _proc, kafka, topics
-from infra.settings import Settings
-from paycenter.commands.health import send as send_command
-from paycenter.supervisor import Supervisor, wait_for
-from processors.health import HealthEvent, HealthReason, HealthState
-from processors.routing_config import load as load_config
+from infra import topics
+from paycenter.supervisor import wait_for
+from processors.health.model import HealthEvent, HealthReason, HealthState
 from schemas.records import Alert, AttemptResult, HealthAction, OutcomeStatus
-from streams.health import command, partition_of
-from tests.e2e.conftest import Stack, TopicReader, command as pay_command, write_test_config
-
-MIN = 60_000
-ROLES = ("router", "executor", "health", "pending")
-PROFILE = {"seed": 5, "default": {"success_rate": 1.0, "customer_failure_rate": 0.0, "pending_ratio": 0.0,
-                                  "per_payment_limit_fen": 50_000_000, "daily_limit_fen": 5_000_000_000}}
-
-
-@dataclasses.dataclass
-class HealthStack(Stack):
-    callback_port: int = 0
-    capability_port: int = 0
-
-    def router_demotes(self, channel: str, bank: str) -> bool:
-        """Does the router (its own HealthView) treat the channel-bank as demoted right now?"""
-        url = (f"http://127.0.0.1:{self.capability_port}/v1/capability?business_line=card_repayment"
-               f"&bank={bank}&card_type=DEBIT")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as resp:
-                body = json.loads(resp.read())
-        except (urllib.error.URLError, ConnectionError):
-            return False
-        return any(c["channel_id"] == channel and c["demoted"] for c in body["channels"])
-
-    def reader(self, topic: str, decode) -> TopicReader:
-        return TopicReader(self.settings, topic, topics.get(topic).partitions, decode)
-
-    def command(self, action: HealthAction, channel: str = "", bank: str = "", **fields) -> None:
-        cmd = command(action, channel, bank, operator="e2e", **fields)
-        parts = [partition_of(f"{channel}:{bank}")] if channel else list(range(topics.get("health.commands").partitions))
-        send_command(self.settings, cmd, parts)
-
-    def produce_results(self, results: list[AttemptResult]) -> None:
-        # in multi-record batches, as an executor produces them (the monitor restores its table up
-        # to a marker, not to the broker's under-reported high watermark: streams/changelog.py)
-        for r in results:
-            self.producer.produce(self.settings.topic("pay.results"), key=r.card_token.encode(), value=r.encode())
-        self.producer.flush(30)
-
-    def await_event(self, reader: TopicReader, what: str, pred, timeout_s: float = 60) -> HealthEvent:
-        def found():
-            return next((e for _m, e in reader.poll() if pred(e)), None)
-        self.sup.check_alive()
-        return wait_for(found, timeout_s, what)
-
-
-# every decision deterministic here: no exploration, no probes of demoted channel-banks, and a prior so
-# strong that the failures these tests cause do not move the success estimates — the cheapest
-# channel not demoted always wins
-DETERMINISTIC = {"exploration_share": 0.0, "prior_successes": 1e9, "probe_share": 0.0}
-
-
-@pytest.fixture(scope="module")
-def hstack(services: Settings, tmp_path_factory) -> Iterator[HealthStack]:
-    with health_stack(services, tmp_path_factory.mktemp("health-stack"), DETERMINISTIC) as st:
-        yield st
-
-
-@contextlib.contextmanager
-def health_stack(services: Settings, tmp: Path, scoring: dict) -> Iterator[HealthStack]:
-    """A stack of its own with the routing configuration's `scoring` section overridden."""
-    prefix = f"h{uuid.uuid4().hex[:6]}."
-    settings = dataclasses.replace(services, topic_prefix=prefix, data_dir=tmp)
-    topics.provision(settings)
-    config_path, ports = write_test_config(tmp)
-    routing = yaml.safe_load(config_path.read_text())
-    routing["scoring"] = {**routing.get("scoring", {}), **scoring}
-    config_path.write_text(yaml.safe_dump(routing))
-    (tmp / "profile.yaml").write_text(yaml.safe_dump(PROFILE))
-    (tmp / "health.yaml").write_text(yaml.safe_dump({"backlog": {"default": {"max_pending": 500}}}))
-    callback_port, capability_port = _proc.free_port(), _proc.free_port()
-    env = {**os.environ,
-           "PAYCENTER_TOPIC_PREFIX": prefix, "PAYCENTER_DATA_DIR": str(tmp),
-           "PAYCENTER_ROUTING_CONFIG": str(config_path), "PAYCENTER_ALLOW_DEV_SECRETS": "1",
-           "PAYCENTER_HEALTH_CONFIG": str(tmp / "health.yaml"), "PAYCENTER_ALLOW_CLOCK_OFFSET": "1",
-           "PAYCENTER_HEALTH_METRICS_INTERVAL_S": "1", "PAYCENTER_BACKLOG_INTERVAL_S": "1",
-           "PAYCENTER_EXECUTOR_CONCURRENCY": "1000", "PAYCENTER_PENDING_POLL_DEADLINE_S": "1",
-           "PAYCENTER_PENDING_QUERY_AGE_S": "4", "PAYCENTER_PENDING_QUERY_INTERVAL_S": "1",
-           "PAYCENTER_CALLBACK_PORT": str(callback_port), "PAYCENTER_CAPABILITY_PORT": str(capability_port)}
-    sup = Supervisor(settings, env=env)
-    producer = kafka.producer(settings)
-    st = HealthStack(settings, sup, config_path, ports, producer, callback_port=callback_port,
-                     capability_port=capability_port)
-    try:
-        sup.start_simulators(load_config(config_path), profile=tmp / "profile.yaml")
-        for role in ROLES:
-            sup.start_worker(role, name=f"health-e2e-{role}")
-        warm = pay_command(f"hwarm-{uuid.uuid4().hex[:6]}", amount=100)
-        st.publish([warm])
-        st.await_outcomes({warm.order_id}, timeout_s=120)
-        yield st
-    finally:
-        sup.stop_all()
+from tests.support.health_stack import MIN, HealthStack, run_commands
+from tests.support.stack import command as pay_command
 
 
 def result(run: str, i: int, channel: str, bank: str, status: str = "FAILED", kind: str = "CHANNEL") -> AttemptResult:
@@ -300,16 +198,12 @@ def test_a_pending_attempt_the_executor_gave_up_on_is_resolved_by_a_status_query
     assert volume == (2, 1)
 
 
-def _commands(run: str, tag: str, n: int, bank: str, amount: int = 5_000) -> list:
-    return [pay_command(f"{tag}-{run}-{i}", amount=amount, bank=bank, card=f"tok-{tag}-{run}-{i}") for i in range(n)]
-
-
 def test_outage_demotes_at_the_20th_failure_traffic_moves_restore_after_30_min_recurrence_longer(hstack):
     st, run, key = hstack, uuid.uuid4().hex[:6], "beta:ICBC"
     events = st.reader("channel.health", HealthEvent.decode)
     st.admin("beta", "/admin/banks/ICBC", {"outage": True})
     try:
-        first = _commands(run, "out1", 20, "ICBC")
+        first = run_commands(run, "out1", 20, "ICBC")
         st.publish(first)
         demoted = st.await_event(events, "beta:ICBC demoted",
                                  lambda e: e.key == key and e.to_state == HealthState.DEMOTED)
@@ -319,7 +213,7 @@ def test_outage_demotes_at_the_20th_failure_traffic_moves_restore_after_30_min_r
         assert all(o[0].status == OutcomeStatus.SUCCEEDED and o[0].attempts == 2 for o in outs.values())
 
         wait_for(lambda: st.router_demotes("beta", "ICBC"), 10, "the router avoiding beta:ICBC")
-        moved = _commands(run, "out2", 10, "ICBC")
+        moved = run_commands(run, "out2", 10, "ICBC")
         st.publish(moved)
         for [out, *_] in st.await_outcomes({c.order_id for c in moved}).values():
             assert out.status == OutcomeStatus.SUCCEEDED and out.attempts == 1 and out.parts[0].channel_id != "beta"
@@ -330,7 +224,7 @@ def test_outage_demotes_at_the_20th_failure_traffic_moves_restore_after_30_min_r
         assert restored.at_ms == demoted.demoted_until_ms
         wait_for(lambda: not st.router_demotes("beta", "ICBC"), 10, "the router using beta:ICBC again")
 
-        again = _commands(run, "out3", 20, "ICBC")  # still broken: the recurrence
+        again = run_commands(run, "out3", 20, "ICBC")  # still broken: the recurrence
         st.publish(again)
         second = st.await_event(events, "beta:ICBC demoted again", lambda e: e.key == key and e.seq == restored.seq + 1)
         assert second.to_state == HealthState.DEMOTED and second.reason_code == HealthReason.CONSECUTIVE_FAILURES
@@ -356,7 +250,7 @@ def test_800_consecutive_pending_demote_traffic_moves_restore_after_30_min_recur
     # pending for 2 minutes: neither the executor (1 s) nor the resolver's queries get a final answer
     st.admin("beta", "/admin/banks/CCB", {"pending_ratio": 1.0, "pending_resolve_ms": 120_000})
     try:
-        st.publish(_commands(run, "pe1", 800, "CCB", amount=1_000))
+        st.publish(run_commands(run, "pe1", 800, "CCB", amount=1_000))
         demoted = st.await_event(events, "beta:CCB demoted", lambda e: e.key == key and e.to_state == HealthState.DEMOTED,
                                  120)
         assert demoted.reason_code == HealthReason.CONSECUTIVE_PENDING and demoted.consecutive_pending == 800
@@ -370,7 +264,7 @@ def test_800_consecutive_pending_demote_traffic_moves_restore_after_30_min_recur
         assert backlog.counts["pending"] >= 500
 
         wait_for(lambda: st.router_demotes("beta", "CCB"), 10, "the router avoiding beta:CCB")
-        moved = _commands(run, "pe2", 5, "CCB", amount=1_000)
+        moved = run_commands(run, "pe2", 5, "CCB", amount=1_000)
         st.publish(moved)
         for [out, *_] in st.await_outcomes({c.order_id for c in moved}).values():
             assert out.status == OutcomeStatus.SUCCEEDED and out.attempts == 1 and out.parts[0].channel_id == "alpha"
@@ -380,7 +274,7 @@ def test_800_consecutive_pending_demote_traffic_moves_restore_after_30_min_recur
         assert restored.to_state == HealthState.PROBATION and restored.at_ms == demoted.demoted_until_ms
         wait_for(lambda: not st.router_demotes("beta", "CCB"), 10, "the router using beta:CCB again")
 
-        st.publish(_commands(run, "pe3", 800, "CCB", amount=1_000))
+        st.publish(run_commands(run, "pe3", 800, "CCB", amount=1_000))
         second = st.await_event(events, "beta:CCB demoted again", lambda e: e.key == key and e.seq == restored.seq + 1,
                                 120)
         assert second.to_state == HealthState.DEMOTED and second.reason_code == HealthReason.CONSECUTIVE_PENDING

@@ -6,12 +6,12 @@ import uuid
 
 from paycenter.cli import main
 from paycenter.supervisor import wait_for
-from processors.health import HealthEvent, HealthReason, HealthState
+from processors.health.model import HealthEvent, HealthReason, HealthState
 from schemas.records import HealthAction, OutcomeStatus
-from tests.e2e.test_health import _commands, hstack  # noqa: F401 (hstack is the module's stack fixture)
+from tests.support.health_stack import run_commands
 
 
-def test_a_disabled_channel_bank_is_skipped_even_as_last_resort_until_enabled(hstack, monkeypatch, capsys):  # noqa: F811
+def test_a_disabled_channel_bank_is_skipped_even_as_last_resort_until_enabled(hstack, monkeypatch, capsys):
     st, run = hstack, uuid.uuid4().hex[:6]
     monkeypatch.setenv("PAYCENTER_TOPIC_PREFIX", st.settings.topic_prefix)
     monkeypatch.setenv("PAYCENTER_ROUTING_CONFIG", str(st.config_path))
@@ -30,7 +30,7 @@ def test_a_disabled_channel_bank_is_skipped_even_as_last_resort_until_enabled(hs
         assert main(["health", "status", "--timeout", "5"]) == 0
         assert any(line.startswith("beta:ICBC") and "DISABLED" in line for line in capsys.readouterr().out.splitlines())
 
-        off = _commands(run, "dis1", 10, "ICBC")
+        off = run_commands(run, "dis1", 10, "ICBC")
         st.publish(off)
         for [out, *_] in st.await_outcomes({c.order_id for c in off}).values():
             # a demoted channel-bank as the last resort: alpha, the cheaper of the two; never beta
@@ -38,7 +38,7 @@ def test_a_disabled_channel_bank_is_skipped_even_as_last_resort_until_enabled(hs
 
         assert main(["health", "enable", "--channel", "beta", "--bank", "ICBC", "--wait", "30"]) == 0
         wait_for(lambda: not st.router_demotes("beta", "ICBC"), 30, "the router using beta:ICBC again")
-        on = _commands(run, "dis2", 5, "ICBC")
+        on = run_commands(run, "dis2", 5, "ICBC")
         st.publish(on)
         for [out, *_] in st.await_outcomes({c.order_id for c in on}).values():
             assert [p.channel_id for p in out.parts] == ["beta"], out

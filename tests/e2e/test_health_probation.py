@@ -1,6 +1,6 @@
 """Probation by probes on the real broker, simulators and workers: a demoted channel-bank keeps a
 probe share of first attempts (with failover behind them); probes that succeed restore it early,
-probes still failing when the 30 minutes are up demote it again (processors/health_probes.py)."""
+probes still failing when the 30 minutes are up demote it again (processors/health/probes.py)."""
 from __future__ import annotations
 
 import json
@@ -13,9 +13,9 @@ from confluent_kafka import Consumer, TopicPartition
 from infra import topics
 from infra.settings import Settings
 from paycenter.supervisor import wait_for
-from processors.health import HealthEvent, HealthReason, HealthState, RestoreReason
+from processors.health.model import HealthEvent, HealthReason, HealthState, RestoreReason
 from schemas.records import HealthAction, OutcomeStatus
-from tests.e2e.test_health import MIN, HealthStack, _commands, health_stack
+from tests.support.health_stack import MIN, HealthStack, health_stack, run_commands
 
 # probes: half of the first attempts that could go to a demoted channel-bank (2 % in production), so
 # a test sees 20 of them in a few dozen payments; no exploration, estimates pinned by a huge prior
@@ -49,7 +49,7 @@ def monitor_probes(st: HealthStack, channel: str, bank: str) -> str:
 
 def demote_by_outage(st: HealthStack, events, run: str, bank: str) -> HealthEvent:
     st.admin("beta", f"/admin/banks/{bank}", {"outage": True})
-    first = _commands(run, "down", 20, bank)
+    first = run_commands(run, "down", 20, bank)
     st.publish(first)
     demoted = st.await_event(events, f"beta:{bank} demoted",
                              lambda e: e.key == f"beta:{bank}" and e.to_state == HealthState.DEMOTED)
@@ -65,7 +65,7 @@ def test_probes_that_succeed_restore_early(pstack):
     try:
         demoted = demote_by_outage(st, events, run, "ICBC")
         st.admin("beta", "/admin/banks/ICBC", {"outage": False})  # the channel-bank recovered
-        later = _commands(run, "probe", 80, "ICBC")
+        later = run_commands(run, "probe", 80, "ICBC")
         st.publish(later)
         restored = st.await_event(events, "beta:ICBC restored early by its probes",
                                   lambda e: e.key == key and e.seq > demoted.seq, 90)
@@ -89,7 +89,7 @@ def test_probes_still_failing_at_30_min_demote_again_and_never_cost_a_payment(ps
     events = st.reader("channel.health", HealthEvent.decode)
     try:
         demoted = demote_by_outage(st, events, run, "CCB")
-        later = _commands(run, "probe", 30, "CCB")  # still broken: the probes fail
+        later = run_commands(run, "probe", 30, "CCB")  # still broken: the probes fail
         st.publish(later)
         outs = st.await_outcomes({c.order_id for c in later})
         # a probe is a first attempt with failover behind it: every payment still succeeds on alpha

@@ -6,7 +6,7 @@ import urllib.request
 import uuid
 
 from paycenter.supervisor import wait_for
-from tests.e2e.conftest import command
+from tests.support.stack import command
 
 
 def sample(text: str, name: str, **labels: str) -> float:

@@ -6,7 +6,7 @@ import uuid
 
 from paycenter.supervisor import wait_for
 from schemas.records import Outcome, OutcomeStatus
-from tests.e2e.conftest import command
+from tests.support.stack import command
 
 
 def test_an_order_id_reused_with_another_amount_is_rejected_and_the_first_outcome_stands(stack):

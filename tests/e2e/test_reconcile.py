@@ -6,12 +6,12 @@ import datetime
 import uuid
 from zoneinfo import ZoneInfo
 
+from infra.routing_config import load as load_config
 from paycenter.commands.reconcile import reconcile_day
 from paycenter.supervisor import wait_for
-from processors.fees import channel_fee_fen
-from processors.routing_config import load as load_config
+from processors.routing.fees import channel_fee_fen
 from schemas.records import AttemptStatus, Discrepancy, Operation
-from tests.e2e.conftest import TEST_PROFILE, TopicReader, command
+from tests.support.stack import TEST_PROFILE, TopicReader, command
 
 FAILING = {"success_rate": 0.0, "customer_failure_rate": 1.0}  # a customer failure: one attempt, no failover
 RESTORE = {k: TEST_PROFILE["default"][k] for k in FAILING}

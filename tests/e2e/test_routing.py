@@ -26,7 +26,7 @@ from infra._proc import wait_until
 from infra.settings import REPO_ROOT, Settings
 from paycenter.supervisor import Supervisor, wait_for
 from schemas.records import Attempt, OutcomeStatus, PaymentCommand
-from tests.e2e.conftest import Stack, TopicReader
+from tests.support.stack import Stack, TopicReader
 
 CNY = 100
 PREFIX = "rt."

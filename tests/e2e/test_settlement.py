@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 
+from infra.funders import load_funders
 from paycenter.supervisor import wait_for
-from processors.settlement import load_funders
 from schemas.records import Operation, Outcome, SettlementRecord
 from streams.settlement import SettlementStore, funders_path, settle_batch
-from tests.e2e.conftest import TopicReader, command
+from tests.support.stack import TopicReader, command
 
 
 def test_one_record_per_money_movement_with_funder_splits(stack, clickhouse):

@@ -10,7 +10,7 @@ import sys
 from infra.settings import REPO_ROOT
 from paycenter.supervisor import wait_for
 from schemas.records import Outcome
-from tests.e2e.conftest import TopicReader
+from tests.support.stack import TopicReader
 
 DOC = REPO_ROOT / "docs" / "upstream.md"
 # where the order machine, validation, binding and the router give a REJECTED reason code

@@ -19,8 +19,7 @@ import pytest
 
 from infra import _proc, broker, objectstore, services as platform
 from infra.kafka import confirmed
-from tests.e2e.conftest import command
-from tests.faults.checks import (
+from tests.support.checks import (
     await_census,
     await_journal,
     check_books,
@@ -29,7 +28,7 @@ from tests.faults.checks import (
     suspects_trace,
     topic_attempt_ids,
 )
-from tests.faults.conftest import running_stack
+from tests.support.stack import command, running_stack
 
 N_COMMANDS = 900
 RATE_PER_S = 100

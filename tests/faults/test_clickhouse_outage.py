@@ -14,8 +14,8 @@ import uuid
 import pytest
 
 from infra import clickhouse as _ch
-from tests.e2e.conftest import command
-from tests.faults.checks import await_census, await_journal, result_event_ids, topic_attempt_ids
+from tests.support.checks import await_census, await_journal, result_event_ids, topic_attempt_ids
+from tests.support.stack import command
 
 OUTAGE_S = float(os.environ.get("FAULTS_CLICKHOUSE_OUTAGE_S", "20"))
 

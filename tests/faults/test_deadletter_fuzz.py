@@ -12,8 +12,8 @@ from paycenter.supervisor import wait_for
 from processors.pan import contains_pan
 from schemas.codec import HEADER_LEN, codec
 from schemas.records import DeadLetter
-from tests.e2e.conftest import command
-from tests.faults.checks import decoded
+from tests.support.checks import decoded
+from tests.support.stack import command
 
 HEADER = codec("payment_command").encode(command("x").to_avro())[:HEADER_LEN]
 LETTERS = "abcdefghijklmnopqrstuvwxyz_"

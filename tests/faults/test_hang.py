@@ -15,9 +15,8 @@ import pytest
 from infra._proc import wait_until
 from schemas.codes import CHANNEL_BUSY, CHANNEL_HUNG, MAYBE_SENT
 from schemas.records import Attempt, AttemptResult, AttemptStatus
-from tests.e2e.conftest import command
-from tests.faults.checks import await_census, check_books, decoded
-from tests.faults.conftest import CHANNEL_TIMEOUT_MS, EXECUTOR_CONCURRENCY, metrics_port_for
+from tests.support.checks import await_census, check_books, decoded
+from tests.support.stack import CHANNEL_TIMEOUT_MS, EXECUTOR_CONCURRENCY, command, metrics_port_for
 
 OTHER_BANKS = ("CCB", "CMB", "ABC", "BOC")
 REFUSALS = (CHANNEL_HUNG, CHANNEL_BUSY)  # the executor's answers for attempts it did not send
@@ -102,7 +101,7 @@ def test_hung_channel_times_out_into_pending_and_is_resolved_without_blocking_ot
 
 
 def test_more_hung_attempts_than_executor_concurrency_do_not_block_other_channels(fstack):
-    """The executor's bulkhead per channel-bank (streams/bulkhead.py): the hung ICBC calls fill their
+    """The executor's bulkhead per channel-bank (streams/calls/bulkhead.py): the hung ICBC calls fill their
     own compartments; attempts beyond them are refused without being sent (CHANNEL_BUSY while a
     compartment is stalled, CHANNEL_HUNG once calls timed out and one probe at a time goes through;
     never in a channel's books), and the other banks' attempts go through at once."""
@@ -141,7 +140,7 @@ def scraped(stack, role: str, metric: str) -> float:
 def test_attempts_refused_unsent_stay_unsent_after_the_executor_is_killed(fstack, hung_through_restart):
     """A refused attempt's result is out (the router fails over on it) while its offset waits behind
     the hung calls before it. The executor is killed then, and the next one consumes those attempts
-    again. It must answer the refused ones as refused, not send them (streams/refusals.py): sending
+    again. It must answer the refused ones as refused, not send them (streams/calls/refusals.py): sending
     them charged orders that had failed over to another channel. And while the channel still hangs,
     a smaller executor must not answer "not sent" for the attempts the killed one did send (they are
     booked) and that do not fit in its compartments: those are PENDING (MAYBE_SENT), resolved at the

@@ -11,8 +11,7 @@ import uuid
 
 import pytest
 
-from tests.e2e.conftest import command
-from tests.faults.checks import (
+from tests.support.checks import (
     await_census,
     await_journal,
     check_books,
@@ -21,6 +20,7 @@ from tests.faults.checks import (
     suspects_trace,
     topic_attempt_ids,
 )
+from tests.support.stack import command
 
 N_COMMANDS = 2000
 RATE_PER_S = 250  # paced, so the kills land while commands, attempts and results are all in flight

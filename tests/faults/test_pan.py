@@ -27,8 +27,8 @@ from paycenter.demo import fake_pan
 from paycenter.supervisor import wait_for
 from processors.pan import contains_pan
 from schemas.records import DeadLetter, Outcome
-from tests.e2e.conftest import command
-from tests.faults.checks import decoded, read_topic
+from tests.support.checks import decoded, read_topic
+from tests.support.stack import command
 
 _RUN = re.compile(rb"(?<![0-9A-Za-z.])[0-9]{13,19}(?![0-9A-Za-z])")
 _DECADE_S = (time.time() - 10 * 365 * 86400, time.time() + 365 * 86400)

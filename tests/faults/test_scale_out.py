@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-import urllib.request
 import uuid
 
 import pytest
@@ -18,34 +17,11 @@ import pytest
 from infra import _proc
 from paycenter.supervisor import wait_for
 from schemas.records import AttemptResult, AttemptStatus, DeadLetter, FailureKind, Operation
-from tests.e2e.conftest import command
-from tests.faults.checks import await_census, check_books, decoded, paced_publish, read_topic, suspects_trace
+from tests.support.checks import await_census, check_books, decoded, paced_publish, read_topic, suspects_trace
+from tests.support.stack import command
+from tests.support.workers import working
 
 ROLES_SCALED = ("router", "executor")
-
-
-def scrape(port: int | None) -> dict[str, float]:
-    """The worker's metrics summed by name (no labels), or {} when it does not answer yet."""
-    if not port:
-        return {}
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-            text = resp.read().decode()
-    except OSError:
-        return {}
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith("paycenter_"):
-            name, value = line.split("{", 1)[0].split(" ", 1)[0], float(line.rsplit(" ", 1)[1])
-            out[name] = out.get(name, 0.0) + value
-    return out
-
-
-def working(child) -> bool:
-    """Ready: the worker holds partitions of its group and has processed records (consumed counts
-    only records it handled, so start-up work does not count, as CPU time did)."""
-    m = scrape(getattr(child, "metrics_port", None))
-    return m.get("paycenter_assigned_partitions", 0) > 0 and m.get("paycenter_consumed_total", 0) > 0
 
 
 @pytest.mark.slow

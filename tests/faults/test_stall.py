@@ -21,10 +21,9 @@ import yaml
 from paycenter.supervisor import wait_for
 from schemas.records import PaymentCommand
 from streams.runtime.faults import STAGES
-from tests.e2e.conftest import command
-from tests.faults.checks import await_census, check_books, decoded, paced_publish, suspects_trace
-from tests.faults.conftest import metrics_port_for
-from tests.faults.test_scale_out import scrape, working
+from tests.support.checks import await_census, check_books, decoded, paced_publish, suspects_trace
+from tests.support.stack import command, metrics_port_for
+from tests.support.workers import scrape, working
 
 
 def stopped(pid: int) -> bool:

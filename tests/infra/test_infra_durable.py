@@ -145,5 +145,5 @@ def test_memory_storage_forgets_everything_on_restart(tmp_path: Path) -> None:
 
 def test_unknown_storage_is_refused_with_the_choices(tmp_path: Path) -> None:
     s = _settings(tmp_path, storage="sqlite")
-    with pytest.raises(services.ServiceError, match="use s3 .durable. or memory"):
+    with pytest.raises(_proc.ServiceError, match="use s3 .durable. or memory"):
         broker.start(s, progress=lambda _m: None)

@@ -2,19 +2,18 @@
 session (Debian 18.16 here) AND on a current ClickHouse embedded by chdb; both idempotent."""
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import shutil
 import uuid
 from pathlib import Path
-from typing import Sequence
 
 import pytest
 
 from infra import clickhouse as ch, migrate
+from infra._proc import ServiceError
 from infra.settings import Settings
 from sinks.rows import JOURNAL_COLUMNS
+from tests.support.chdb import ChdbRunner
 
 
 def test_split_statements_on_line_ending_semicolons() -> None:
@@ -29,28 +28,8 @@ def test_discover_orders_files_and_rejects_bad_names(tmp_path: Path) -> None:
     assert [m.version for m in found] == sorted(m.version for m in found)
     assert found[0].name == "0001_journal" and len(found[0].statements) == 1
     (tmp_path / "1_bad.sql").write_text("SELECT 1;")
-    with pytest.raises(migrate.ServiceError, match="NNNN_lowercase_name.sql"):
+    with pytest.raises(ServiceError, match="NNNN_lowercase_name.sql"):
         migrate.discover(tmp_path)
-
-
-class ChdbRunner:
-    """migrate.Runner over chdb (a current ClickHouse in-process)."""
-
-    def __init__(self, path: Path, database: str) -> None:
-        from chdb import session
-        self.s = session.Session(str(path))
-        self.s.query(f"CREATE DATABASE IF NOT EXISTS {database}")
-        self.s.query(f"USE {database}")
-        self.statements: list[str] = []
-
-    def query(self, sql: str) -> list[tuple]:
-        self.statements.append(sql)
-        return [tuple(r) for r in csv.reader(io.StringIO(str(self.s.query(sql, "CSV"))))]
-
-    def insert(self, table: str, columns: Sequence[str], rows: list[tuple]) -> None:
-        lit = lambda v: str(v) if isinstance(v, int) else "'" + str(v).replace("\\", "\\\\").replace("'", "\\'") + "'"
-        values = ", ".join("(" + ", ".join(lit(v) for v in r) + ")" for r in rows)
-        self.s.query(f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}")
 
 
 def test_every_migration_runs_on_current_clickhouse_via_chdb(tmp_path: Path) -> None:
@@ -112,7 +91,7 @@ def test_an_edited_applied_migration_is_reported_not_rerun(fresh_db: Settings, t
 def test_unreachable_server_says_what_to_do(tmp_path: Path) -> None:
     from infra._proc import free_port
     s = dataclasses.replace(Settings(), clickhouse_port=free_port())
-    with pytest.raises(migrate.ServiceError, match="paycenter infra up"):
+    with pytest.raises(ServiceError, match="paycenter infra up"):
         migrate.migrate(s, progress=lambda _m: None)
 
 
@@ -122,7 +101,7 @@ def test_a_failing_statement_is_named_without_a_stack_trace(fresh_db: Settings, 
     c.execute(f"CREATE DATABASE IF NOT EXISTS {fresh_db.clickhouse_database}")
     c.execute(f"USE {fresh_db.clickhouse_database}")
     try:
-        with pytest.raises(migrate.ServiceError) as err:
+        with pytest.raises(ServiceError) as err:
             migrate.apply(migrate.DriverRunner(c), lambda _m: None, directory=tmp_path)
         assert migrate.pending(migrate.DriverRunner(c), directory=tmp_path)[0].name == "0001_bad"
     finally:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from paycenter.dashboard.demotions import Demotion, demotions
-from processors.health_model import HealthEvent, HealthReason, HealthState
+from processors.health.model import HealthEvent, HealthReason, HealthState
 
 N, D, P = HealthState.NORMAL, HealthState.DEMOTED, HealthState.PROBATION
 

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from infra import clickhouse, migrate
 from paycenter.dashboard import server
-from tests.e2e.test_dashboard import CHROMIUM_FLAGS, chromium_exe
+from tests.support.chromium import CHROMIUM_FLAGS, chromium_exe
 
 
 async def client_for(settings, static) -> TestClient:

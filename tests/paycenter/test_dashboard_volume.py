@@ -6,7 +6,7 @@ import time
 import uuid
 
 from paycenter.dashboard.server import Dashboard
-from processors.validation import MAX_AMOUNT_FEN
+from processors.routing.validation import MAX_AMOUNT_FEN
 from sinks import reports
 from sinks.journal import JournalWriter
 from sinks.rollups import RollupRefresher, driver_query

@@ -7,9 +7,9 @@ import uuid
 import pytest
 
 from infra import topics
+from infra.routing_config import load as load_config
 from infra.settings import Settings
 from paycenter.cli import main
-from processors.routing_config import load as load_config
 
 
 @pytest.fixture

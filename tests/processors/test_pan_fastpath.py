@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from processors.pan import contains_pan
-from processors.validation import clear_card_number_field
+from processors.routing.validation import clear_card_number_field
 from schemas.records import CardType, Operation, PaymentCommand
 
 VISA = "4111111111111111"

@@ -11,7 +11,7 @@ from sinks import reports
 from sinks.journal import JournalWriter
 from sinks.rollups import RollupRefresher, driver_query
 from sinks.rows import JOURNAL_COLUMNS, JournalRow
-from tests.sinks.test_reports import chdb, doc_queries, rows  # noqa: F401 (chdb is a fixture)
+from tests.support.reports import doc_queries, rows
 
 
 def recent_rows(bl: str) -> list[JournalRow]:
@@ -23,7 +23,7 @@ def recent_rows(bl: str) -> list[JournalRow]:
 
 
 @pytest.fixture(scope="module")
-def loaded(services, chdb):  # noqa: F811
+def loaded(services, chdb):
     """The same recent rows in both servers, rollups refreshed; the business line that marks them."""
     from infra import clickhouse as ch
     bl = f"bl_{uuid.uuid4().hex[:8]}"

@@ -1,9 +1,9 @@
-"""streams/expiry.py on real tables (pure: no broker)."""
+"""streams/router.py sweep (bounded state) on real tables (pure: no broker)."""
 from __future__ import annotations
 
-from processors.limits import CardUsage
-from processors.order_state import OrderState, decided
-from streams.expiry import sweep
+from processors.orders.state import OrderState, decided
+from processors.routing.limits import CardUsage
+from streams.router import sweep
 from streams.runtime.table import Table
 
 DAY_MS = 86_400_000

@@ -7,8 +7,8 @@ import asyncio
 import gc
 
 from infra.settings import Settings
-from processors import health_pending as hp
-from processors.health_config import HealthConfig
+from processors.health.config import HealthConfig
+from processors.pending import resolution as hp
 from schemas.records import AttemptResult
 from streams.pending import PendingLoop
 from streams.runtime.effects import Effects
