@@ -2,17 +2,13 @@
 `paycenter submit --card-number` (which tokenizes locally), then EVERY topic, every ClickHouse
 table of the database and every worker/simulator log file is scanned with processors.pan.contains_pan.
 
-The scanner hands each candidate run of 13-19 digits to contains_pan (the Luhn check). Not
-candidates, because one in ten of them passes the Luhn check by chance: runs that read as an epoch
-timestamp of today's decade in ms/us/ns, the fraction digits of a decimal number (after a '.'),
-and runs glued to letters (inside hex digests: card tokens, channel transaction ids). A card number
-written glued to letters would be missed; everywhere it is a field or a word of its own, it is
-found. Inputs published on purpose with a card number in them (stack.dirty_inputs, by their
-pay.commands offset) are the only records skipped, and finding them is the scanner's own check."""
+The scanner (tests/support/pan.py) hands each candidate run of 13-19 digits to contains_pan (the
+Luhn check), skipping runs that read as timestamps, decimal fractions or parts of hex digests.
+Inputs published on purpose with a card number in them (stack.dirty_inputs, by their pay.commands
+offset) are the only records skipped, and finding them is the scanner's own check."""
 from __future__ import annotations
 
 import random
-import re
 import subprocess
 import sys
 import time
@@ -28,23 +24,8 @@ from paycenter.supervisor import wait_for
 from processors.pan import contains_pan
 from schemas.records import DeadLetter, Outcome
 from tests.support.checks import decoded, read_topic
+from tests.support.pan import pans_in
 from tests.support.stack import command
-
-_RUN = re.compile(rb"(?<![0-9A-Za-z.])[0-9]{13,19}(?![0-9A-Za-z])")
-_DECADE_S = (time.time() - 10 * 365 * 86400, time.time() + 365 * 86400)
-
-
-def _epoch_like(digits: bytes) -> bool:
-    v = int(digits)
-    return any(_DECADE_S[0] <= v / scale <= _DECADE_S[1] for scale in (1e3, 1e6, 1e9))
-
-
-def pans_in(data: bytes | str | None) -> list[str]:
-    if not data:
-        return []
-    if isinstance(data, str):
-        data = data.encode("utf-8", "replace")
-    return [m.group().decode() for m in _RUN.finditer(data) if not _epoch_like(m.group()) and contains_pan(m.group())]
 
 
 def test_the_scanner_finds_card_numbers_and_skips_timestamps_decimals_and_hex():
