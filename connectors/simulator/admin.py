@@ -17,16 +17,13 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
+from connectors.simulator.host import SimulatorHost
 from connectors.simulator.ledger import Discrepancy
-
-if TYPE_CHECKING:
-    from connectors.simulator.server import SimulatorServer
-
 
 _DISCREPANCY_KEYS = {"credited", "omit", "status", "amount_fen", "fee_fen"}
 _EXTRA_KEYS = {"attempt_id", "amount_fen", "status", "fee_fen", "bank_code", "operation", "booked_at_ms"}
@@ -54,7 +51,7 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
     return data
 
 
-def add_routes(app: web.Application, sim: SimulatorServer) -> None:
+def add_routes(app: web.Application, sim: SimulatorHost) -> None:
     async def ledger(request: web.Request) -> web.Response:
         _loopback_only(request)
         sim.books.settle(sim.clock())

@@ -142,7 +142,7 @@ class SimulatorServer:
             body=data, status=_HTTP_STATUS.get(code, 200), content_type="application/json", headers=headers
         )
 
-    def _answer(self, request: web.Request, code: str, message: str = "", rec: AttemptRecord | None = None,
+    def answer(self, request: web.Request, code: str, message: str = "", rec: AttemptRecord | None = None,
                 **extra: Any) -> web.Response:
         body = {
             "code": code,
@@ -154,7 +154,7 @@ class SimulatorServer:
         }
         return self._reply(request, code, body)
 
-    async def _authentic(self, request: web.Request) -> bytes | None:
+    async def authentic(self, request: web.Request) -> bytes | None:
         body = await request.read()
         path = request.raw_path.split("?", 1)[0]
         try:
@@ -173,21 +173,21 @@ class SimulatorServer:
 
         async def handler(request: web.Request) -> web.Response:
             self.calls[name] += 1
-            raw = await self._authentic(request)
+            raw = await self.authentic(request)
             if raw is None:
-                return self._answer(request, codes.BAD_SIGNATURE)
+                return self.answer(request, codes.BAD_SIGNATURE)
             try:
                 body = PaymentBody.model_validate_json(raw)
             except ValidationError as exc:
-                return self._answer(request, codes.BAD_REQUEST, f"invalid request: {exc.error_count()} error(s)")
+                return self.answer(request, codes.BAD_REQUEST, f"invalid request: {exc.error_count()} error(s)")
             if operation is not Operation.AUTHENTICATE and body.amount_fen < 1:
-                return self._answer(request, codes.BAD_REQUEST, "amount_fen must be at least 1")
+                return self.answer(request, codes.BAD_REQUEST, "amount_fen must be at least 1")
             refused = _elements_refused(operation, body)
             if refused:
-                return self._answer(request, codes.BAD_REQUEST, refused)
+                return self.answer(request, codes.BAD_REQUEST, refused)
             wrong = cardholders.mismatch(body.elements) if body.elements is not None else None
             if wrong is not None:  # the bank's answer to the elements: nothing booked, a retry asks again
-                return self._answer(request, *wrong)
+                return self.answer(request, *wrong)
             return await self._move(request, operation, body)
 
         return handler
@@ -201,15 +201,15 @@ class SimulatorServer:
         profile = self.profile(body.bank_code)
         # Refusals before processing: the channel books nothing, so a later retry is a fresh try.
         if profile.outage:
-            return self._answer(request, codes.UNAVAILABLE)
+            return self.answer(request, codes.UNAVAILABLE)
         if profile.maintenance:
-            return self._answer(request, codes.MAINTENANCE)
+            return self.answer(request, codes.MAINTENANCE)
         if not profile.supported:
-            return self._answer(request, codes.BANK_NOT_SUPPORTED)
+            return self.answer(request, codes.BANK_NOT_SUPPORTED)
         needs_signing = (operation is Operation.PAY_IN and profile.requires_agreement
                          and not self.desk.has_agreement(body.card_token))
         if needs_signing and not body.sign_on_the_way:
-            return self._answer(request, codes.BAD_REQUEST, "no protocol-payment agreement for this card: sign first")
+            return self.answer(request, codes.BAD_REQUEST, "no protocol-payment agreement for this card: sign first")
         rec = self._new_record(operation, body, profile, now)
         if needs_signing and rec.final_code == codes.SUCCESS:
             # the customer confirms this debit with the SMS code the channel sends now: it is held
@@ -257,7 +257,7 @@ class SimulatorServer:
         booked = (rec.order_id, rec.card_token, rec.bank_code, rec.card_type, rec.operation, rec.amount_fen,
                   rec.auth_elements)
         if asked != booked:
-            return self._answer(request, codes.CONFLICT, rec=rec)
+            return self.answer(request, codes.CONFLICT, rec=rec)
         return await self._deliver(request, rec, self.profile(rec.bank_code), now)
 
     async def _deliver(self, request: web.Request, rec: AttemptRecord, profile: BankProfile, now: int) -> web.Response:
@@ -266,7 +266,7 @@ class SimulatorServer:
             await asyncio.sleep(delay / 1000)
         await self._hold_while_hanging(rec.bank_code)
         # The answer reflects the attempt when it was received (P001 stays P001 for this reply).
-        return self._answer(request, rec.code_at(now), rec=rec)
+        return self.answer(request, rec.code_at(now), rec=rec)
 
     async def _hold_while_hanging(self, bank_code: str) -> None:
         """`hang`: the attempt is booked but the answer is held until the bank recovers or the
@@ -276,27 +276,27 @@ class SimulatorServer:
 
     async def _query(self, request: web.Request) -> web.Response:
         self.calls["query"] += 1
-        if await self._authentic(request) is None:
-            return self._answer(request, codes.BAD_SIGNATURE)
+        if await self.authentic(request) is None:
+            return self.answer(request, codes.BAD_SIGNATURE)
         now = self.clock()
         self.books.settle(now)
         rec = self.books.attempts.get(request.match_info["attempt_id"])
         if rec is None:
             signed = self.desk.answers.get(request.match_info["attempt_id"])
             if signed is not None:  # a signing call: its stored answer
-                return self._answer(request, signed.code, signed.message, txn_id=signed.txn_id)
-            return self._answer(request, codes.UNKNOWN_ATTEMPT)
-        return self._answer(request, rec.code_at(now), rec=rec, attempt_id=rec.attempt_id,
+                return self.answer(request, signed.code, signed.message, txn_id=signed.txn_id)
+            return self.answer(request, codes.UNKNOWN_ATTEMPT)
+        return self.answer(request, rec.code_at(now), rec=rec, attempt_id=rec.attempt_id,
                             operation=rec.operation.value, amount_fen=rec.amount_fen)
 
     async def _statement(self, request: web.Request) -> web.Response:
         self.calls["statement"] += 1
-        if await self._authentic(request) is None:
-            return self._answer(request, codes.BAD_SIGNATURE)
+        if await self.authentic(request) is None:
+            return self.answer(request, codes.BAD_SIGNATURE)
         try:
             day = datetime.date.fromisoformat(request.match_info["day"])
         except ValueError:
-            return self._answer(request, codes.BAD_REQUEST, "statement day must be YYYY-MM-DD")
+            return self.answer(request, codes.BAD_REQUEST, "statement day must be YYYY-MM-DD")
         self.books.settle(self.clock())
         body = {"code": codes.SUCCESS, "channel_id": self.config.channel_id, "date": day.isoformat(),
                 "lines": self.books.statement(day)}

@@ -8,19 +8,15 @@
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 from pydantic import BaseModel, Field, StrictInt, ValidationError
 
 from connectors.simulator import cardholders
 from connectors.simulator.admin import _loopback_only
+from connectors.simulator.host import SimulatorHost
 from connectors.simulator.profiles import BankProfile
 from schemas import codes
 from schemas.records import CardType
-
-if TYPE_CHECKING:
-    from connectors.simulator.server import SimulatorServer
 
 
 class SignBody(BaseModel):
@@ -42,26 +38,26 @@ class ConfirmBody(BaseModel):
     sms_code: str = Field(min_length=1, max_length=16)
 
 
-def _refusal(sim: SimulatorServer, request: web.Request, profile: BankProfile) -> web.Response | None:
+def _refusal(sim: SimulatorHost, request: web.Request, profile: BankProfile) -> web.Response | None:
     if profile.outage:
-        return sim._answer(request, codes.UNAVAILABLE)
+        return sim.answer(request, codes.UNAVAILABLE)
     if profile.maintenance:
-        return sim._answer(request, codes.MAINTENANCE)
+        return sim.answer(request, codes.MAINTENANCE)
     if not profile.supported:
-        return sim._answer(request, codes.BANK_NOT_SUPPORTED)
+        return sim.answer(request, codes.BANK_NOT_SUPPORTED)
     return None
 
 
-def add_routes(app: web.Application, sim: SimulatorServer) -> None:
+def add_routes(app: web.Application, sim: SimulatorHost) -> None:
     async def parsed(request: web.Request, model: type[BaseModel], name: str):
         sim.calls[name] += 1
-        raw = await sim._authentic(request)
+        raw = await sim.authentic(request)
         if raw is None:
-            return None, sim._answer(request, codes.BAD_SIGNATURE)
+            return None, sim.answer(request, codes.BAD_SIGNATURE)
         try:
             return model.model_validate_json(raw), None
         except ValidationError as exc:
-            return None, sim._answer(request, codes.BAD_REQUEST, f"invalid request: {exc.error_count()} error(s)")
+            return None, sim.answer(request, codes.BAD_REQUEST, f"invalid request: {exc.error_count()} error(s)")
 
     async def sign(request: web.Request) -> web.Response:
         body, error = await parsed(request, SignBody, "sign")
@@ -72,12 +68,12 @@ def add_routes(app: web.Application, sim: SimulatorServer) -> None:
             return refused
         wrong = cardholders.mismatch(body.elements) if body.elements is not None else None
         if wrong is not None:  # no code is sent to a phone the elements do not match
-            return sim._answer(request, *wrong)
+            return sim.answer(request, *wrong)
         if body.resend_ref is not None:
             ans = sim.desk.resend(body.attempt_id, body.resend_ref, body.card_token, sim.clock())
         else:
             ans = sim.desk.request(body.attempt_id, body.order_id, body.card_token, body.bank_code, sim.clock())
-        return sim._answer(request, ans.code, ans.message, txn_id=ans.txn_id)
+        return sim.answer(request, ans.code, ans.message, txn_id=ans.txn_id)
 
     async def confirm(request: web.Request) -> web.Response:
         body, error = await parsed(request, ConfirmBody, "confirm")
@@ -96,7 +92,7 @@ def add_routes(app: web.Application, sim: SimulatorServer) -> None:
                 sim.resolve_held(sent.attempt_id, sent.then_code, now)
             elif sim.desk.locked(body.sign_ref):
                 sim.resolve_held(sent.attempt_id, codes.INVALID_CARD, now)
-        return sim._answer(request, ans.code, ans.message, txn_id=ans.txn_id)
+        return sim.answer(request, ans.code, ans.message, txn_id=ans.txn_id)
 
     async def sms(request: web.Request) -> web.Response:
         _loopback_only(request)
