@@ -50,7 +50,7 @@ from schemas.records import Attempt, AttemptStatus
 from streams.calls import attempt as calls
 from streams.calls.bulkhead import Bulkhead, Refused, Ticket
 from streams.calls.refusals import RefusalLog, topic_for
-from streams.calls.vault import VaultLookup
+from streams.calls.vault_lookup import VaultLookup
 from streams.common import Clock, load_routing_config, message_dead_letter, wall_clock_ms
 from streams.runtime import commit as commits
 from streams.runtime.kafka import IdleNaps, consumer as group_consumer, instance_id, produce, stop_consuming

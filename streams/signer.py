@@ -25,7 +25,7 @@ from processors.orders.state import SIGN_CONFIRM, SIGN_REQUEST, SigningTask, aut
 from processors.routing import binding
 from schemas.records import Attempt
 from streams.calls.attempt import to_request
-from streams.calls.vault import VaultLookup
+from streams.calls.vault_lookup import VaultLookup
 from streams.executor import ExecutorLoop, run_loop
 
 CODE_WAIT_ENV, CODE_WAIT_DEFAULT_S = "PAYCENTER_SIGN_CODE_WAIT_S", "330"  # a code's usual 5 minutes, and a margin

@@ -3,7 +3,7 @@ token (processors/vault/ seals and opens them; nothing here sees a key or clear 
 through it).
 
 Writers: the cashier, when a customer enters a card. Readers: the executor and the signer, which
-open a card's elements at call time to send them to the channel (streams/calls/vault.py).
+open a card's elements at call time to send them to the channel (streams/calls/vault_lookup.py).
 `rotate` re-wraps every record's data key under the current master key.
 """
 from __future__ import annotations
