@@ -14,7 +14,7 @@ from tests.support.stack import TopicReader
 
 DOC = REPO_ROOT / "docs" / "upstream.md"
 # where the order machine, validation, binding and the router give a REJECTED reason code
-_SOURCES = [*sorted((REPO_ROOT / "processors").glob("*.py")), REPO_ROOT / "streams" / "router.py"]
+_SOURCES = [*sorted((REPO_ROOT / "processors").rglob("*.py")), REPO_ROOT / "streams" / "router.py"]
 _CODE_SITES = [
     re.compile(r'\b(?:NoRoute|Rejection)\(\s*"([A-Z][A-Z_]+)"'),  # NoRoute("X", ...), Rejection(\n "X", ...)
     re.compile(r'\brefuse_unheld\(.*?"([A-Z][A-Z_]+)"'),  # on its call's line
