@@ -27,6 +27,9 @@ from schemas.records import AttemptResult, AttemptStatus, FailureKind, Operation
 from streams.runtime.kafka import IdleNaps, next_batch
 
 FOLLOWED = 10_000  # orders whose signing steps are remembered (the oldest are forgotten first)
+# orders this cashier sent, and their outcomes (the oldest forgotten first: a session whose order was
+# forgotten sends its command again, a repeat answered with the first outcome)
+KEPT = 50_000
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,9 @@ class Pipeline:
     def __init__(self, settings: Settings, loop: asyncio.AbstractEventLoop) -> None:
         self.settings, self.loop = settings, loop
         self.producer = kafka.producer(settings)
-        self.outcomes: dict[str, Outcome] = {}
-        self.published: set[str] = set()  # order_ids this cashier sent since it started
+        # only the outcomes of orders this cashier sent: pay.outcomes carries every business line's
+        self.outcomes: OrderedDict[str, Outcome] = OrderedDict()
+        self.published: OrderedDict[str, None] = OrderedDict()  # order_ids this cashier sent since it started
         self._waiting: dict[str, list[asyncio.Future]] = {}
         self._stop = threading.Event()
         self.code_waits: dict[str, CodeWait] = {}  # by order_id
@@ -52,7 +56,7 @@ class Pipeline:
         self._failed: OrderedDict[str, tuple[str, ...]] = OrderedDict()  # order_id -> channels that failed
         # the cards of the payments this cashier sent: only their signing tasks and results are read
         self._cards: OrderedDict[bytes, None] = OrderedDict()
-        self._cards_lock = threading.Lock()  # publish runs in worker threads
+        self._sent_lock = threading.Lock()  # publish runs in worker threads
         self.topics = {name: settings.topic(name) for name in ("pay.outcomes", "pay.signing", "pay.results")}
         # a customer waits on every step: payment-path fetch waits, and naps while nothing comes
         self.consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "paycenter-cashier",
@@ -68,9 +72,9 @@ class Pipeline:
         self.thread.start()
 
     def publish(self, cmd: PaymentCommand) -> None:
-        self.published.add(cmd.order_id)
-        if cmd.operation == Operation.PAY_IN:
-            with self._cards_lock:
+        with self._sent_lock:
+            _remember(self.published, cmd.order_id, None, KEPT)
+            if cmd.operation == Operation.PAY_IN:
                 _remember(self._cards, cmd.card_token.encode(), None)
         errors: list = []
         self.producer.produce(self.settings.topic("pay.commands"), key=cmd.card_token.encode(), value=cmd.encode(),
@@ -93,6 +97,8 @@ class Pipeline:
                     self._result(AttemptResult.decode(msg.value()))
                 else:
                     out = Outcome.decode(msg.value())
+                    if out.order_id not in self.published:
+                        continue  # another business line's order, or one this cashier did not send
                     if not out.duplicate or out.order_id not in self.outcomes:
                         self.loop.call_soon_threadsafe(self._arrived, out)
 
@@ -120,7 +126,8 @@ class Pipeline:
             self.code_waits.pop(wait.order_id, None)  # that channel's answer is final
 
     def _arrived(self, out: Outcome) -> None:
-        self.outcomes.setdefault(out.order_id, out)
+        if out.order_id not in self.outcomes:  # the first outcome stands
+            _remember(self.outcomes, out.order_id, out, KEPT)
         for fut in self._waiting.pop(out.order_id, []):
             if not fut.done():
                 fut.set_result(out)
@@ -142,10 +149,10 @@ class Pipeline:
         self.producer.flush(10)
 
 
-def _remember(table: OrderedDict, key: str, value) -> None:
+def _remember(table: OrderedDict, key, value, most: int = FOLLOWED) -> None:
     table[key] = value
     table.move_to_end(key)
-    while len(table) > FOLLOWED:
+    while len(table) > most:
         table.popitem(last=False)
 
 
