@@ -55,6 +55,9 @@ class Settings:
     timezone: str = field(default_factory=lambda: _env("PAYCENTER_TIMEZONE", "Asia/Shanghai"))
     # Session timeout for consumer groups; Tansu makes a first join wait about half of it.
     session_timeout_s: float = field(default_factory=lambda: float(_env("PAYCENTER_SESSION_TIMEOUT_S", "6")))
+    # How often a group member tells the coordinator it is alive; it also learns of a rebalance
+    # only then. Kafka's rule of thumb: at most a third of the session timeout.
+    heartbeat_interval_ms: int = field(default_factory=lambda: int(_env("PAYCENTER_HEARTBEAT_INTERVAL_MS", "1000")))
     # Group membership. "dynamic" (default): a worker that stops does not send LeaveGroup, its
     # partitions move when its session times out; the embedded broker wedges a group for good when
     # its leader leaves during a rebalance, and forgets to expire static members (docs/operators.md).

@@ -35,7 +35,7 @@ def consumer(settings: Settings, group: str, fetch_wait_ms: int, role: str | Non
         "group.id": settings.topic_prefix + group,
         "partition.assignment.strategy": "range",
         "enable.auto.commit": False, "auto.offset.reset": "earliest",
-        "session.timeout.ms": int(settings.session_timeout_s * 1000), "heartbeat.interval.ms": 1000,
+        "session.timeout.ms": int(settings.session_timeout_s * 1000), "heartbeat.interval.ms": settings.heartbeat_interval_ms,
         "fetch.wait.max.ms": fetch_wait_ms,  # the embedded broker holds an idle fetch that long
         "allow.auto.create.topics": False,  # only provisioning creates topics (infra/topics.py)
     }
