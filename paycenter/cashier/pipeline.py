@@ -49,6 +49,9 @@ class Pipeline:
         # only the outcomes of orders this cashier sent: pay.outcomes carries every business line's
         self.outcomes: OrderedDict[str, Outcome] = OrderedDict()
         self.published: OrderedDict[str, None] = OrderedDict()  # order_ids this cashier sent since it started
+        # pay.outcomes partition -> the offset after the last outcome read (the consumer itself is
+        # the follower thread's alone: librdkafka calls from another thread can block behind its poll)
+        self.outcomes_read: dict[int, int] = {}
         self._waiting: dict[str, list[asyncio.Future]] = {}
         self._stop = threading.Event()
         self.code_waits: dict[str, CodeWait] = {}  # by order_id
@@ -96,6 +99,7 @@ class Pipeline:
                 elif msg.topic() == self.topics["pay.results"]:
                     self._result(AttemptResult.decode(msg.value()))
                 else:
+                    self.outcomes_read[msg.partition()] = msg.offset() + 1
                     out = Outcome.decode(msg.value())
                     if out.order_id not in self.published:
                         continue  # another business line's order, or one this cashier did not send

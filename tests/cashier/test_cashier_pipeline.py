@@ -40,10 +40,8 @@ def test_only_the_outcomes_of_its_own_orders_are_kept(cashier):
         got = loop.run_until_complete(pipeline.outcome(mine, 60))
         assert got is not None and got.order_id == mine
 
-        def passed_the_foreign_ones() -> bool:
-            positions = pipeline.consumer.position(pipeline.consumer.assignment())
-            return all(tp.offset > written[tp.partition] for tp in positions if tp.topic == s.topic("pay.outcomes"))
-        wait_for(passed_the_foreign_ones, 30, "the cashier's follower to read past the foreign outcomes")
+        wait_for(lambda: all(pipeline.outcomes_read.get(p, -1) > offset for p, offset in written.items()), 30,
+                 "the cashier's follower to read past the foreign outcomes")
         loop.run_until_complete(asyncio.sleep(0.05))  # what the follower handed to the loop is stored there
         assert list(pipeline.outcomes) == [mine]
     finally:
