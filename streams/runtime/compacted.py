@@ -57,7 +57,8 @@ class CompactedTable:
     def catch_up(self, timeout_s: float = 30.0) -> list[Entry]:
         """Read up to the end offsets as of now; returns the entries read by this call, in order."""
         with self._lock:
-            ends, read = self.end_offsets(), cast(list[Entry], [])
+            ends = self.end_offsets()
+            read: list[Entry] = []
             behind = [tp for tp in self._tps if self._next[tp.partition] < ends[tp.partition]]
             if not behind:
                 return read

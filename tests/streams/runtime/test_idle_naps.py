@@ -76,20 +76,30 @@ def fetch_rate(c: Counter, fetches: Fetches, seconds: float) -> float:
 def handled_after(s: Settings, c: Counter, key: str, partition: int) -> float:
     """Seconds from `key` being on the broker to the loop handling it."""
     publish(s, [(key, partition)])
-    sent = time.monotonic()
+    sent = time.monotonic()  # on the broker (flushed): a new producer takes ~0.5 s to start
     wait_for(lambda: c.loop.poll_once(0.05) is not None and key in c.handled, 10,
              f"record {key} to be handled", interval_s=0)
     return c.handled[key] - sent
 
 
-def test_a_loop_at_rest_naps_longer_and_the_first_record_wakes_it(s):
-    fetches = Fetches()
+def warmed_counter(s: Settings, fetches: Fetches) -> Counter:
+    """A started loop that holds its partitions and has handled one record on each."""
     c = Counter(s, fetches)
     c.loop.start()
     try:
         publish(s, [(f"warm{p}", p) for p in range(PARTITIONS)])
         wait_for(lambda: c.loop.poll_once(0.05) is not None and len(c.handled) == PARTITIONS, 60,
                  "the loop to hold its partitions and handle the first records", interval_s=0)
+    except BaseException:
+        c.loop.close()
+        raise
+    return c
+
+
+def test_a_loop_at_rest_naps_longer_and_the_first_record_wakes_it(s):
+    fetches = Fetches()
+    c = warmed_counter(s, fetches)
+    try:
         pump_for(c, 1.0)  # short naps by now
         short = fetch_rate(c, fetches, 1.5)
         pump_for(c, DEEP_AFTER_S)  # silent past idle_nap_deep_after_s: the naps grow
@@ -109,16 +119,10 @@ def test_a_loop_at_rest_naps_longer_and_the_first_record_wakes_it(s):
 
 def test_an_idle_loop_fetches_little_and_misses_nothing(s):
     fetches = Fetches()
-    c = Counter(s, fetches)
-    c.loop.start()
+    c = warmed_counter(s, fetches)
     try:
-        publish(s, [(f"warm{p}", p) for p in range(PARTITIONS)])
-        wait_for(lambda: c.loop.poll_once(0.05) is not None and len(c.handled) == PARTITIONS, 60,
-                 "the loop to hold its partitions and handle the first records", interval_s=0)
         pump_for(c, 2.0)  # silent past idle_nap_after_s: napping by now
-        before, t0 = fetches.total, time.monotonic()
-        pump_for(c, 3.0)
-        rate = (fetches.total - before) / (time.monotonic() - t0)
+        rate = fetch_rate(c, fetches, 3.0)
         # at fetch.wait.max.ms 10 an idle consumer fetches ~75 - 100 times a second
         assert rate < 15, f"an idle loop sent {rate:.0f} fetch requests/s"
 
@@ -127,12 +131,7 @@ def test_an_idle_loop_fetches_little_and_misses_nothing(s):
         late = {}
         for i in range(12):
             pump_for(c, rng.uniform(0.05, 0.8))
-            key = f"nap{i}"
-            publish(s, [(key, i % PARTITIONS)])
-            sent = time.monotonic()  # on the broker (flushed): a new producer takes ~0.5 s to start
-            wait_for(lambda key=key: c.loop.poll_once(0.05) is not None and key in c.handled, 10,
-                     f"record {key} to be handled", interval_s=0)
-            late[key] = c.handled[key] - sent
+            late[f"nap{i}"] = handled_after(s, c, f"nap{i}", i % PARTITIONS)
         worst = max(late.values())
         print(f"idle: {rate:.1f} fetch requests/s; records handled {min(late.values()):.3f} - {worst:.3f} s after "
               "they were on the broker")
